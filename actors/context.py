@@ -1,0 +1,102 @@
+"""What an actor can await: scheduling points, locks, and request/reply.
+
+Actors are ``async def f(ctx)`` functions that await nothing but these
+methods, so any executor the runtime offers can drive the same code.
+A step runs from one point to the next: ``await ctx.point("label")`` parks
+the actor *before* the step called ``label``, and the code after it, up to
+the next point, is that step, run atomically.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from mmu import Model, RwSem, SpinLock
+
+from .mailbox import Mailbox, Request
+
+if TYPE_CHECKING:
+    from .runtime import Execution, Guard, _Actor
+
+
+class ActorContext:
+    """One actor's handle on the runtime and the model."""
+
+    def __init__(self, name: str, model: Model, execution: Execution, actor: _Actor) -> None:
+        self.name = name
+        self.model = model
+        self._execution = execution
+        self._actor = actor
+
+    async def point(self, label: str, *, guard: Guard | None = None, waits_for: str = "") -> None:
+        """Let the scheduler run others before the step ``label``.
+
+        With a ``guard``, the actor is not runnable until ``guard()`` holds
+        (``waits_for`` then names what it waits for in deadlock reports).
+        """
+        await self._execution.point(self._actor, label, guard, waits_for)
+
+    def relabel(self, label: str) -> None:
+        """Rename the running step, once it knows what it stands for."""
+        self._execution.relabel(label)
+
+    def note(self, text: str) -> None:
+        """Add a line to the running step's description in the trace."""
+        self.model.log.append(text)
+
+    # ---- locks: acquiring is a point; the step that acquires holds the lock ----
+
+    async def spin_lock(self, lock: SpinLock, label: str | None = None) -> None:
+        """``spin_lock``: step ``label`` starts once ``lock`` is free, holding it."""
+        await self.point(
+            label or f"spin_lock({lock.name})",
+            guard=lambda: lock.can_acquire(self.name),
+            waits_for=f"{lock.name} (held by {lock.owner})",
+        )
+        lock.acquire(self.name)
+
+    def spin_unlock(self, lock: SpinLock) -> None:
+        lock.release(self.name)
+
+    async def down_read(self, sem: RwSem, label: str | None = None) -> None:
+        """``down_read``: step ``label`` starts once no writer holds ``sem``."""
+        await self.point(
+            label or f"{sem.name} read lock",
+            guard=lambda: sem.can_acquire(self.name, write=False),
+            waits_for=f"{sem.name} for read",
+        )
+        sem.acquire(self.name, write=False)
+
+    async def down_write(self, sem: RwSem, label: str | None = None) -> None:
+        """``down_write``: step ``label`` starts once nobody holds ``sem``."""
+        await self.point(
+            label or f"{sem.name} write lock",
+            guard=lambda: sem.can_acquire(self.name, write=True),
+            waits_for=f"{sem.name} for write",
+        )
+        sem.acquire(self.name, write=True)
+
+    def up_read(self, sem: RwSem) -> None:
+        sem.release(self.name, write=False)
+
+    def up_write(self, sem: RwSem) -> None:
+        sem.release(self.name, write=True)
+
+    # ---- request/reply ----
+
+    async def call(self, box: Mailbox, message: Any, *, label: str, resume: str) -> Any:
+        """Send ``message`` in step ``label`` and wait for the reply.
+
+        The code after ``call`` returns is the step ``resume``: it starts
+        once the reply is in, as a synchronous callback returns to its caller.
+        """
+        await self.point(label)
+        request = Request(message, self.name)
+        box.put(request)
+        await self.point(resume, guard=lambda: request.answered, waits_for=f"reply from {box.name}")
+        return request.reply
+
+    async def receive(self, box: Mailbox, label: str) -> Request:
+        """Step ``label`` starts with the oldest request in ``box`` taken."""
+        await self.point(label, guard=lambda: bool(box), waits_for=f"a request in {box.name}")
+        return box.take()

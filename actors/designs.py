@@ -1,0 +1,148 @@
+"""The fault-handling designs from the review thread, selectable by name.
+
+Each design is how a vcpu resolves a guest page fault on ``gfn``: what it
+reads from the host, when, and what it checks before installing the spte.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+import attrs
+
+from .context import ActorContext
+from .gup import get_user_page, get_user_pages
+
+
+async def _nothing(ctx: ActorContext) -> None:
+    return None
+
+
+async def _install(ctx: ActorContext, gfn: int, pfn: int, writable: bool, label: str) -> None:
+    """Take mmu_lock, map the spte, drop mmu_lock: one critical section."""
+    kvm = ctx.model.kvm
+    await ctx.spin_lock(kvm.mmu_lock, label)
+    kvm.install_spte(gfn, pfn, writable, ctx.name)
+    ctx.spin_unlock(kvm.mmu_lock)
+
+
+async def _release(ctx: ActorContext, pfn: int) -> None:
+    """``kvm_release_pfn_clean``: drop gup's reference (F8); KVM keeps none (R6)."""
+    await ctx.point("kvm_release_pfn_clean")
+    ctx.model.frames.put_page(pfn)
+
+
+# ---- setup_time: translate once at registration (the patch under review) ----
+
+
+async def _prepare_setup_time(ctx: ActorContext) -> None:
+    """``kvmppc_core_prepare_memory_region`` as first posted: look up "the VMA",
+    check it is rw, translate every page once into ``slot_phys[]``.
+
+    The reference gup took is dropped at once: with MMU notifiers KVM holds no
+    reference on mapped pages (R6), so nothing keeps these frames alive, and
+    nothing re-translates them when the host remaps the hva (Avi: "There is
+    no 'the VMA' ... remap it under your feet").
+    """
+    kvm, mm, frames = ctx.model.kvm, ctx.model.mm, ctx.model.frames
+    await ctx.down_read(mm.mmap_lock, "kvm_arch_prepare_memory_region")
+    slot = kvm.memslot
+    for gfn in range(slot.base_gfn, slot.base_gfn + slot.npages):
+        got = get_user_page(ctx, slot.gfn_to_hva(gfn), write=True)
+        if got is None:
+            continue
+        kvm.slot_phys[gfn] = got[0]
+        ctx.note(f"slot_phys[gfn {gfn:#x}] = pfn {got[0]:#x}")
+        frames.put_page(got[0])
+    ctx.up_read(mm.mmap_lock)
+
+
+async def _fault_setup_time(ctx: ActorContext, gfn: int, write: bool) -> bool:
+    """Map whatever ``slot_phys[]`` says, without asking the host again."""
+    pfn = ctx.model.kvm.slot_phys.get(gfn)
+    if pfn is None:
+        await ctx.point("kvmppc_book3s_hv_page_fault")
+        ctx.note(f"gfn {gfn:#x} was not translated at setup: -EFAULT")
+        return False
+    await _install(ctx, gfn, pfn, True, "mmu_lock: map slot_phys[gfn]")
+    return True
+
+
+# ---- no_retry: per page at fault time, no seq check ----
+
+
+async def _fault_no_retry(ctx: ActorContext, gfn: int, write: bool) -> bool:
+    """get_user_pages at fault time (as Avi asked), then map under mmu_lock
+    without rechecking: breaks R1/R2, an invalidation that runs between the
+    gup and the install goes unnoticed."""
+    got = await get_user_pages(ctx, ctx.model.kvm.memslot.gfn_to_hva(gfn), write)
+    if got is None:
+        return False
+    pfn, writable = got
+    await _install(ctx, gfn, pfn, writable, "mmu_lock: map spte")
+    await _release(ctx, pfn)
+    return True
+
+
+# ---- seq_retry: today's KVM ----
+
+
+async def _fault_seq_retry(ctx: ActorContext, gfn: int, write: bool) -> bool:
+    """Today's KVM (x86 ``kvm_faultin_pfn`` + ``is_page_fault_stale``, PPC
+    ``kvmppc_book3s_hv_page_fault``): snapshot ``mmu_invalidate_seq`` before
+    gup (R1), recheck ``in_progress`` and seq under mmu_lock and map in the
+    same critical section (R2), else drop the page and retry."""
+    kvm = ctx.model.kvm
+    while True:
+        await ctx.point("kvm_faultin_pfn")
+        mmu_seq = kvm.seq
+        ctx.note(f"mmu_seq = mmu_invalidate_seq = {mmu_seq}; smp_rmb()")
+        got = await get_user_pages(ctx, kvm.memslot.gfn_to_hva(gfn), write)
+        if got is None:
+            return False
+        pfn, writable = got
+        await ctx.spin_lock(kvm.mmu_lock, "mmu_lock: mmu_invalidate_retry, map")
+        retry = kvm.retry(mmu_seq, ctx.name)
+        if not retry:
+            kvm.install_spte(gfn, pfn, writable, ctx.name)
+        ctx.spin_unlock(kvm.mmu_lock)
+        await _release(ctx, pfn)
+        if not retry:
+            return True
+        ctx.note("RET_PF_RETRY: the guest re-faults")
+
+
+@attrs.frozen
+class Design:
+    """A fault-handling design: set-up at memslot registration, and the fault handler."""
+
+    name: str
+    summary: str
+    prepare: Callable[[ActorContext], Awaitable[None]]
+    fault: Callable[[ActorContext, int, bool], Awaitable[bool]]
+
+
+#: every design by name, in the order the thread discusses them
+DESIGNS: dict[str, Design] = {
+    d.name: d
+    for d in (
+        Design(
+            "setup_time",
+            "translate once at memslot registration (the patch under review)",
+            _prepare_setup_time,
+            _fault_setup_time,
+        ),
+        Design(
+            "no_retry",
+            "get_user_pages per page at fault time, no seq/in_progress recheck",
+            _nothing,
+            _fault_no_retry,
+        ),
+        Design(
+            "seq_retry",
+            "per page at fault time, seq snapshot + recheck under mmu_lock (KVM today)",
+            _nothing,
+            _fault_seq_retry,
+        ),
+    )
+}

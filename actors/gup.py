@@ -1,0 +1,40 @@
+"""``get_user_pages``: hva -> pfn with a page reference, under ``mmap_lock`` for read.
+
+The slow path as one step: the remapper changes ptes only with ``mmap_lock``
+held for write, so nothing it does can land inside this step.
+"""
+
+from __future__ import annotations
+
+from mmu import Vma
+
+from .context import ActorContext
+
+
+def get_user_page(ctx: ActorContext, hva: int, write: bool) -> tuple[int, bool] | None:
+    """Resolve ``hva`` (faulting the page in if needed) and take a reference.
+
+    The caller holds ``mmap_lock`` for read. Returns (pfn, writable), or
+    None for -EFAULT (no VMA, or a write to a read-only VMA).
+    """
+    mm, frames = ctx.model.mm, ctx.model.frames
+    vma: Vma | None = mm.find_vma(hva, ctx.name)
+    if vma is None or (write and "w" not in vma.prot):
+        ctx.note(f"no {'writable ' if write else ''}vma at hva {hva:#x}: -EFAULT")
+        return None
+    pte = mm.follow_pte(hva, ctx.name)
+    if pte is None:
+        ctx.note("handle_mm_fault: not present, fault in a new page")
+        mm.set_pte(hva, frames.alloc_page(), "w" in vma.prot, ctx.name)
+        pte = mm.ptes[hva]
+    frames.get_page(pte.pfn)  # gup's reference, on top of the pte's
+    return pte.pfn, pte.writable
+
+
+async def get_user_pages(ctx: ActorContext, hva: int, write: bool) -> tuple[int, bool] | None:
+    """The step ``get_user_pages``: mmap_read_lock, resolve, mmap_read_unlock."""
+    mm = ctx.model.mm
+    await ctx.down_read(mm.mmap_lock, "get_user_pages")
+    got = get_user_page(ctx, hva, write)
+    ctx.up_read(mm.mmap_lock)
+    return got

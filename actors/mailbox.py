@@ -1,0 +1,56 @@
+"""Request/reply between actors: how a host operation waits for its notifier.
+
+The kernel calls MMU notifier callbacks synchronously from the thread that
+changes the host page table; here the dispatcher is an actor of its own, and
+the caller stays blocked (not runnable) until the reply is in.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Any
+
+import attrs
+
+_NO_REPLY = object()
+
+
+@attrs.define(eq=False)
+class Request:
+    """A message in flight and, once answered, its reply."""
+
+    message: Any
+    sender: str
+    _reply: Any = attrs.field(default=_NO_REPLY, init=False)
+
+    @property
+    def answered(self) -> bool:
+        return self._reply is not _NO_REPLY
+
+    def answer(self, value: Any = None) -> None:
+        if self.answered:
+            raise RuntimeError(f"request {self.message!r} answered twice")
+        self._reply = value
+
+    @property
+    def reply(self) -> Any:
+        if not self.answered:
+            raise RuntimeError(f"request {self.message!r} has no reply yet")
+        return self._reply
+
+
+@attrs.define(eq=False)
+class Mailbox:
+    """A FIFO of requests for one serving actor."""
+
+    name: str
+    _queue: deque[Request] = attrs.field(factory=deque, init=False)
+
+    def __bool__(self) -> bool:
+        return bool(self._queue)
+
+    def put(self, request: Request) -> None:
+        self._queue.append(request)
+
+    def take(self) -> Request:
+        return self._queue.popleft()

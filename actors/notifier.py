@@ -1,0 +1,57 @@
+"""The MMU-notifier dispatcher: delivers host invalidations to KVM's callbacks.
+
+In the kernel the callbacks run synchronously on the thread changing the host
+page table; here a daemon actor runs them while the host operation waits for
+the reply (``ActorContext.call``). KVM's side of each callback is one
+``mmu_lock`` critical section (KERNEL.md 1.3): ``in_progress++`` and the zap
+in the same section (R2), zap and flush before start returns (R4), and
+``seq++`` before ``in_progress--`` at end (R3).
+"""
+
+from __future__ import annotations
+
+import attrs
+
+from .context import ActorContext
+from .mailbox import Mailbox
+
+
+@attrs.frozen
+class InvalidateStart:
+    """``mmu_notifier_invalidate_range_start`` for host range [start, end)."""
+
+    start: int
+    end: int
+
+
+@attrs.frozen
+class InvalidateEnd:
+    """``mmu_notifier_invalidate_range_end`` for host range [start, end)."""
+
+    start: int
+    end: int
+
+
+async def notifier_dispatcher(ctx: ActorContext, box: Mailbox) -> None:
+    """Serve invalidations forever; the run does not wait for this daemon."""
+    kvm = ctx.model.kvm
+    while True:
+        request = await ctx.receive(box, "mmu_notifier")
+        msg = request.message
+        if isinstance(msg, InvalidateStart):
+            ctx.relabel("kvm_mmu_notifier_invalidate_range_start")
+            ctx.note(f"range {msg.start:#x}-{msg.end:#x} from {request.sender}")
+            await ctx.spin_lock(kvm.mmu_lock, "mmu_lock: invalidate_begin, unmap, flush")
+            kvm.invalidate_begin(ctx.name)
+            if kvm.unmap_hva_range(msg.start, msg.end, ctx.name):
+                ctx.note("kvm_flush_remote_tlbs")
+            ctx.spin_unlock(kvm.mmu_lock)
+        elif isinstance(msg, InvalidateEnd):
+            ctx.relabel("kvm_mmu_notifier_invalidate_range_end")
+            ctx.note(f"range {msg.start:#x}-{msg.end:#x} from {request.sender}")
+            await ctx.spin_lock(kvm.mmu_lock, "mmu_lock: kvm_mmu_invalidate_end")
+            kvm.invalidate_end(ctx.name)
+            ctx.spin_unlock(kvm.mmu_lock)
+        else:
+            raise TypeError(f"notifier got an unknown message {msg!r}")
+        request.answer()

@@ -1,0 +1,44 @@
+"""A world: the model, the actors that race over it, and the oracles that judge it."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from typing import TYPE_CHECKING
+
+import attrs
+
+from mmu import ORACLES, Model
+from mmu.oracles import Oracle
+
+if TYPE_CHECKING:
+    from .context import ActorContext
+
+ActorFn = Callable[["ActorContext"], Awaitable[None]]
+
+
+@attrs.frozen
+class ActorSpec:
+    """One actor: a name for the trace, its code, and whether the run waits for it.
+
+    A daemon (the notifier dispatcher) serves requests forever; the run ends
+    when every non-daemon actor has finished, and a daemon blocked waiting
+    for work is not a deadlock.
+    """
+
+    name: str
+    fn: ActorFn
+    daemon: bool = False
+
+
+@attrs.define(eq=False)
+class World:
+    """Everything one run needs. Built afresh for each run by a scenario."""
+
+    model: Model
+    actors: tuple[ActorSpec, ...]
+    oracles: Mapping[str, Oracle] = attrs.field(factory=lambda: dict(ORACLES))
+
+    def __attrs_post_init__(self) -> None:
+        names = [a.name for a in self.actors]
+        if len(set(names)) != len(names):
+            raise ValueError(f"actor names must be unique (got {names!r})")

@@ -1,0 +1,23 @@
+"""What is raced over: the synchronous page-table model.
+
+Frames and refcounts, the host mm (VMAs, host ptes, ``mmap_lock``), KVM's
+memslot, secondary page table and notifier bookkeeping (``seq``,
+``in_progress``, ``mmu_lock``), and the oracles that judge a state.
+
+Nothing here awaits or imports trio: the actors drive the model one atomic
+step at a time, and every mutating method asserts that its caller holds the
+lock the kernel would require (the model's ``lockdep_assert_held``).
+"""
+
+from .frames import Frame as Frame, FrameTable as FrameTable
+from .hostmm import HostMm as HostMm, HostPte as HostPte, Vma as Vma
+from .kvm import Kvm as Kvm, Memslot as Memslot, Spte as Spte
+from .locks import LockError as LockError, RwSem as RwSem, SpinLock as SpinLock
+from .model import Model as Model, PAGE_SIZE as PAGE_SIZE
+from .oracles import (
+    ORACLES as ORACLES,
+    Violation as Violation,
+    corruption as corruption,
+    divergence as divergence,
+    stale_spte as stale_spte,
+)

@@ -1,0 +1,93 @@
+"""Page frames: refcounts, a free list, and a generation per reuse.
+
+A frame whose refcount drops to 0 is freed (``put_page`` -> ``__free_pages``)
+and goes to the tail of the free list; ``alloc_page`` hands out the head and
+bumps the frame's generation, so "the same pfn" after a reuse is told apart
+from the frame a stale spte was installed for.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+import attrs
+
+
+@attrs.define(eq=False)
+class Frame:
+    """One page frame (``struct page``)."""
+
+    pfn: int
+    refcount: int = 0  # invariant: >= 0; 0 exactly when free
+    generation: int = 0  # bumped by every alloc_page
+    free: bool = True
+
+
+@attrs.define(eq=False)
+class FrameTable:
+    """All frames of the host, and the free list (FIFO, deterministic)."""
+
+    frames: dict[int, Frame]
+    log: list[str]
+    _free: deque[int] = attrs.field(init=False)
+
+    def __attrs_post_init__(self) -> None:
+        self._free = deque(pfn for pfn, f in sorted(self.frames.items()) if f.free)
+
+    @classmethod
+    def with_frames(cls, first_pfn: int, count: int, log: list[str]) -> FrameTable:
+        """Build ``count`` free frames numbered from ``first_pfn``."""
+        return cls({pfn: Frame(pfn) for pfn in range(first_pfn, first_pfn + count)}, log)
+
+    def __getitem__(self, pfn: int) -> Frame:
+        return self.frames[pfn]
+
+    def free_list(self) -> tuple[int, ...]:
+        """Return the free pfns in the order they will be handed out."""
+        return tuple(self._free)
+
+    def alloc_page(self) -> int:
+        """Take the head of the free list with one reference (``alloc_pages``)."""
+        if not self._free:
+            raise MemoryError("out of page frames: give the scenario more frames")
+        frame = self.frames[self._free.popleft()]
+        frame.free = False
+        frame.refcount = 1
+        frame.generation += 1
+        self.log.append(f"alloc_page -> pfn {frame.pfn:#x} gen {frame.generation}")
+        return frame.pfn
+
+    def get_page(self, pfn: int) -> None:
+        """Take a reference on a frame in use (``get_page``)."""
+        frame = self.frames[pfn]
+        if frame.free:
+            raise AssertionError(f"get_page on free pfn {pfn:#x}")
+        frame.refcount += 1
+        self.log.append(f"get_page pfn {pfn:#x}: ref {frame.refcount - 1}->{frame.refcount}")
+
+    def put_page(self, pfn: int) -> None:
+        """Drop a reference; the last one frees the frame (``put_page``)."""
+        frame = self.frames[pfn]
+        if frame.refcount <= 0:
+            raise AssertionError(f"put_page on pfn {pfn:#x} with refcount {frame.refcount}")
+        frame.refcount -= 1
+        if frame.refcount == 0:
+            frame.free = True
+            self._free.append(pfn)
+            self.log.append(f"put_page pfn {pfn:#x}: ref 1->0, frame freed")
+        else:
+            self.log.append(f"put_page pfn {pfn:#x}: ref {frame.refcount + 1}->{frame.refcount}")
+
+    def is_current(self, pfn: int, generation: int) -> bool:
+        """Return whether ``pfn`` is still the allocation made at ``generation``."""
+        frame = self.frames[pfn]
+        return not frame.free and frame.generation == generation
+
+    def describe(self, pfn: int, generation: int) -> str:
+        """Say what became of the allocation ``pfn`` at ``generation``."""
+        frame = self.frames[pfn]
+        if frame.generation != generation:
+            return f"pfn {pfn:#x} was freed and reused (gen {generation} -> {frame.generation})"
+        if frame.free:
+            return f"pfn {pfn:#x} was freed (refcount 0, on the free list)"
+        return f"pfn {pfn:#x} is live (refcount {frame.refcount})"

@@ -1,0 +1,102 @@
+"""The host process's address space: VMAs and host ptes, under ``mmap_lock``.
+
+Host ptes own one reference on their frame; ``clear_pte`` hands that
+reference back to the caller, which drops it later, as ``zap_pte_range``
+defers ``put_page`` to ``tlb_finish_mmu``.
+"""
+
+from __future__ import annotations
+
+import attrs
+
+from .frames import FrameTable
+from .locks import LockError, RwSem
+
+
+@attrs.frozen
+class Vma:
+    """A ``vm_area_struct``: [start, end) with protections and a page size."""
+
+    start: int
+    end: int = attrs.field()
+    prot: str = attrs.field(default="rw", validator=attrs.validators.in_(("r", "rw")))
+    page_size: int = 4096
+
+    @end.validator
+    def _end_after_start(self, attribute: attrs.Attribute, value: int) -> None:
+        if value <= self.start:
+            raise ValueError(f"'end' must be > start {self.start:#x} (got {value:#x})")
+
+    def contains(self, hva: int) -> bool:
+        return self.start <= hva < self.end
+
+
+@attrs.frozen
+class HostPte:
+    """A present host pte."""
+
+    pfn: int
+    writable: bool
+
+
+@attrs.define(eq=False)
+class HostMm:
+    """A ``struct mm_struct``: VMAs, ptes and the ``mmap_lock`` protecting them."""
+
+    frames: FrameTable
+    log: list[str]
+    mmap_lock: RwSem = attrs.field(factory=lambda: RwSem("mmap_lock"))
+    vmas: list[Vma] = attrs.field(factory=list)  # sorted by start, disjoint
+    ptes: dict[int, HostPte] = attrs.field(factory=dict)
+
+    def _assert_held(self, who: str, *, write: bool) -> None:
+        held = self.mmap_lock.held_by(who, write=True) or (
+            not write and self.mmap_lock.held_by(who, write=False)
+        )
+        if not held:
+            mode = "write" if write else "read"
+            raise LockError(f"{who} must hold mmap_lock for {mode}")
+
+    def find_vma(self, hva: int, who: str) -> Vma | None:
+        """Return the VMA containing ``hva`` (``vma_lookup``); needs mmap_lock."""
+        self._assert_held(who, write=False)
+        return next((v for v in self.vmas if v.contains(hva)), None)
+
+    def insert_vma(self, vma: Vma, who: str) -> None:
+        """Add a VMA (``mmap_region``); needs mmap_lock for write."""
+        self._assert_held(who, write=True)
+        if any(v.start < vma.end and vma.start < v.end for v in self.vmas):
+            raise AssertionError(f"vma {vma.start:#x}-{vma.end:#x} overlaps an existing vma")
+        self.vmas.append(vma)
+        self.vmas.sort(key=lambda v: v.start)
+        self.log.append(f"vma {vma.start:#x}-{vma.end:#x} {vma.prot} inserted")
+
+    def remove_vma(self, vma: Vma, who: str) -> None:
+        """Drop a VMA whose ptes are gone (``remove_vma``); needs mmap_lock for write."""
+        self._assert_held(who, write=True)
+        if any(vma.contains(hva) for hva in self.ptes):
+            raise AssertionError(f"vma {vma.start:#x}-{vma.end:#x} removed with ptes present")
+        self.vmas.remove(vma)
+        self.log.append(f"vma {vma.start:#x}-{vma.end:#x} removed")
+
+    def follow_pte(self, hva: int, who: str) -> HostPte | None:
+        """Return the pte mapping ``hva`` (``follow_page``); needs mmap_lock."""
+        self._assert_held(who, write=False)
+        return self.ptes.get(hva)
+
+    def set_pte(self, hva: int, pfn: int, writable: bool, who: str) -> None:
+        """Map ``hva`` to ``pfn``, taking over the caller's reference (``set_pte_at``)."""
+        self._assert_held(who, write=False)
+        if hva in self.ptes:
+            raise AssertionError(f"set_pte over a present pte at hva {hva:#x}")
+        if self.frames[pfn].free:
+            raise AssertionError(f"set_pte to free pfn {pfn:#x}")
+        self.ptes[hva] = HostPte(pfn, writable)
+        self.log.append(f"pte hva {hva:#x} -> pfn {pfn:#x}{' W' if writable else ' RO'}")
+
+    def clear_pte(self, hva: int, who: str) -> HostPte:
+        """Unmap ``hva`` and hand its reference to the caller (``ptep_get_and_clear``)."""
+        self._assert_held(who, write=True)
+        pte = self.ptes.pop(hva)
+        self.log.append(f"pte hva {hva:#x} -> pfn {pte.pfn:#x} cleared")
+        return pte

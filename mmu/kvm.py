@@ -1,0 +1,128 @@
+"""KVM's side: one memslot, the secondary page table, notifier bookkeeping.
+
+Field names follow ``struct kvm`` (``mmu_invalidate_seq`` is ``seq``,
+``mmu_invalidate_in_progress`` is ``in_progress``). Both are written only
+under ``mmu_lock`` (KERNEL.md 1.1), and so are sptes: the methods here
+assert it. Guest accesses need no lock: they are the hardware walking the
+secondary page table.
+"""
+
+from __future__ import annotations
+
+import attrs
+
+from .frames import FrameTable
+from .locks import LockError, SpinLock
+from .constants import PAGE_SIZE
+
+
+@attrs.frozen
+class Memslot:
+    """A ``kvm_memory_slot``: guest frames [base_gfn, base_gfn + npages) at ``userspace_addr``."""
+
+    base_gfn: int
+    npages: int = attrs.field(validator=attrs.validators.gt(0))
+    userspace_addr: int
+
+    def gfn_to_hva(self, gfn: int) -> int:
+        if not self.base_gfn <= gfn < self.base_gfn + self.npages:
+            raise ValueError(f"gfn {gfn:#x} outside memslot")
+        return self.userspace_addr + (gfn - self.base_gfn) * PAGE_SIZE
+
+    def gfns_in(self, start: int, end: int) -> range:
+        """Return the gfns whose hva lies in [start, end) (``hva_to_gfn_memslot``)."""
+        first = max(start, self.userspace_addr)
+        last = min(end, self.userspace_addr + self.npages * PAGE_SIZE)
+        if first >= last:
+            return range(0)
+        lo = self.base_gfn + (first - self.userspace_addr) // PAGE_SIZE
+        hi = self.base_gfn + (last - self.userspace_addr + PAGE_SIZE - 1) // PAGE_SIZE
+        return range(lo, hi)
+
+
+@attrs.frozen
+class Spte:
+    """A present secondary pte, with the generation of the frame it was made for."""
+
+    pfn: int
+    writable: bool
+    generation: int
+
+
+@attrs.define(eq=False)
+class Kvm:
+    """A ``struct kvm`` reduced to what the coherence protocol touches."""
+
+    frames: FrameTable
+    log: list[str]
+    memslot: Memslot
+    mmu_lock: SpinLock = attrs.field(factory=lambda: SpinLock("mmu_lock"))
+    sptes: dict[int, Spte] = attrs.field(factory=dict)
+    seq: int = 0  # mmu_invalidate_seq
+    in_progress: int = 0  # mmu_invalidate_in_progress; invariant: >= 0
+    #: gfn -> pfn translated once at registration (setup_time design's slot_phys[])
+    slot_phys: dict[int, int] = attrs.field(factory=dict)
+    #: guest accesses that went through an spte whose frame is no longer the one mapped
+    bad_accesses: list[str] = attrs.field(factory=list)
+
+    def _assert_locked(self, who: str) -> None:
+        if not self.mmu_lock.held_by(who):
+            raise LockError(f"{who} must hold mmu_lock")
+
+    def invalidate_begin(self, who: str) -> None:
+        """``kvm_mmu_invalidate_begin``: in_progress++."""
+        self._assert_locked(who)
+        self.in_progress += 1
+        self.log.append(f"in_progress {self.in_progress - 1}->{self.in_progress}")
+
+    def invalidate_end(self, who: str) -> None:
+        """``kvm_mmu_invalidate_end``: seq++; smp_wmb(); in_progress-- (R3)."""
+        self._assert_locked(who)
+        if self.in_progress <= 0:
+            raise AssertionError("invalidate_range_end without start (in_progress < 0)")
+        self.seq += 1
+        self.in_progress -= 1
+        self.log.append(f"seq {self.seq - 1}->{self.seq}, in_progress {self.in_progress + 1}->{self.in_progress}")
+
+    def unmap_hva_range(self, start: int, end: int, who: str) -> int:
+        """``kvm_unmap_gfn_range`` + flush: zap every spte for [start, end); return how many."""
+        self._assert_locked(who)
+        zapped = [gfn for gfn in self.memslot.gfns_in(start, end) if gfn in self.sptes]
+        for gfn in zapped:
+            spte = self.sptes.pop(gfn)
+            self.log.append(f"zap spte gfn {gfn:#x} -> pfn {spte.pfn:#x}")
+        if not zapped:
+            self.log.append("no spte in range")
+        return len(zapped)
+
+    def retry(self, mmu_seq: int, who: str) -> bool:
+        """``mmu_invalidate_retry``: must the fault retry? (R2: under mmu_lock)."""
+        self._assert_locked(who)
+        stale = self.in_progress != 0 or self.seq != mmu_seq
+        self.log.append(
+            f"mmu_invalidate_retry: in_progress {self.in_progress}, seq {self.seq} vs {mmu_seq}"
+            + (" -> retry" if stale else " -> ok")
+        )
+        return stale
+
+    def install_spte(self, gfn: int, pfn: int, writable: bool, who: str) -> None:
+        """Map ``gfn`` to ``pfn`` in the secondary page table, under mmu_lock."""
+        self._assert_locked(who)
+        frame = self.frames[pfn]
+        self.sptes[gfn] = Spte(pfn, writable, frame.generation)
+        self.log.append(f"spte gfn {gfn:#x} -> pfn {pfn:#x}{' W' if writable else ' RO'}")
+
+    def guest_access(self, gfn: int, *, write: bool) -> Spte | None:
+        """One hardware access through the spte of ``gfn``; None means it faults."""
+        spte = self.sptes.get(gfn)
+        kind = "write" if write else "read"
+        if spte is None or (write and not spte.writable):
+            self.log.append("no spte: exit to kvm_mmu_page_fault")
+            return None
+        self.log.append(f"through spte -> pfn {spte.pfn:#x}")
+        if not self.frames.is_current(spte.pfn, spte.generation):
+            self.bad_accesses.append(
+                f"guest {kind} of gfn {gfn:#x} hit "
+                + self.frames.describe(spte.pfn, spte.generation)
+            )
+        return spte

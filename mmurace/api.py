@@ -1,0 +1,121 @@
+"""What the CLI does, as functions that return results (the CLI only prints them)."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import attrs
+import trio
+
+from actors import DEFAULT_MAX_STEPS, RunResult, Runtime, Schedule, ScheduleDiverged, ScheduleError, Strategy
+from mmu import ORACLES
+from scenarios import CATALOG, Scenario
+
+from .errors import UsageError, unknown
+from .strategies import RandomWalk as RandomWalk, Replay
+
+#: schedules tried per design when none is given
+DEFAULT_SEEDS = 1000
+
+
+def load_scenario(name_or_path: str) -> Scenario:
+    """A catalog name (``race_remap``) or a path to a scenario file defining ``SCENARIO``."""
+    if name_or_path in CATALOG:
+        return CATALOG[name_or_path]
+    path = Path(name_or_path)
+    if path.suffix != ".py":
+        raise unknown("scenario", name_or_path, CATALOG)
+    if not path.is_file():
+        raise UsageError(f"scenario file {name_or_path!r} does not exist")
+    for scenario in CATALOG.values():  # a catalog file by path: the same object, not a second import
+        if path.resolve() == Path(sys.modules[scenario.build.__module__].__file__ or "").resolve():
+            return scenario
+    spec = importlib.util.spec_from_file_location(f"_mmurace_scenario_{path.stem}", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(module)
+    except Exception as exc:
+        raise UsageError(f"scenario file {name_or_path!r} does not load: {type(exc).__name__}: {exc}") from None
+    scenario = getattr(module, "SCENARIO", None)
+    if not isinstance(scenario, Scenario):
+        raise UsageError(f"scenario file {name_or_path!r} defines no SCENARIO = Scenario(...)")
+    return scenario
+
+
+def check_design(scenario: Scenario, design: str) -> str:
+    if design not in scenario.designs:
+        raise unknown("design", design, scenario.designs)
+    return design
+
+
+def check_oracles(names: Sequence[str]) -> tuple[str, ...]:
+    for name in names:
+        if name not in ORACLES:
+            raise unknown("oracle", name, ORACLES)
+    return tuple(names)
+
+
+@attrs.frozen
+class Config:
+    """What every run of a command shares."""
+
+    scenario: Scenario
+    design: str
+    oracles: tuple[str, ...] = ()  # empty: all of them
+    max_steps: int = DEFAULT_MAX_STEPS
+
+    async def run(self, strategy: Strategy) -> RunResult:
+        """Run one schedule of a fresh world."""
+        world = self.scenario.build(self.design)
+        if self.oracles:
+            world.oracles = {name: ORACLES[name] for name in self.oracles}
+        return await Runtime(self.max_steps).run(world, strategy)
+
+
+@attrs.frozen
+class Hunt:
+    """The outcome of trying seeds in order: the first violation, or none in ``tried``."""
+
+    design: str
+    tried: int
+    seed: int | None
+    result: RunResult | None
+
+
+async def hunt(config: Config, seeds: range, progress: Callable[[int], None] = lambda n: None) -> Hunt:
+    """Try ``seeds`` in order with a random walk; stop at the first violation."""
+    for n, seed in enumerate(seeds, 1):
+        result = await config.run(RandomWalk(seed))
+        progress(n)
+        if result.finding is not None:
+            return Hunt(config.design, n, seed, result)
+    return Hunt(config.design, len(seeds), None, None)
+
+
+async def replay(config: Config, schedule: str) -> RunResult:
+    """Run the decisions of ``schedule`` again.
+
+    Raises:
+        UsageError: if the string is malformed or does not fit this scenario and design.
+    """
+    try:
+        strategy = Replay(Schedule.decode(schedule))
+    except ScheduleError as exc:
+        raise UsageError(str(exc)) from None
+    try:
+        result = await config.run(strategy)
+        strategy.check_complete()
+    except ScheduleDiverged as exc:
+        raise UsageError(
+            f"{exc} (was it recorded for {config.scenario.name} --design {config.design}?)"
+        ) from None
+    return result
+
+
+def run_sync(fn: Callable[..., object], *args: object) -> object:
+    """``trio.run`` for the CLI: one event loop for all the schedules of a command."""
+    return trio.run(fn, *args)

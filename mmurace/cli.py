@@ -1,0 +1,200 @@
+"""The ``mmurace`` command: a thin click layer over ``mmurace.api``.
+
+\b
+    mmurace run race_remap                      the thread's story: every design
+    mmurace run race_remap --design no_retry    hunt seeds until a race shows
+    mmurace run race_remap --design no_retry --seed 42
+    mmurace replay race_remap --design no_retry --schedule v1:10:2=1,8=1
+    mmurace list
+
+Exit status: 0 no violation, 1 a violation was found, 2 usage error.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Sequence
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+from rich.table import Table
+
+from actors import DEFAULT_MAX_STEPS, DESIGNS
+from mmu import ORACLES
+
+from . import api
+from .errors import UsageError
+from .report import render_run, render_trace, replay_command, to_json, verdict
+
+_out = Console(highlight=False, soft_wrap=True)
+
+
+def _echo(text: str) -> None:
+    click.echo(text, nl=False)
+
+
+def _progress(total: int, what: str) -> Progress:
+    err = Console(stderr=True)
+    return Progress(
+        TextColumn(what), BarColumn(), MofNCompleteColumn(),
+        console=err, transient=True, disable=not err.is_terminal,
+    )
+
+
+def _config(scenario: str, design: str, oracles: Sequence[str], max_steps: int) -> api.Config:
+    sc = api.load_scenario(scenario)
+    return api.Config(sc, api.check_design(sc, design), api.check_oracles(oracles), max_steps)
+
+
+_scenario_arg = click.argument("scenario", metavar="SCENARIO")
+_design_help = f"fault-handling design: {', '.join(DESIGNS)}"
+
+
+def _common(f):  # type: ignore[no-untyped-def]
+    for option in reversed((
+        click.option("--oracle", "oracles", multiple=True, metavar="NAME",
+                     help=f"check only this oracle (repeatable): {', '.join(ORACLES)}; default all"),
+        click.option("--max-steps", type=click.IntRange(min=1), default=DEFAULT_MAX_STEPS,
+                     show_default=True, help="steps before a run is a livelock finding"),
+        click.option("--json", "as_json", is_flag=True, help="print the run(s) as JSON"),
+    )):
+        f = option(f)
+    return f
+
+
+@click.group(help=__doc__)
+def cli() -> None:
+    pass
+
+
+@cli.command()
+@_scenario_arg
+@click.option("--design", help=_design_help + "; default: all, one after the other")
+@click.option("--seed", type=click.IntRange(min=0), help="run exactly this one seeded schedule")
+@click.option("--seeds", type=click.IntRange(min=1), default=api.DEFAULT_SEEDS, show_default=True,
+              help="seeds to try per design when no --seed is given")
+@_common
+def run(scenario: str, design: str | None, seed: int | None, seeds: int,
+        oracles: tuple[str, ...], max_steps: int, as_json: bool) -> int:
+    """Hunt a race in SCENARIO (a catalog name or a path to a scenario file).
+
+    \b
+    With no --design, tell the story: each design in turn, its first race
+    or the number of schedules it survived. With --design D, hunt D. With
+    --seed N too, run exactly one schedule.
+    """
+    sc = api.load_scenario(scenario)
+    designs = [design] if design is not None else list(sc.designs)
+    configs = [_config(scenario, d, oracles, max_steps) for d in designs]
+    span = range(seed, seed + 1) if seed is not None else range(seeds)
+    hunts = []
+    for config in configs:
+        with _progress(len(span), f"{sc.name} {config.design}") as bar:
+            task = bar.add_task("", total=len(span))
+            hunts.append(api.run_sync(api.hunt, config, span, lambda n: bar.update(task, completed=n)))
+    if as_json:
+        _echo(json.dumps([_hunt_json(sc.name, h) for h in hunts], indent=2) + "\n")
+    elif design is None:
+        _story(sc, hunts, span)
+    else:
+        _one(sc.name, configs[0], hunts[0], span)
+    return 1 if any(h.result is not None for h in hunts) else 0
+
+
+def _hunt_json(scenario: str, h: api.Hunt) -> dict:
+    return {
+        "design": h.design, "tried": h.tried, "seed": h.seed,
+        "run": None if h.result is None else to_json(scenario, h.design, h.result),
+    }
+
+
+def _one(scenario: str, config: api.Config, h: api.Hunt, span: range) -> None:
+    if h.result is not None:
+        _echo(f"{scenario} --design {h.design}\n\n" + render_run(scenario, h.design, h.result))
+        _echo(f"found by seed {h.seed} after {h.tried} schedule{'s' if h.tried > 1 else ''}\n")
+    elif len(span) == 1:  # one seed that passed: show it all the same
+        result = api.run_sync(config.run, api.RandomWalk(span.start))
+        _echo(f"{scenario} --design {h.design}\n\n" + render_run(scenario, h.design, result))
+    else:
+        _echo(f"{scenario} --design {h.design}: survived {h.tried} schedules"
+              f" (seeds {span.start}-{span.stop - 1}), no violation\n")
+
+
+def _story(sc: api.Scenario, hunts: list[api.Hunt], span: range) -> None:
+    _echo(f"{sc.name}: {sc.summary}\n{sc.story}\n")
+    for h in hunts:
+        _echo(f"\n== {h.design}: {DESIGNS[h.design].summary}\n")
+        if h.result is None:
+            _echo(f"survived {h.tried} schedules, no violation\n")
+            continue
+        _echo(render_trace(h.result, details=False) + verdict(h.result) + "\n")
+        _echo(f"found by seed {h.seed}; details: {replay_command(sc.name, h.design, h.result)}\n")
+    table = Table(box=None, title=None, show_edge=False, pad_edge=False)
+    for col in ("design", "result", "schedules", "seed"):
+        table.add_column(col)
+    for h in hunts:
+        result = "survived" if h.result is None else f"{h.result.finding.oracle} at step {h.result.finding.step}"
+        table.add_row(h.design, result, str(h.tried), "-" if h.seed is None else str(h.seed))
+    _echo("\n")
+    _out.print(table)
+
+
+@cli.command()
+@_scenario_arg
+@click.option("--design", required=True, help=_design_help)
+@click.option("--schedule", required=True, metavar="S", help="schedule string printed by run (v1:...)")
+@_common
+def replay(scenario: str, design: str, schedule: str, oracles: tuple[str, ...],
+           max_steps: int, as_json: bool) -> int:
+    """Replay one recorded schedule of SCENARIO and print its trace.
+
+    \b
+    mmurace replay race_remap --design no_retry --schedule v1:10:2=1,8=1
+    """
+    config = _config(scenario, design, oracles, max_steps)
+    result = api.run_sync(api.replay, config, schedule)
+    if as_json:
+        _echo(json.dumps(to_json(config.scenario.name, design, result), indent=2) + "\n")
+    else:
+        _echo(f"{config.scenario.name} --design {design}\n\n" + render_run(config.scenario.name, design, result))
+    return 1 if result.finding is not None else 0
+
+
+@cli.command("list")
+def list_() -> int:
+    """List scenarios, designs and oracles."""
+    from scenarios import CATALOG
+
+    for kind, items in (
+        ("scenarios", {s.name: s.summary for s in CATALOG.values()}),
+        ("designs", {d.name: d.summary for d in DESIGNS.values()}),
+        ("oracles", {n: (o.__doc__ or "").strip().splitlines()[0] for n, o in ORACLES.items()}),
+    ):
+        _echo(f"{kind}:\n")
+        for name, summary in items.items():
+            _echo(f"  {name:<12} {summary}\n")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI and return its exit status, printing user errors as one line."""
+    try:
+        status = cli.main(args=list(argv) if argv is not None else None, prog_name="mmurace",
+                          standalone_mode=False)
+    except click.UsageError as exc:
+        click.echo(f"mmurace: error: {exc.format_message()}", err=True)
+        return 2
+    except click.exceptions.Abort:
+        click.echo("mmurace: interrupted", err=True)
+        return 130
+    except UsageError as exc:
+        click.echo(f"mmurace: error: {exc}", err=True)
+        return 2
+    return status if isinstance(status, int) else 0
+
+
+def entry() -> None:
+    """Console-script entry point."""
+    sys.exit(main())

@@ -1,0 +1,95 @@
+"""How a run is shown: columns as kernel race diagrams are drawn, and JSON.
+
+The trace is plain text, one column per actor, time going down, so it can be
+pasted into a commit message; it depends on nothing but the run, so the same
+schedule always prints the same bytes.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from typing import Any
+
+from actors import RunResult
+
+#: bounds on the width of one actor's column: wide enough for the longest label
+MIN_COLUMN, MAX_COLUMN = 24, 40
+_GAP = "  "
+_INDEX = 4
+
+
+def _cell(lines: list[str], width: int) -> list[str]:
+    out: list[str] = []
+    for i, text in enumerate(lines):
+        indent = "" if i == 0 else "  "
+        out += textwrap.wrap(
+            text, width, initial_indent=indent, subsequent_indent=indent + "  ", break_on_hyphens=False
+        ) or [""]
+    return out
+
+
+def render_trace(result: RunResult, *, details: bool = True) -> str:
+    """Draw the run: a column per actor, a row per step, the fatal step marked ``>>``.
+
+    With ``details``, each step shows what the model recorded under its label.
+    """
+    actors = list(result.actors)
+    longest = max((len(s.label) for s in result.steps), default=0)
+    width = min(MAX_COLUMN, max(MIN_COLUMN, longest, *(len(a) for a in actors)))
+    fatal = result.finding.step if result.finding else None
+    rows = ["#".rjust(_INDEX - 1) + " " + _GAP.join(a.ljust(width) for a in actors).rstrip()]
+    rows.append("-" * (_INDEX - 1) + " " + _GAP.join("-" * width for _ in actors))
+    for step in result.steps:
+        col = actors.index(step.actor)
+        lines = _cell([step.label, *step.events] if details else [step.label], width)
+        mark = ">>" if step.index == fatal else ""
+        for j, line in enumerate(lines):
+            index = f"{mark}{step.index}" if j == 0 else ""
+            pad = (width + len(_GAP)) * col
+            rows.append((index.rjust(_INDEX - 1) + " " + " " * pad + line).rstrip())
+    return "\n".join(rows) + "\n"
+
+
+def verdict(result: RunResult) -> str:
+    """One line: the finding, or that the run passed every oracle."""
+    f = result.finding
+    if f is None:
+        return f"no violation ({len(result.steps)} steps)"
+    where = f"at step {f.step}" if f.step >= 0 else "before the first step"
+    return f"VIOLATION {f.oracle} {where}: {f.message}"
+
+
+def replay_command(scenario: str, design: str, result: RunResult) -> str:
+    """The exact command that replays ``result``."""
+    return f"mmurace replay {scenario} --design {design} --schedule {result.schedule.encode()}"
+
+
+def render_run(scenario: str, design: str, result: RunResult, *, details: bool = True) -> str:
+    """Trace, verdict, schedule string and the command that replays it."""
+    s = result.schedule
+    return (
+        render_trace(result, details=details)
+        + "\n"
+        + verdict(result)
+        + "\n"
+        + f"schedule: {s.encode()} ({s.preemptions} preemptions, {len(s.choices)} decisions)\n"
+        + f"replay:   {replay_command(scenario, design, result)}\n"
+    )
+
+
+def to_json(scenario: str, design: str, result: RunResult) -> dict[str, Any]:
+    """The run as plain data for scripts."""
+    f = result.finding
+    return {
+        "scenario": scenario,
+        "design": design,
+        "status": result.status.name.lower(),
+        "actors": list(result.actors),
+        "steps": [
+            {"index": s.index, "actor": s.actor, "label": s.label, "events": list(s.events)}
+            for s in result.steps
+        ],
+        "finding": None if f is None else {"oracle": f.oracle, "step": f.step, "message": f.message},
+        "schedule": result.schedule.encode(),
+        "replay": replay_command(scenario, design, result),
+    }

@@ -1,0 +1,55 @@
+"""The headline race: host userspace remaps guest RAM under the fault path.
+
+    "There is no 'the VMA'. There could be multiple VMAs, or none (with the
+    mmap() coming afterwards). You could do all the checks you want here,
+    only to have host userspace remap it under your feet. This needs to be
+    done on a per-page basis at fault time."  (Avi Kivity, 2011-11-20)
+
+One vcpu writes gfn 0 twice; meanwhile the VMM mmap(MAP_FIXED)s a new
+mapping over the page backing it, so its frame is freed; the MMU-notifier
+dispatcher delivers the invalidation to KVM. Run it on its own with
+``python scenarios/race_remap.py``, or ``mmurace run race_remap``.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+
+from actors import DESIGNS, ActorSpec, Mailbox, World, notifier_dispatcher, remapper, vcpu
+from mmu import Model
+from scenarios.base import Scenario
+
+
+def build(design: str, *, accesses: int = 2, remaps: int = 1) -> World:
+    """One guest page, ``accesses`` guest writes to it, ``remaps`` host remaps of it."""
+    model = Model.build(npages=1)
+    notifier = Mailbox("mmu_notifier")
+    hva = model.kvm.memslot.gfn_to_hva(0)
+    return World(
+        model,
+        (
+            ActorSpec("vcpu0", functools.partial(vcpu, design=DESIGNS[design], gfns=(0,) * accesses)),
+            ActorSpec("qemu", functools.partial(remapper, notifier=notifier, hva=hva, times=remaps)),
+            ActorSpec("notifier", functools.partial(notifier_dispatcher, box=notifier), daemon=True),
+        ),
+    )
+
+
+SCENARIO = Scenario(
+    name="race_remap",
+    summary="host userspace remaps guest RAM while a vcpu faults on it",
+    story=(
+        "Avi: \"You could do all the checks you want here, only to have host userspace "
+        "remap it under your feet. This needs to be done on a per-page basis at fault time.\""
+    ),
+    build=build,
+)
+
+
+if __name__ == "__main__":
+    # The file's own entry point sits above the layers: the scenario code
+    # above imports nothing from mmurace.
+    from mmurace.cli import main
+
+    sys.exit(main(["run", "race_remap", *sys.argv[1:]]))
