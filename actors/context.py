@@ -9,6 +9,7 @@ the next point, is that step, run atomically.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from mmu import Model, RwSem, SpinLock
@@ -28,7 +29,9 @@ class ActorContext:
         self._execution = execution
         self._actor = actor
 
-    async def point(self, label: str, *, guard: Guard | None = None, waits_for: str = "") -> None:
+    async def point(
+        self, label: str, *, guard: Guard | None = None, waits_for: Callable[[], str] | str = ""
+    ) -> None:
         """Let the scheduler run others before the step ``label``.
 
         With a ``guard``, the actor is not runnable until ``guard()`` holds
@@ -51,7 +54,7 @@ class ActorContext:
         await self.point(
             label or f"spin_lock({lock.name})",
             guard=lambda: lock.can_acquire(self.name),
-            waits_for=f"{lock.name} (held by {lock.owner})",
+            waits_for=lambda: f"{lock.name} (held by {lock.owner})",
         )
         lock.acquire(self.name)
 

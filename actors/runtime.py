@@ -20,7 +20,6 @@ parked actor would hang the run.
 
 from __future__ import annotations
 
-import traceback
 from collections.abc import Callable
 from typing import Protocol
 
@@ -61,7 +60,7 @@ class InternalError(Exception):
 class _Pending:
     label: str
     guard: Guard | None
-    waits_for: str
+    waits_for: Callable[[], str] | str  # said in deadlock reports; callable: judged then
 
 
 @attrs.define(eq=False)
@@ -100,6 +99,7 @@ class Execution:
         self._finding: Finding | None = None
         self._done = False
         self._aborted: Exception | None = None
+        self._driver_parked = False
 
     # ---- the run and its actors ----
 
@@ -110,10 +110,11 @@ class Execution:
         async with trio.open_nursery() as nursery:
             for actor in self._actors:
                 nursery.start_soon(self._actor_main, actor, name=actor.spec.name)
-            await _park()  # until every actor is parked at its first point
+            await self._park_driver()  # until every actor is parked at its first point
             self._started = True
-            if self._decide(None) is not None:
-                await _park()  # until the run is over
+            self._decide(None)
+            if not self._done:
+                await self._park_driver()  # until the run is over
             nursery.cancel_scope.cancel()
         if self._aborted is not None:
             raise self._aborted
@@ -125,29 +126,40 @@ class Execution:
             schedule=Schedule(tuple(self._choices)),
         )
 
+    async def _park_driver(self) -> None:
+        self._driver_parked = True
+        await _park()
+
+    def _wake_driver(self) -> None:
+        if self._driver_parked:  # the driver may be the task deciding right now
+            self._driver_parked = False
+            trio.lowlevel.reschedule(self._driver)
+
     async def _actor_main(self, actor: _Actor) -> None:
         actor.task = trio.lowlevel.current_task()
         try:
             await actor.spec.fn(ActorContext(actor.spec.name, self.model, self, actor))
         except Exception as exc:  # a crash in an actor is a finding, never a crash of the tool
             if self._finding is None:
-                tb = traceback.format_exception_only(type(exc), exc)[-1].strip()
-                self._finding = Finding("crash", len(self._steps), f"{actor.spec.name} raised {tb}")
+                what = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+                self._finding = Finding("crash", len(self._steps), f"{actor.spec.name} raised {what}")
         actor.finished = True
         if not self._started:  # ended before its first point: count it as parked
             self._parked_at_start += 1
             if self._parked_at_start == len(self._actors):
-                trio.lowlevel.reschedule(self._driver)
+                self._wake_driver()
         elif self._running is actor:
             self._decide(actor)
 
-    async def point(self, actor: _Actor, label: str, guard: Guard | None, waits_for: str) -> None:
+    async def point(
+        self, actor: _Actor, label: str, guard: Guard | None, waits_for: Callable[[], str] | str
+    ) -> None:
         """Park ``actor`` before a step called ``label`` until the strategy picks it."""
         actor.pending = _Pending(label, guard, waits_for)
         if not self._started:
             self._parked_at_start += 1
             if self._parked_at_start == len(self._actors):
-                trio.lowlevel.reschedule(self._driver)
+                self._wake_driver()
             await _park()
             return
         if self._decide(actor) is not actor:
@@ -212,14 +224,16 @@ class Execution:
     def _end(self) -> None:
         if self._running is not None:
             self._close_step()
-        if not self._done:
-            self._done = True
-            trio.lowlevel.reschedule(self._driver)
+        self._done = True
+        self._wake_driver()
         return None
 
     def _deadlock_message(self) -> str:
+        def waits(p: _Pending) -> str:
+            return (p.waits_for() if callable(p.waits_for) else p.waits_for) or p.label
+
         blocked = [
-            f"{a.spec.name} waits for {a.pending.waits_for or a.pending.label}"
+            f"{a.spec.name} waits for {waits(a.pending)}"
             for a in self._actors
             if not a.finished and not a.spec.daemon and a.pending is not None
         ]

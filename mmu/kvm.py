@@ -122,7 +122,7 @@ class Kvm:
         self.log.append(f"through spte -> pfn {spte.pfn:#x}")
         if not self.frames.is_current(spte.pfn, spte.generation):
             self.bad_accesses.append(
-                f"guest {kind} of gfn {gfn:#x} hit "
+                f"guest {kind} of gfn {gfn:#x} went through a stale spte: "
                 + self.frames.describe(spte.pfn, spte.generation)
             )
         return spte

@@ -39,7 +39,7 @@ class Replay:
         choices = self.schedule.choices
         if i >= len(choices):
             raise ScheduleDiverged(
-                f"schedule diverged: the run needs decision {i} but the schedule has only {len(choices)}"
+                f"schedule diverged: the run needs more than the schedule's {len(choices)} decisions"
             )
         if choices[i] >= n:
             raise ScheduleDiverged(

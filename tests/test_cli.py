@@ -1,0 +1,155 @@
+"""The command line: output, exit status, and one-line errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from mmurace.cli import main
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    status = main(list(argv))
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def test_story_covers_every_design_and_exits_1(capsys: pytest.CaptureFixture[str]) -> None:
+    status, out, err = cli(capsys, "run", "race_remap", "--seeds", "300")
+    assert status == 1
+    for design in ("setup_time", "no_retry", "seq_retry"):
+        assert f"== {design}:" in out
+    assert "survived 300 schedules" in out
+    assert out.count("VIOLATION stale_spte") == 2
+    assert len(out.splitlines()) < 60, "the story must fit one screen"
+
+
+def test_design_hunt_prints_trace_verdict_and_replay(capsys: pytest.CaptureFixture[str]) -> None:
+    status, out, _ = cli(capsys, "run", "race_remap", "--design", "no_retry")
+    assert status == 1
+    assert ">>" in out
+    assert "VIOLATION stale_spte at step" in out
+    assert "replay:   mmurace replay race_remap --design no_retry --schedule v1:" in out
+    assert "found by seed" in out
+
+
+def test_replay_prints_the_identical_trace(capsys: pytest.CaptureFixture[str]) -> None:
+    _, out, _ = cli(capsys, "run", "race_remap", "--design", "no_retry")
+    command = next(line for line in out.splitlines() if line.startswith("replay:"))
+    schedule = command.split("--schedule ")[1]
+    status, replayed, err = cli(capsys, "replay", "race_remap", "--design", "no_retry", "--schedule", schedule)
+    assert status == 1 and err == ""
+    found_line = out.splitlines()[-1]
+    assert found_line.startswith("found by seed")
+    assert out == replayed + found_line + "\n"
+
+
+def test_one_seed_that_passes_is_shown_and_exits_0(capsys: pytest.CaptureFixture[str]) -> None:
+    status, out, _ = cli(capsys, "run", "race_remap", "--design", "seq_retry", "--seed", "5")
+    assert status == 0
+    assert "no violation" in out
+    assert "--schedule v1:" in out
+
+
+def test_survivor_hunt_exits_0(capsys: pytest.CaptureFixture[str]) -> None:
+    status, out, _ = cli(capsys, "run", "race_remap", "--design", "seq_retry", "--seeds", "200")
+    assert status == 0
+    assert out == "race_remap --design seq_retry: survived 200 schedules (seeds 0-199), no violation\n"
+
+
+def test_oracle_option_lets_the_run_reach_corruption(capsys: pytest.CaptureFixture[str]) -> None:
+    status, out, _ = cli(capsys, "run", "race_remap", "--design", "no_retry", "--oracle", "corruption")
+    assert status == 1
+    assert "VIOLATION corruption at step" in out
+    assert "went through a stale spte" in out
+
+
+def test_json_is_parseable_and_complete(capsys: pytest.CaptureFixture[str]) -> None:
+    status, out, _ = cli(capsys, "run", "race_remap", "--design", "no_retry", "--json")
+    assert status == 1
+    (hunt,) = json.loads(out)
+    run = hunt["run"]
+    assert run["finding"]["oracle"] == "stale_spte"
+    assert run["steps"][run["finding"]["step"]]["actor"] in run["actors"]
+    assert run["schedule"].startswith("v1:")
+    status, out, _ = cli(capsys, "replay", "race_remap", "--design", "no_retry", "--schedule", run["schedule"], "--json")
+    assert json.loads(out) == run
+
+
+def test_scenario_by_path(capsys: pytest.CaptureFixture[str]) -> None:
+    path = str(ROOT / "scenarios" / "race_remap.py")
+    status, out, _ = cli(capsys, "run", path, "--design", "no_retry", "--seed", "42")
+    assert status == 1
+    assert out.startswith("race_remap --design no_retry")
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["run", "race_remp"], "mmurace: error: unknown scenario 'race_remp': did you mean 'race_remap'?"),
+        (["run", "race_remap", "--design", "seqretry"], "mmurace: error: unknown design 'seqretry': did you mean 'seq_retry'?"),
+        (["run", "race_remap", "--oracle", "stale"], "mmurace: error: unknown oracle 'stale': did you mean 'stale_spte'?"),
+        (["run", "nowhere.py"], "mmurace: error: scenario file 'nowhere.py' does not exist"),
+        (
+            ["replay", "race_remap", "--design", "no_retry", "--schedule", "v1:x"],
+            "mmurace: error: malformed schedule 'v1:x': expected 'v1:N' or 'v1:N:I=C,I=C...'",
+        ),
+        (
+            ["replay", "race_remap", "--design", "no_retry", "--schedule", "v1:3"],
+            "mmurace: error: schedule diverged: the run needs more than the schedule's 3 decisions"
+            " (was it recorded for race_remap --design no_retry?)",
+        ),
+        (["run", "race_remap", "--seed", "x"], "mmurace: error: Invalid value for '--seed': 'x' is not a valid integer range."),
+        (["replay", "race_remap", "--design", "no_retry"], "mmurace: error: Missing option '--schedule'."),
+        (["frobnicate"], "mmurace: error: No such command 'frobnicate'."),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(capsys: pytest.CaptureFixture[str], argv: list[str], message: str) -> None:
+    status, out, err = cli(capsys, *argv)
+    assert status == 2
+    assert out == ""
+    assert err == message + "\n"
+
+
+def test_scenario_file_that_does_not_load(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    bad = tmp_path / "broken.py"
+    bad.write_text("import no_such_module\n")
+    status, _, err = cli(capsys, "run", str(bad))
+    assert status == 2
+    assert err == f"mmurace: error: scenario file '{bad}' does not load: ModuleNotFoundError: No module named 'no_such_module'\n"
+    empty = tmp_path / "empty.py"
+    empty.write_text("")
+    status, _, err = cli(capsys, "run", str(empty))
+    assert (status, err) == (2, f"mmurace: error: scenario file '{empty}' defines no SCENARIO = Scenario(...)\n")
+
+
+def test_list_names_everything(capsys: pytest.CaptureFixture[str]) -> None:
+    status, out, _ = cli(capsys, "list")
+    assert status == 0
+    for name in ("race_remap", "setup_time", "no_retry", "seq_retry", "stale_spte", "corruption", "divergence"):
+        assert name in out
+
+
+def test_scenario_file_runs_on_its_own() -> None:
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "scenarios" / "race_remap.py"), "--design", "no_retry", "--seed", "42"],
+        capture_output=True, text=True, check=False,
+    )
+    assert proc.returncode == 1, proc.stderr
+    assert "VIOLATION stale_spte" in proc.stdout
+
+
+def test_console_script_help_and_usage_error() -> None:
+    exe = Path(sys.executable).parent / "mmurace"
+    proc = subprocess.run([str(exe), "--help"], capture_output=True, text=True, check=False)
+    assert proc.returncode == 0
+    assert "mmurace replay race_remap" in proc.stdout
+    proc = subprocess.run([str(exe), "run", "race_remap", "--design", "nope"], capture_output=True, text=True, check=False)
+    assert proc.returncode == 2
+    assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr

@@ -1,0 +1,160 @@
+"""The controlled scheduler on toy worlds: order, decisions, findings."""
+
+from __future__ import annotations
+
+import pytest
+import trio
+
+from actors import ActorContext, ActorSpec, Mailbox, Runtime, Schedule, ScheduleDiverged, Status
+from mmurace.strategies import RandomWalk, Replay
+
+from .toys import Fixed, recorder, two_locks_abba, world
+
+
+async def test_zero_choices_run_each_actor_to_completion_in_order() -> None:
+    record: list[str] = []
+    w = world(ActorSpec("a", recorder(record, "a", 3)), ActorSpec("b", recorder(record, "b", 2)))
+    result = await Runtime().run(w, Fixed([]))
+    assert record == ["a0", "a1", "a2", "b0", "b1"]
+    assert [s.label for s in result.steps] == record
+    assert result.steps[1].events == ("a did 1",)
+    assert result.status is Status.PASSED
+    assert result.schedule.preemptions == 0
+
+
+async def test_choices_are_relative_to_the_running_actor() -> None:
+    record: list[str] = []
+    w = world(
+        ActorSpec("a", recorder(record, "a", 2)),
+        ActorSpec("b", recorder(record, "b", 2)),
+        ActorSpec("c", recorder(record, "c", 2)),
+    )
+    # first decision: 3 runnable from a: [a, b, c] -> 2 is c; then from c: [c, a, b] -> 1 is a
+    strategy = Fixed([2, 1])
+    result = await Runtime().run(w, strategy)
+    assert record[:2] == ["c0", "a0"]
+    assert strategy.asked[:2] == [3, 3]
+    assert result.schedule.choices[:2] == (2, 1)
+
+
+async def test_forced_decisions_are_not_recorded() -> None:
+    record: list[str] = []
+    result = await Runtime().run(world(ActorSpec("a", recorder(record, "a", 4))), Fixed([]))
+    assert record == ["a0", "a1", "a2", "a3"]
+    assert result.schedule == Schedule(())
+
+
+async def test_same_seed_same_trace_and_replay_reproduces_it() -> None:
+    def build() -> object:
+        record: list[str] = []
+        return world(*(ActorSpec(n, recorder(record, n, 5)) for n in "abc"))
+
+    runtime = Runtime()
+    first = await runtime.run(build(), RandomWalk(7))
+    again = await runtime.run(build(), RandomWalk(7))
+    replayed = await runtime.run(build(), Replay(first.schedule))
+    assert first.steps == again.steps == replayed.steps
+    assert first.schedule.preemptions > 0
+    other = [await runtime.run(build(), RandomWalk(s)) for s in range(10)]
+    assert len({r.steps for r in other}) > 1, "seeds should give different interleavings"
+
+
+async def test_abba_deadlock_is_a_finding() -> None:
+    # ab takes A; switch to ba, which takes B; both then wait: deadlock
+    result = await Runtime().run(two_locks_abba(), Fixed([0, 1]))
+    assert result.status is Status.VIOLATION
+    assert result.finding is not None
+    assert result.finding.oracle == "deadlock"
+    assert result.finding.message == (
+        "deadlock: nobody can run; ab waits for B (held by ba); ba waits for A (held by ab)"
+    )
+
+
+async def test_abba_without_preemption_passes() -> None:
+    result = await Runtime().run(two_locks_abba(), Fixed([]))
+    assert result.finding is None
+
+
+async def test_actor_crash_is_a_finding_not_a_crash() -> None:
+    async def boom(ctx: ActorContext) -> None:
+        await ctx.point("about to fail")
+        raise KeyError("gone")
+
+    result = await Runtime().run(world(ActorSpec("x", boom)), Fixed([]))
+    assert result.finding is not None
+    assert (result.finding.oracle, result.finding.step) == ("crash", 0)
+    assert result.finding.message == "x raised KeyError: 'gone'"
+
+
+async def test_model_lock_misuse_is_reported_as_crash() -> None:
+    async def careless(ctx: ActorContext) -> None:
+        await ctx.point("install without mmu_lock")
+        ctx.model.kvm.install_spte(0, 0x100, True, ctx.name)
+
+    result = await Runtime().run(world(ActorSpec("vcpu0", careless)), Fixed([]))
+    assert result.finding is not None
+    assert result.finding.message == "vcpu0 raised LockError: vcpu0 must hold mmu_lock"
+
+
+async def test_step_bound_ends_a_livelock() -> None:
+    async def spin(ctx: ActorContext) -> None:
+        while True:
+            await ctx.point("retry")
+
+    result = await Runtime(max_steps=50).run(world(ActorSpec("s", spin)), Fixed([]))
+    assert result.finding is not None
+    assert result.finding.oracle == "step_bound"
+    assert len(result.steps) == 50
+
+
+async def test_blocked_daemon_is_not_a_deadlock_and_replies_unblock_callers() -> None:
+    box = Mailbox("box")
+    record: list[str] = []
+
+    async def server(ctx: ActorContext) -> None:
+        while True:
+            req = await ctx.receive(box, "serve")
+            record.append(f"serve {req.message}")
+            req.answer(req.message * 2)
+
+    async def client(ctx: ActorContext) -> None:
+        reply = await ctx.call(box, 21, label="send", resume="got reply")
+        record.append(f"reply {reply}")
+
+    result = await Runtime().run(world(ActorSpec("c", client), ActorSpec("s", server, daemon=True)), Fixed([]))
+    assert result.finding is None
+    assert record == ["serve 21", "reply 42"]
+    assert [s.label for s in result.steps] == ["send", "serve", "got reply"]
+
+
+async def test_oracle_runs_after_every_step_and_marks_the_fatal_one() -> None:
+    from mmu import Violation
+
+    record: list[str] = []
+    w = world(
+        ActorSpec("a", recorder(record, "a", 5)),
+        oracles={"three": lambda m: Violation("three", "third step") if len(record) == 3 else None},
+    )
+    result = await Runtime().run(w, Fixed([]))
+    assert record == ["a0", "a1", "a2"]
+    assert result.finding is not None
+    assert (result.finding.oracle, result.finding.step) == ("three", 2)
+
+
+async def test_replay_that_does_not_fit_raises_diverged() -> None:
+    record: list[str] = []
+    w = world(ActorSpec("a", recorder(record, "a", 2)), ActorSpec("b", recorder(record, "b", 2)))
+    with pytest.raises(ScheduleDiverged, match=r"^schedule diverged at decision 0: choice 5 but only 2"):
+        await Runtime().run(w, Replay(Schedule((5,))))
+
+
+async def test_many_runs_share_one_trio_loop() -> None:
+    token = trio.lowlevel.current_trio_token()
+    runtime = Runtime()
+    for seed in range(50):
+        record: list[str] = []
+        w = world(ActorSpec("a", recorder(record, "a", 3)), ActorSpec("b", recorder(record, "b", 3)))
+        result = await runtime.run(w, RandomWalk(seed))
+        assert sorted(record) == ["a0", "a1", "a2", "b0", "b1", "b2"]
+        assert result.finding is None
+    assert trio.lowlevel.current_trio_token() is token
