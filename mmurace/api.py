@@ -59,6 +59,24 @@ def check_oracles(names: Sequence[str]) -> tuple[str, ...]:
     return tuple(names)
 
 
+def parse_params(scenario: Scenario, texts: Sequence[str]) -> tuple[tuple[str, int], ...]:
+    """``NAME=INTEGER`` strings -> validated parameters of ``scenario``, in the scenario's order."""
+    known = scenario.params()
+    given: dict[str, int] = {}
+    for text in texts:
+        name, eq, value = text.partition("=")
+        if not eq or not value.strip().lstrip("-").isdigit():
+            raise UsageError(f"malformed parameter {text!r}: expected NAME=INTEGER")
+        if name not in known:
+            raise unknown(f"parameter of {scenario.name}", name, known)
+        given[name] = int(value)
+    try:
+        scenario.build(next(iter(scenario.designs)), **given)
+    except ValueError as exc:
+        raise UsageError(f"bad parameter for {scenario.name}: {exc}") from None
+    return tuple((name, given[name]) for name in known if name in given)
+
+
 @attrs.frozen
 class Config:
     """What every run of a command shares."""
@@ -67,10 +85,20 @@ class Config:
     design: str
     oracles: tuple[str, ...] = ()  # empty: all of them
     max_steps: int = DEFAULT_MAX_STEPS
+    params: tuple[tuple[str, int], ...] = ()  # scenario parameters that differ from the defaults
+
+    def describe(self) -> str:
+        """The command-line words that select this configuration (replayable as they are)."""
+        words = [self.scenario.name, "--design", self.design]
+        words += [f"-p {name}={value}" for name, value in self.params]
+        words += [f"--oracle {name}" for name in self.oracles]
+        if self.max_steps != DEFAULT_MAX_STEPS:
+            words.append(f"--max-steps {self.max_steps}")
+        return " ".join(words)
 
     async def run(self, strategy: Strategy) -> RunResult:
         """Run one schedule of a fresh world."""
-        world = self.scenario.build(self.design)
+        world = self.scenario.build(self.design, **dict(self.params))
         if self.oracles:
             world.oracles = {name: ORACLES[name] for name in self.oracles}
         return await Runtime(self.max_steps).run(world, strategy)
@@ -80,7 +108,7 @@ class Config:
 class Hunt:
     """The outcome of trying seeds in order: the first violation, or none in ``tried``."""
 
-    design: str
+    config: Config
     tried: int
     seed: int | None
     result: RunResult | None
@@ -92,8 +120,8 @@ async def hunt(config: Config, seeds: range, progress: Callable[[int], None] = l
         result = await config.run(RandomWalk(seed))
         progress(n)
         if result.finding is not None:
-            return Hunt(config.design, n, seed, result)
-    return Hunt(config.design, len(seeds), None, None)
+            return Hunt(config, n, seed, result)
+    return Hunt(config, len(seeds), None, None)
 
 
 async def replay(config: Config, schedule: str) -> RunResult:

@@ -43,9 +43,13 @@ def _progress(total: int, what: str) -> Progress:
     )
 
 
-def _config(scenario: str, design: str, oracles: Sequence[str], max_steps: int) -> api.Config:
+def _config(
+    scenario: str, design: str, oracles: Sequence[str], max_steps: int, params: Sequence[str]
+) -> api.Config:
     sc = api.load_scenario(scenario)
-    return api.Config(sc, api.check_design(sc, design), api.check_oracles(oracles), max_steps)
+    return api.Config(
+        sc, api.check_design(sc, design), api.check_oracles(oracles), max_steps, api.parse_params(sc, params)
+    )
 
 
 _scenario_arg = click.argument("scenario", metavar="SCENARIO")
@@ -54,6 +58,8 @@ _design_help = f"fault-handling design: {', '.join(DESIGNS)}"
 
 def _common(f):  # type: ignore[no-untyped-def]
     for option in reversed((
+        click.option("-p", "--param", "params", multiple=True, metavar="NAME=N",
+                     help="scenario parameter (repeatable); `mmurace list` shows them"),
         click.option("--oracle", "oracles", multiple=True, metavar="NAME",
                      help=f"check only this oracle (repeatable): {', '.join(ORACLES)}; default all"),
         click.option("--max-steps", type=click.IntRange(min=1), default=DEFAULT_MAX_STEPS,
@@ -76,7 +82,7 @@ def cli() -> None:
 @click.option("--seeds", type=click.IntRange(min=1), default=api.DEFAULT_SEEDS, show_default=True,
               help="seeds to try per design when no --seed is given")
 @_common
-def run(scenario: str, design: str | None, seed: int | None, seeds: int,
+def run(scenario: str, design: str | None, seed: int | None, seeds: int, params: tuple[str, ...],
         oracles: tuple[str, ...], max_steps: int, as_json: bool) -> int:
     """Hunt a race in SCENARIO (a catalog name or a path to a scenario file).
 
@@ -87,7 +93,7 @@ def run(scenario: str, design: str | None, seed: int | None, seeds: int,
     """
     sc = api.load_scenario(scenario)
     designs = [design] if design is not None else list(sc.designs)
-    configs = [_config(scenario, d, oracles, max_steps) for d in designs]
+    configs = [_config(scenario, d, oracles, max_steps, params) for d in designs]
     span = range(seed, seed + 1) if seed is not None else range(seeds)
     hunts = []
     for config in configs:
@@ -95,48 +101,48 @@ def run(scenario: str, design: str | None, seed: int | None, seeds: int,
             task = bar.add_task("", total=len(span))
             hunts.append(api.run_sync(api.hunt, config, span, lambda n: bar.update(task, completed=n)))
     if as_json:
-        _echo(json.dumps([_hunt_json(sc.name, h) for h in hunts], indent=2) + "\n")
+        _echo(json.dumps([_hunt_json(h) for h in hunts], indent=2) + "\n")
     elif design is None:
-        _story(sc, hunts, span)
+        _story(sc, hunts)
     else:
-        _one(sc.name, configs[0], hunts[0], span)
+        _one(hunts[0], span)
     return 1 if any(h.result is not None for h in hunts) else 0
 
 
-def _hunt_json(scenario: str, h: api.Hunt) -> dict:
+def _hunt_json(h: api.Hunt) -> dict:
     return {
-        "design": h.design, "tried": h.tried, "seed": h.seed,
-        "run": None if h.result is None else to_json(scenario, h.design, h.result),
+        "design": h.config.design, "tried": h.tried, "seed": h.seed,
+        "run": None if h.result is None else to_json(h.config, h.result),
     }
 
 
-def _one(scenario: str, config: api.Config, h: api.Hunt, span: range) -> None:
+def _one(h: api.Hunt, span: range) -> None:
     if h.result is not None:
-        _echo(f"{scenario} --design {h.design}\n\n" + render_run(scenario, h.design, h.result))
+        _echo(render_run(h.config, h.result))
         _echo(f"found by seed {h.seed} after {h.tried} schedule{'s' if h.tried > 1 else ''}\n")
     elif len(span) == 1:  # one seed that passed: show it all the same
-        result = api.run_sync(config.run, api.RandomWalk(span.start))
-        _echo(f"{scenario} --design {h.design}\n\n" + render_run(scenario, h.design, result))
+        _echo(render_run(h.config, api.run_sync(h.config.run, api.RandomWalk(span.start))))
     else:
-        _echo(f"{scenario} --design {h.design}: survived {h.tried} schedules"
+        _echo(f"{h.config.describe()}: survived {h.tried} schedules"
               f" (seeds {span.start}-{span.stop - 1}), no violation\n")
 
 
-def _story(sc: api.Scenario, hunts: list[api.Hunt], span: range) -> None:
+def _story(sc: api.Scenario, hunts: list[api.Hunt]) -> None:
     _echo(f"{sc.name}: {sc.summary}\n{sc.story}\n")
     for h in hunts:
-        _echo(f"\n== {h.design}: {DESIGNS[h.design].summary}\n")
+        _echo(f"\n== {h.config.design}: {DESIGNS[h.config.design].summary}\n")
         if h.result is None:
             _echo(f"survived {h.tried} schedules, no violation\n")
             continue
         _echo(render_trace(h.result, details=False) + verdict(h.result) + "\n")
-        _echo(f"found by seed {h.seed}; details: {replay_command(sc.name, h.design, h.result)}\n")
-    table = Table(box=None, title=None, show_edge=False, pad_edge=False)
+        _echo(f"found by seed {h.seed}; details: {replay_command(h.config, h.result)}\n")
+    table = Table(box=None, show_edge=False, pad_edge=False)
     for col in ("design", "result", "schedules", "seed"):
         table.add_column(col)
     for h in hunts:
-        result = "survived" if h.result is None else f"{h.result.finding.oracle} at step {h.result.finding.step}"
-        table.add_row(h.design, result, str(h.tried), "-" if h.seed is None else str(h.seed))
+        f = h.result.finding if h.result is not None else None
+        table.add_row(h.config.design, "survived" if f is None else f"{f.oracle} at step {f.step}",
+                      str(h.tried), "-" if h.seed is None else str(h.seed))
     _echo("\n")
     _out.print(table)
 
@@ -146,29 +152,32 @@ def _story(sc: api.Scenario, hunts: list[api.Hunt], span: range) -> None:
 @click.option("--design", required=True, help=_design_help)
 @click.option("--schedule", required=True, metavar="S", help="schedule string printed by run (v1:...)")
 @_common
-def replay(scenario: str, design: str, schedule: str, oracles: tuple[str, ...],
+def replay(scenario: str, design: str, schedule: str, params: tuple[str, ...], oracles: tuple[str, ...],
            max_steps: int, as_json: bool) -> int:
     """Replay one recorded schedule of SCENARIO and print its trace.
 
     \b
     mmurace replay race_remap --design no_retry --schedule v1:10:2=1,8=1
     """
-    config = _config(scenario, design, oracles, max_steps)
+    config = _config(scenario, design, oracles, max_steps, params)
     result = api.run_sync(api.replay, config, schedule)
     if as_json:
-        _echo(json.dumps(to_json(config.scenario.name, design, result), indent=2) + "\n")
+        _echo(json.dumps(to_json(config, result), indent=2) + "\n")
     else:
-        _echo(f"{config.scenario.name} --design {design}\n\n" + render_run(config.scenario.name, design, result))
+        _echo(render_run(config, result))
     return 1 if result.finding is not None else 0
 
 
 @cli.command("list")
 def list_() -> int:
-    """List scenarios, designs and oracles."""
+    """List scenarios (with their parameters), designs and oracles."""
     from scenarios import CATALOG
 
+    _echo("scenarios:\n")
+    for sc in CATALOG.values():
+        params = " ".join(f"-p {k}={v}" for k, v in sc.params().items())
+        _echo(f"  {sc.name:<12} {sc.summary}\n" + (f"  {'':<12} parameters: {params}\n" if params else ""))
     for kind, items in (
-        ("scenarios", {s.name: s.summary for s in CATALOG.values()}),
         ("designs", {d.name: d.summary for d in DESIGNS.values()}),
         ("oracles", {n: (o.__doc__ or "").strip().splitlines()[0] for n, o in ORACLES.items()}),
     ):

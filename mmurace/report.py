@@ -8,14 +8,16 @@ schedule always prints the same bytes.
 from __future__ import annotations
 
 import textwrap
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from actors import RunResult
+
+if TYPE_CHECKING:
+    from .api import Config
 
 #: bounds on the width of one actor's column: wide enough for the longest label
 MIN_COLUMN, MAX_COLUMN = 24, 40
 _GAP = "  "
-_INDEX = 4
 
 
 def _cell(lines: list[str], width: int) -> list[str]:
@@ -37,8 +39,9 @@ def render_trace(result: RunResult, *, details: bool = True) -> str:
     longest = max((len(s.label) for s in result.steps), default=0)
     width = min(MAX_COLUMN, max(MIN_COLUMN, longest, *(len(a) for a in actors)))
     fatal = result.finding.step if result.finding else None
-    rows = ["#".rjust(_INDEX - 1) + " " + _GAP.join(a.ljust(width) for a in actors).rstrip()]
-    rows.append("-" * (_INDEX - 1) + " " + _GAP.join("-" * width for _ in actors))
+    margin = len(f">>{len(result.steps)}")
+    rows = ["#".rjust(margin) + " " + _GAP.join(a.ljust(width) for a in actors).rstrip()]
+    rows.append("-" * margin + " " + _GAP.join("-" * width for _ in actors))
     for step in result.steps:
         col = actors.index(step.actor)
         lines = _cell([step.label, *step.events] if details else [step.label], width)
@@ -46,7 +49,7 @@ def render_trace(result: RunResult, *, details: bool = True) -> str:
         for j, line in enumerate(lines):
             index = f"{mark}{step.index}" if j == 0 else ""
             pad = (width + len(_GAP)) * col
-            rows.append((index.rjust(_INDEX - 1) + " " + " " * pad + line).rstrip())
+            rows.append((index.rjust(margin) + " " + " " * pad + line).rstrip())
     return "\n".join(rows) + "\n"
 
 
@@ -59,30 +62,32 @@ def verdict(result: RunResult) -> str:
     return f"VIOLATION {f.oracle} {where}: {f.message}"
 
 
-def replay_command(scenario: str, design: str, result: RunResult) -> str:
+def replay_command(config: Config, result: RunResult) -> str:
     """The exact command that replays ``result``."""
-    return f"mmurace replay {scenario} --design {design} --schedule {result.schedule.encode()}"
+    return f"mmurace replay {config.describe()} --schedule {result.schedule.encode()}"
 
 
-def render_run(scenario: str, design: str, result: RunResult, *, details: bool = True) -> str:
-    """Trace, verdict, schedule string and the command that replays it."""
+def render_run(config: Config, result: RunResult, *, details: bool = True) -> str:
+    """What was run, the trace, verdict, schedule string and the command that replays it."""
     s = result.schedule
     return (
-        render_trace(result, details=details)
+        f"{config.describe()}\n\n"
+        + render_trace(result, details=details)
         + "\n"
         + verdict(result)
         + "\n"
         + f"schedule: {s.encode()} ({s.preemptions} preemptions, {len(s.choices)} decisions)\n"
-        + f"replay:   {replay_command(scenario, design, result)}\n"
+        + f"replay:   {replay_command(config, result)}\n"
     )
 
 
-def to_json(scenario: str, design: str, result: RunResult) -> dict[str, Any]:
+def to_json(config: Config, result: RunResult) -> dict[str, Any]:
     """The run as plain data for scripts."""
     f = result.finding
     return {
-        "scenario": scenario,
-        "design": design,
+        "scenario": config.scenario.name,
+        "design": config.design,
+        "params": dict(config.params),
         "status": result.status.name.lower(),
         "actors": list(result.actors),
         "steps": [
@@ -91,5 +96,5 @@ def to_json(scenario: str, design: str, result: RunResult) -> dict[str, Any]:
         ],
         "finding": None if f is None else {"oracle": f.oracle, "step": f.step, "message": f.message},
         "schedule": result.schedule.encode(),
-        "replay": replay_command(scenario, design, result),
+        "replay": replay_command(config, result),
     }

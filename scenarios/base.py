@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 
 import attrs
@@ -14,11 +15,21 @@ class Scenario:
     """A race to hunt: ``build(design)`` makes a fresh world for one run.
 
     ``story`` is the question from the review thread the scenario answers,
-    shown before its results.
+    shown before its results. ``build`` takes the design name and keyword-only
+    integer parameters with defaults, which the CLI exposes as ``-p NAME=N``;
+    it raises ValueError for a parameter out of range.
     """
 
     name: str
     summary: str
     story: str
-    build: Callable[[str], World]
+    build: Callable[..., World]
     designs: tuple[str, ...] = tuple(DESIGNS)
+
+    def params(self) -> dict[str, int]:
+        """Return the scenario's parameters and their defaults."""
+        return {
+            p.name: p.default
+            for p in inspect.signature(self.build).parameters.values()
+            if p.kind is p.KEYWORD_ONLY
+        }

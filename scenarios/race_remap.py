@@ -23,6 +23,10 @@ from scenarios.base import Scenario
 
 def build(design: str, *, accesses: int = 2, remaps: int = 1) -> World:
     """One guest page, ``accesses`` guest writes to it, ``remaps`` host remaps of it."""
+    if accesses < 1:
+        raise ValueError(f"'accesses' must be >= 1 (got {accesses})")
+    if remaps < 0:
+        raise ValueError(f"'remaps' must be >= 0 (got {remaps})")
     model = Model.build(npages=1)
     notifier = Mailbox("mmu_notifier")
     hva = model.kvm.memslot.gfn_to_hva(0)

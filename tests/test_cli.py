@@ -108,6 +108,15 @@ def test_scenario_by_path(capsys: pytest.CaptureFixture[str]) -> None:
         (["run", "race_remap", "--seed", "x"], "mmurace: error: Invalid value for '--seed': 'x' is not a valid integer range."),
         (["replay", "race_remap", "--design", "no_retry"], "mmurace: error: Missing option '--schedule'."),
         (["frobnicate"], "mmurace: error: No such command 'frobnicate'."),
+        (["run", "race_remap", "-p", "remaps"], "mmurace: error: malformed parameter 'remaps': expected NAME=INTEGER"),
+        (
+            ["run", "race_remap", "-p", "remap=2"],
+            "mmurace: error: unknown parameter of race_remap 'remap': did you mean 'remaps'?",
+        ),
+        (
+            ["run", "race_remap", "-p", "accesses=0"],
+            "mmurace: error: bad parameter for race_remap: 'accesses' must be >= 1 (got 0)",
+        ),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(capsys: pytest.CaptureFixture[str], argv: list[str], message: str) -> None:
@@ -153,3 +162,13 @@ def test_console_script_help_and_usage_error() -> None:
     proc = subprocess.run([str(exe), "run", "race_remap", "--design", "nope"], capture_output=True, text=True, check=False)
     assert proc.returncode == 2
     assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
+
+
+def test_parameters_are_part_of_the_replay_command(capsys: pytest.CaptureFixture[str]) -> None:
+    status, out, _ = cli(capsys, "run", "race_remap", "--design", "no_retry", "-p", "remaps=3", "--oracle", "corruption")
+    assert status == 1
+    command = next(line for line in out.splitlines() if line.startswith("replay:")).split()[3:]
+    assert command[:5] == ["race_remap", "--design", "no_retry", "-p", "remaps=3"]
+    status, replayed, _ = cli(capsys, "replay", *command)
+    assert status == 1
+    assert out.startswith(replayed)

@@ -57,7 +57,7 @@ async def test_seq_retry_does_retry_when_the_remap_lands_in_the_window() -> None
 @pytest.mark.parametrize("design", SCENARIO.designs)
 async def test_same_seed_gives_byte_identical_trace(design: str) -> None:
     traces = {
-        render_run("race_remap", design, await config(design).run(RandomWalk(seed)))
+        render_run(config(design), await config(design).run(RandomWalk(seed)))
         for seed in (3, 3, 3)
     }
     assert len(traces) == 1
@@ -68,5 +68,5 @@ async def test_replay_of_recorded_schedules_gives_identical_traces(design: str) 
     for seed in range(30):
         first = await config(design).run(RandomWalk(seed))
         again = await config(design).run(Replay(first.schedule))
-        assert render_run("race_remap", design, again) == render_run("race_remap", design, first)
+        assert render_run(config(design), again) == render_run(config(design), first)
         assert again == first
