@@ -53,6 +53,10 @@ def render_trace(result: RunResult, *, details: bool = True) -> str:
     return "\n".join(rows) + "\n"
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 def verdict(result: RunResult) -> str:
     """One line: the finding, or that the run passed every oracle."""
     f = result.finding
@@ -76,7 +80,7 @@ def render_run(config: Config, result: RunResult, *, details: bool = True) -> st
         + "\n"
         + verdict(result)
         + "\n"
-        + f"schedule: {s.encode()} ({s.preemptions} preemptions, {len(s.choices)} decisions)\n"
+        + f"schedule: {s.encode()} ({_count(s.preemptions, 'preemption')}, {_count(len(s.choices), 'decision')})\n"
         + f"replay:   {replay_command(config, result)}\n"
     )
 
