@@ -19,8 +19,11 @@ async def remapper(ctx: ActorContext, notifier: Mailbox, hva: int, times: int = 
     """``mmap(hva, MAP_FIXED)`` over the VMA holding ``hva``, ``times`` times.
 
     MAP_FIXED unmaps the old range inside the same ``mmap_lock`` hold
-    (``mmap_region`` -> ``do_vmi_munmap``): the old frames are freed at once
-    and the new mapping is populated lazily, by the next fault on it.
+    (``mmap_region`` -> ``do_vmi_munmap``), and the new mapping is populated
+    lazily, by the next fault on it. The old frames are freed inside the
+    invalidation window, as when the mmu_gather batch fills and
+    ``tlb_flush_mmu`` puts its pages before ``invalidate_range_end``
+    (KERNEL.md section 3); a page freed after end is the easier case.
     """
     mm, frames = ctx.model.mm, ctx.model.frames
     for _ in range(times):
@@ -38,7 +41,7 @@ async def remapper(ctx: ActorContext, notifier: Mailbox, hva: int, times: int = 
             resume="zap_pte_range: ptep_get_and_clear",
         )
         cleared = [mm.clear_pte(h, ctx.name) for h in range(old.start, old.end, PAGE_SIZE) if h in mm.ptes]
-        await ctx.point("tlb_finish_mmu: put_page")
+        await ctx.point("tlb_flush_mmu: put_page")
         for pte in cleared:
             frames.put_page(pte.pfn)
         await ctx.call(

@@ -8,10 +8,12 @@ the strategy which one goes, and wakes that one directly with
 ``wait_task_rescheduled``. Exactly one actor runs between two points, so each
 step is atomic and a run is a pure function of the world and the decisions.
 
-Handing over directly costs about 4 us a point against 11 us with an Event
-per actor, and when the chosen actor is the one already running no Trio
-switch happens at all. Many runs share one ``trio.run``: ``Runtime.run`` is
-awaited from inside a running loop (also the only way under pytest-trio).
+When the chosen actor is the one already running no Trio switch happens at
+all (``bench/handoff.py``: 0.36x the cost of a point handed over with an
+Event per actor); a switch costs one direct ``reschedule`` (1.3x: the Event
+ring does no bookkeeping). Many runs share one ``trio.run``, which alone
+costs 2.5x a whole small run: ``Runtime.run`` is awaited from inside a
+running loop (also the only way under pytest-trio).
 
 Blocking is modelled, never real: an actor waiting for a lock or a reply is
 simply not runnable until its guard holds. A real ``trio.Lock`` held by a
@@ -57,23 +59,16 @@ class InternalError(Exception):
 
 
 @attrs.define(eq=False)
-class _Pending:
-    label: str
-    guard: Guard | None
-    waits_for: Callable[[], str] | str  # said in deadlock reports; callable: judged then
-
-
-@attrs.define(eq=False)
 class _Actor:
     index: int
     spec: ActorSpec
     task: trio.lowlevel.Task | None = None
-    pending: _Pending | None = None  # set while parked at a point
     finished: bool = False
-
-    def runnable(self) -> bool:
-        p = self.pending
-        return not self.finished and p is not None and (p.guard is None or p.guard())
+    # the point it is parked at (fields, not an object: this is the hot path)
+    parked: bool = False
+    label: str = ""
+    guard: Guard | None = None
+    waits_for: Callable[[], str] | str = ""  # said in deadlock reports; callable: judged then
 
 
 async def _park() -> None:
@@ -89,6 +84,7 @@ class Execution:
         self._strategy = strategy
         self._max_steps = max_steps
         self._actors = [_Actor(i, spec) for i, spec in enumerate(world.actors)]
+        self._rotations = [self._actors[i:] + self._actors[:i] for i in range(len(self._actors))]
         self._driver: trio.lowlevel.Task | None = None
         self._parked_at_start = 0
         self._started = False
@@ -155,7 +151,7 @@ class Execution:
         self, actor: _Actor, label: str, guard: Guard | None, waits_for: Callable[[], str] | str
     ) -> None:
         """Park ``actor`` before a step called ``label`` until the strategy picks it."""
-        actor.pending = _Pending(label, guard, waits_for)
+        actor.parked, actor.label, actor.guard, actor.waits_for = True, label, guard, waits_for
         if not self._started:
             self._parked_at_start += 1
             if self._parked_at_start == len(self._actors):
@@ -177,7 +173,9 @@ class Execution:
             self._close_step()
         if self._finding is not None:
             return self._end()
-        runnable = [a for a in self._actors if a.runnable()]
+        start = current.index if current is not None else 0
+        # listed cyclically from the actor that ran last: choice 0 keeps it running
+        runnable = [a for a in self._rotations[start] if a.parked and (a.guard is None or a.guard())]
         if not runnable:
             waiting = [a for a in self._actors if not a.finished and not a.spec.daemon]
             if waiting:
@@ -190,9 +188,6 @@ class Execution:
                 f"exceeded {self._max_steps} steps: a retry loop that never succeeds (livelock)?",
             )
             return self._end()
-        start = current.index if current is not None else 0
-        n = len(self._actors)
-        runnable.sort(key=lambda a: (a.index - start) % n)
         choice = 0
         if len(runnable) > 1:
             try:
@@ -204,8 +199,7 @@ class Execution:
                 raise InternalError(f"strategy chose {choice} of {len(runnable)} actors")
             self._choices.append(choice)
         chosen = runnable[choice]
-        assert chosen.pending is not None, "runnable actor without a pending point"
-        self._running, self._label, chosen.pending = chosen, chosen.pending.label, None
+        self._running, self._label, chosen.parked = chosen, chosen.label, False
         if chosen is not current:
             trio.lowlevel.reschedule(chosen.task)
         return chosen
@@ -229,13 +223,13 @@ class Execution:
         return None
 
     def _deadlock_message(self) -> str:
-        def waits(p: _Pending) -> str:
-            return (p.waits_for() if callable(p.waits_for) else p.waits_for) or p.label
+        def waits(a: _Actor) -> str:
+            return (a.waits_for() if callable(a.waits_for) else a.waits_for) or a.label
 
         blocked = [
-            f"{a.spec.name} waits for {waits(a.pending)}"
+            f"{a.spec.name} waits for {waits(a)}"
             for a in self._actors
-            if not a.finished and not a.spec.daemon and a.pending is not None
+            if a.parked and not a.spec.daemon
         ]
         return "deadlock: nobody can run; " + "; ".join(blocked)
 

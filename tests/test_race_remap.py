@@ -34,7 +34,7 @@ async def test_no_retry_race_is_the_remap_between_gup_and_map() -> None:
     install = labels.index(("vcpu0", "mmu_lock: map spte"))
     assert gup < zap < install, "the notifier zap must fall between gup and the install"
     fatal = found.result.steps[found.result.finding.step]
-    assert fatal.label == "tlb_finish_mmu: put_page" or fatal.label == "kvm_release_pfn_clean"
+    assert fatal.label == "tlb_flush_mmu: put_page" or fatal.label == "kvm_release_pfn_clean"
     assert any("frame freed" in e for e in fatal.events)
 
 
