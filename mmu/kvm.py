@@ -108,6 +108,8 @@ class Kvm:
     def install_spte(self, gfn: int, pfn: int, writable: bool, who: str) -> None:
         """Map ``gfn`` to ``pfn`` in the secondary page table, under mmu_lock."""
         self._assert_locked(who)
+        self.memslot.gfn_to_hva(gfn)  # raises for a gfn outside the memslot
+        # no check that the frame is live: installing a stale pfn is the bug oracles catch
         frame = self.frames[pfn]
         self.sptes[gfn] = Spte(pfn, writable, frame.generation)
         self.log.append(f"spte gfn {gfn:#x} -> pfn {pfn:#x}{' W' if writable else ' RO'}")
@@ -117,7 +119,8 @@ class Kvm:
         spte = self.sptes.get(gfn)
         kind = "write" if write else "read"
         if spte is None or (write and not spte.writable):
-            self.log.append("no spte: exit to kvm_mmu_page_fault")
+            why = "no spte" if spte is None else "read-only spte"
+            self.log.append(f"{why}: exit to kvm_mmu_page_fault")
             return None
         self.log.append(f"through spte -> pfn {spte.pfn:#x}")
         if not self.frames.is_current(spte.pfn, spte.generation):

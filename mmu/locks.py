@@ -18,8 +18,8 @@ class LockError(AssertionError):
 class SpinLock:
     """A non-sleeping mutual-exclusion lock, such as ``kvm->mmu_lock``.
 
-    Re-acquiring a lock you hold is not an error here: it is simply never
-    possible, so the runtime reports it as a deadlock, as the kernel would hang.
+    Re-acquiring a lock you hold is never possible (``can_acquire`` is
+    False), so the runtime reports it as a deadlock, as the kernel would hang.
     """
 
     name: str
@@ -36,7 +36,7 @@ class SpinLock:
 
     def release(self, who: str) -> None:
         if self.owner != who:
-            raise LockError(f"{who} released {self.name} held by {self.owner}")
+            raise LockError(f"{who} released {self.name} held by {self.owner or '(free)'}")
         self.owner = None
 
     def held_by(self, who: str) -> bool:
