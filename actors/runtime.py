@@ -128,6 +128,7 @@ class Execution:
 
     def _wake_driver(self) -> None:
         if self._driver_parked:  # the driver may be the task deciding right now
+            assert self._driver is not None
             self._driver_parked = False
             trio.lowlevel.reschedule(self._driver)
 
@@ -172,7 +173,8 @@ class Execution:
         if self._running is not None:
             self._close_step()
         if self._finding is not None:
-            return self._end()
+            self._end()
+            return None
         start = current.index if current is not None else 0
         # listed cyclically from the actor that ran last: choice 0 keeps it running
         runnable = [a for a in self._rotations[start] if a.parked and (a.guard is None or a.guard())]
@@ -180,27 +182,31 @@ class Execution:
             waiting = [a for a in self._actors if not a.finished and not a.spec.daemon]
             if waiting:
                 self._finding = Finding("deadlock", len(self._steps) - 1, self._deadlock_message())
-            return self._end()
+            self._end()
+            return None
         if len(self._steps) >= self._max_steps:
             self._finding = Finding(
                 "step_bound",
                 len(self._steps) - 1,
                 f"exceeded {self._max_steps} steps: a retry loop that never succeeds (livelock)?",
             )
-            return self._end()
+            self._end()
+            return None
         choice = 0
         if len(runnable) > 1:
             try:
                 choice = self._strategy.choose(len(runnable))
+                if not 0 <= choice < len(runnable):
+                    raise InternalError(f"strategy chose {choice} of {len(runnable)} actors")
             except Exception as exc:  # e.g. a replay that no longer fits: the caller's error
-                self._aborted = exc
-                return self._end()
-            if not 0 <= choice < len(runnable):
-                raise InternalError(f"strategy chose {choice} of {len(runnable)} actors")
+                self._aborted = exc  # raised by run(), not a finding of the design
+                self._end()
+                return None
             self._choices.append(choice)
         chosen = runnable[choice]
         self._running, self._label, chosen.parked = chosen, chosen.label, False
         if chosen is not current:
+            assert chosen.task is not None, "a parked actor has a task"
             trio.lowlevel.reschedule(chosen.task)
         return chosen
 
@@ -220,7 +226,6 @@ class Execution:
             self._close_step()
         self._done = True
         self._wake_driver()
-        return None
 
     def _deadlock_message(self) -> str:
         def waits(a: _Actor) -> str:

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import attrs
 
+from .constants import PAGE_SIZE
 from .frames import FrameTable
 from .locks import LockError, SpinLock
-from .constants import PAGE_SIZE
 
 
 @attrs.frozen
@@ -82,7 +82,9 @@ class Kvm:
             raise AssertionError("invalidate_range_end without start (in_progress < 0)")
         self.seq += 1
         self.in_progress -= 1
-        self.log.append(f"seq {self.seq - 1}->{self.seq}, in_progress {self.in_progress + 1}->{self.in_progress}")
+        self.log.append(
+            f"seq {self.seq - 1}->{self.seq}, in_progress {self.in_progress + 1}->{self.in_progress}"
+        )
 
     def unmap_hva_range(self, start: int, end: int, who: str) -> int:
         """``kvm_unmap_gfn_range`` + flush: zap every spte for [start, end); return how many."""

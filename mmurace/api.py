@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import importlib.util
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 import attrs
 import trio
@@ -15,7 +16,10 @@ from mmu import ORACLES
 from scenarios import CATALOG, Scenario
 
 from .errors import UsageError, unknown
-from .strategies import RandomWalk as RandomWalk, Replay
+from .strategies import RandomWalk as RandomWalk
+from .strategies import Replay
+
+T = TypeVar("T")
 
 #: schedules tried per design when none is given
 DEFAULT_SEEDS = 1000
@@ -30,16 +34,17 @@ def load_scenario(name_or_path: str) -> Scenario:
         raise unknown("scenario", name_or_path, CATALOG)
     if not path.is_file():
         raise UsageError(f"scenario file {name_or_path!r} does not exist")
-    for scenario in CATALOG.values():  # a catalog file by path: the same object, not a second import
-        if path.resolve() == Path(sys.modules[scenario.build.__module__].__file__ or "").resolve():
-            return scenario
+    for known in CATALOG.values():  # a catalog file by path: the same object, not a second import
+        if path.resolve() == Path(sys.modules[known.build.__module__].__file__ or "").resolve():
+            return known
     spec = importlib.util.spec_from_file_location(f"_mmurace_scenario_{path.stem}", path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     try:
         spec.loader.exec_module(module)
     except Exception as exc:
-        raise UsageError(f"scenario file {name_or_path!r} does not load: {type(exc).__name__}: {exc}") from None
+        why = f"{type(exc).__name__}: {exc}"
+        raise UsageError(f"scenario file {name_or_path!r} does not load: {why}") from None
     scenario = getattr(module, "SCENARIO", None)
     if not isinstance(scenario, Scenario):
         raise UsageError(f"scenario file {name_or_path!r} defines no SCENARIO = Scenario(...)")
@@ -144,6 +149,6 @@ async def replay(config: Config, schedule: str) -> RunResult:
     return result
 
 
-def run_sync(fn: Callable[..., object], *args: object) -> object:
+def run_sync(fn: Callable[..., Awaitable[T]], *args: object) -> T:
     """``trio.run`` for the CLI: one event loop for all the schedules of a command."""
     return trio.run(fn, *args)

@@ -99,7 +99,7 @@ def run(scenario: str, design: str | None, seed: int | None, seeds: int, params:
     for config in configs:
         with _progress(len(span), f"{sc.name} {config.design}") as bar:
             task = bar.add_task("", total=len(span))
-            hunts.append(api.run_sync(api.hunt, config, span, lambda n: bar.update(task, completed=n)))
+            hunts.append(api.run_sync(api.hunt, config, span, lambda n, t=task: bar.update(t, completed=n)))
     if as_json:
         _echo(json.dumps([_hunt_json(h) for h in hunts], indent=2) + "\n")
     elif design is None:

@@ -80,7 +80,8 @@ def render_run(config: Config, result: RunResult, *, details: bool = True) -> st
         + "\n"
         + verdict(result)
         + "\n"
-        + f"schedule: {s.encode()} ({_count(s.preemptions, 'preemption')}, {_count(len(s.choices), 'decision')})\n"
+        + f"schedule: {s.encode()}"
+        + f" ({_count(s.preemptions, 'preemption')}, {_count(len(s.choices), 'decision')})\n"
         + f"replay:   {replay_command(config, result)}\n"
     )
 

@@ -6,7 +6,8 @@ from __future__ import annotations
 import attrs
 import pytest
 import trio
-from hypothesis import HealthCheck, find, given, settings, strategies as st
+from hypothesis import HealthCheck, find, given, settings
+from hypothesis import strategies as st
 
 from actors import Runtime, Schedule
 from mmurace import Config, Replay

@@ -158,3 +158,12 @@ async def test_many_runs_share_one_trio_loop() -> None:
         assert sorted(record) == ["a0", "a1", "a2", "b0", "b1", "b2"]
         assert result.finding is None
     assert trio.lowlevel.current_trio_token() is token
+
+
+async def test_a_strategy_out_of_range_is_an_internal_error_not_a_finding() -> None:
+    from actors import InternalError
+
+    record: list[str] = []
+    w = world(ActorSpec("a", recorder(record, "a", 2)), ActorSpec("b", recorder(record, "b", 2)))
+    with pytest.raises(InternalError, match=r"^strategy chose 7 of 2 actors$"):
+        await Runtime().run(w, Fixed([7]))
