@@ -108,6 +108,12 @@ class Execution:
                 nursery.start_soon(self._actor_main, actor, name=actor.spec.name)
             await self._park_driver()  # until every actor is parked at its first point
             self._started = True
+            if self.model.log and self._finding is None:
+                # Trio starts tasks in no fixed order: work before the first point is a race
+                self._finding = Finding(
+                    "crash", -1, "an actor changed the model before its first scheduling point: "
+                    + "; ".join(self.model.drain_log()),
+                )
             self._decide(None)
             if not self._done:
                 await self._park_driver()  # until the run is over

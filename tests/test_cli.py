@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -172,3 +173,15 @@ def test_parameters_are_part_of_the_replay_command(capsys: pytest.CaptureFixture
     status, replayed, _ = cli(capsys, "replay", *command)
     assert status == 1
     assert out.startswith(replayed)
+
+
+def test_replay_is_byte_identical_across_processes_and_hash_seeds() -> None:
+    exe = str(Path(sys.executable).parent / "mmurace")
+    argv = [exe, "replay", "race_remap", "--design", "setup_time", "--schedule", "v1:12:2=1,4=1,5=1,6=1,7=1,10=1"]
+    outputs = set()
+    for hash_seed in ("0", "1", "12345"):
+        env = {**os.environ, "PYTHONHASHSEED": hash_seed}
+        proc = subprocess.run(argv, capture_output=True, check=False, env=env)
+        assert proc.returncode == 1, proc.stderr
+        outputs.add(proc.stdout)
+    assert len(outputs) == 1

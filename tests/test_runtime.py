@@ -167,3 +167,18 @@ async def test_a_strategy_out_of_range_is_an_internal_error_not_a_finding() -> N
     w = world(ActorSpec("a", recorder(record, "a", 2)), ActorSpec("b", recorder(record, "b", 2)))
     with pytest.raises(InternalError, match=r"^strategy chose 7 of 2 actors$"):
         await Runtime().run(w, Fixed([7]))
+
+
+async def test_model_changes_before_the_first_point_are_refused() -> None:
+    async def eager(ctx: ActorContext) -> None:
+        ctx.model.frames.alloc_page()  # runs in Trio's start order, not the strategy's
+        await ctx.point("too late")
+
+    record: list[str] = []
+    result = await Runtime().run(world(ActorSpec("e", eager), ActorSpec("a", recorder(record, "a", 1))), Fixed([]))
+    assert record == []
+    assert result.finding is not None
+    assert (result.finding.oracle, result.finding.step) == ("crash", -1)
+    assert result.finding.message == (
+        "an actor changed the model before its first scheduling point: alloc_page -> pfn 0x101 gen 1"
+    )
