@@ -17,13 +17,17 @@ from mmu import Model, RwSem, SpinLock
 from .mailbox import Mailbox, Request
 
 if TYPE_CHECKING:
-    from .runtime import Execution, Guard, _Actor
+    from .direct import DirectExecution
+    from .execution import Actor, Guard
+    from .trio_executor import TrioExecution
 
 
 class ActorContext:
     """One actor's handle on the runtime and the model."""
 
-    def __init__(self, name: str, model: Model, execution: Execution, actor: _Actor) -> None:
+    def __init__(
+        self, name: str, model: Model, execution: TrioExecution | DirectExecution, actor: Actor
+    ) -> None:
         self.name = name
         self.model = model
         self._execution = execution
@@ -94,12 +98,20 @@ class ActorContext:
         once the reply is in, as a synchronous callback returns to its caller.
         """
         await self.point(label)
-        request = Request(message, self.name)
-        box.put(request)
+        fp = self.model.fp
+        fp.write(("mailbox", box.name))
+        request = box.post(message, self.name)
         await self.point(resume, guard=lambda: request.answered, waits_for=f"reply from {box.name}")
+        fp.read(request.key)
         return request.reply
 
     async def receive(self, box: Mailbox, label: str) -> Request:
         """Step ``label`` starts with the oldest request in ``box`` taken."""
         await self.point(label, guard=lambda: bool(box), waits_for=f"a request in {box.name}")
+        self.model.fp.write(("mailbox", box.name))
         return box.take()
+
+    def answer(self, request: Request, value: Any = None) -> None:
+        """Reply to ``request``: its sender becomes runnable again."""
+        self.model.fp.write(request.key)
+        request.answer(value)

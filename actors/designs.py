@@ -51,15 +51,14 @@ async def _prepare_setup_time(ctx: ActorContext) -> None:
         got = get_user_page(ctx, slot.gfn_to_hva(gfn), write=True)
         if got is None:
             continue
-        kvm.slot_phys[gfn] = got[0]
-        ctx.note(f"slot_phys[gfn {gfn:#x}] = pfn {got[0]:#x}")
+        kvm.record_translation(gfn, got[0])
         frames.put_page(got[0])
     ctx.up_read(mm.mmap_lock)
 
 
 async def _fault_setup_time(ctx: ActorContext, gfn: int, write: bool) -> bool:
     """Map whatever ``slot_phys[]`` says, without asking the host again."""
-    pfn = ctx.model.kvm.slot_phys.get(gfn)
+    pfn = ctx.model.kvm.cached_translation(gfn)
     if pfn is None:
         await ctx.point("kvmppc_book3s_hv_page_fault")
         ctx.note(f"gfn {gfn:#x} was not translated at setup: -EFAULT")
@@ -95,8 +94,7 @@ async def _fault_seq_retry(ctx: ActorContext, gfn: int, write: bool) -> bool:
     kvm = ctx.model.kvm
     while True:
         await ctx.point("kvm_faultin_pfn")
-        mmu_seq = kvm.seq
-        ctx.note(f"mmu_seq = mmu_invalidate_seq = {mmu_seq}; smp_rmb()")
+        mmu_seq = kvm.snapshot_seq()
         got = await get_user_pages(ctx, kvm.memslot.gfn_to_hva(gfn), write)
         if got is None:
             return False

@@ -21,6 +21,7 @@ class Request:
 
     message: Any
     sender: str
+    key: tuple[str, int]  # ("request", n): names it in footprints, equal across runs
     _reply: Any = attrs.field(default=_NO_REPLY, init=False)
 
     @property
@@ -45,12 +46,17 @@ class Mailbox:
 
     name: str
     _queue: deque[Request] = attrs.field(factory=deque, init=False)
+    _sent: int = attrs.field(default=0, init=False)
 
     def __bool__(self) -> bool:
         return bool(self._queue)
 
-    def put(self, request: Request) -> None:
+    def post(self, message: Any, sender: str) -> Request:
+        """Queue ``message`` and return its request, numbered in sending order."""
+        self._sent += 1
+        request = Request(message, sender, (self.name, self._sent))
         self._queue.append(request)
+        return request
 
     def take(self) -> Request:
         return self._queue.popleft()

@@ -54,4 +54,4 @@ async def notifier_dispatcher(ctx: ActorContext, box: Mailbox) -> None:
             ctx.spin_unlock(kvm.mmu_lock)
         else:
             raise TypeError(f"notifier got an unknown message {msg!r}")
-        request.answer()
+        ctx.answer(request)

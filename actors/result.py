@@ -6,6 +6,8 @@ import enum
 
 import attrs
 
+from mmu.footprint import Access
+
 from .schedule import Schedule
 
 
@@ -24,6 +26,7 @@ class Step:
     actor: str
     label: str  # the kernel function (or hardware event) the step stands for
     events: tuple[str, ...]  # what the model recorded during the step
+    access: Access = Access()  # what it read and wrote, for partial-order reduction
 
 
 @attrs.frozen

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Coroutine, Mapping
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
@@ -13,7 +13,7 @@ from mmu.oracles import Oracle
 if TYPE_CHECKING:
     from .context import ActorContext
 
-ActorFn = Callable[["ActorContext"], Awaitable[None]]
+ActorFn = Callable[["ActorContext"], Coroutine[Any, Any, None]]
 
 
 @attrs.frozen

@@ -12,6 +12,8 @@ from collections import deque
 
 import attrs
 
+from .footprint import Footprint
+
 
 @attrs.define(eq=False)
 class Frame:
@@ -29,15 +31,19 @@ class FrameTable:
 
     frames: dict[int, Frame]
     log: list[str]
+    fp: Footprint = attrs.field(factory=Footprint)
     _free: deque[int] = attrs.field(init=False)
 
     def __attrs_post_init__(self) -> None:
         self._free = deque(pfn for pfn, f in sorted(self.frames.items()) if f.free)
 
     @classmethod
-    def with_frames(cls, first_pfn: int, count: int, log: list[str]) -> FrameTable:
+    def with_frames(
+        cls, first_pfn: int, count: int, log: list[str], fp: Footprint | None = None
+    ) -> FrameTable:
         """Build ``count`` free frames numbered from ``first_pfn``."""
-        return cls({pfn: Frame(pfn) for pfn in range(first_pfn, first_pfn + count)}, log)
+        frames = {pfn: Frame(pfn) for pfn in range(first_pfn, first_pfn + count)}
+        return cls(frames, log, fp if fp is not None else Footprint())
 
     def __getitem__(self, pfn: int) -> Frame:
         return self.frames[pfn]
@@ -51,6 +57,8 @@ class FrameTable:
         if not self._free:
             raise MemoryError("out of page frames: give the scenario more frames")
         frame = self.frames[self._free.popleft()]
+        self.fp.write(("freelist",))
+        self.fp.write(("frame", frame.pfn))
         frame.free = False
         frame.refcount = 1
         frame.generation += 1
@@ -60,6 +68,7 @@ class FrameTable:
     def get_page(self, pfn: int) -> None:
         """Take a reference on a frame in use (``get_page``)."""
         frame = self.frames[pfn]
+        self.fp.write(("frame", pfn))
         if frame.free:
             raise AssertionError(f"get_page on free pfn {pfn:#x}")
         frame.refcount += 1
@@ -68,18 +77,21 @@ class FrameTable:
     def put_page(self, pfn: int) -> None:
         """Drop a reference; the last one frees the frame (``put_page``)."""
         frame = self.frames[pfn]
+        self.fp.write(("frame", pfn))
         if frame.refcount <= 0:
             raise AssertionError(f"put_page on pfn {pfn:#x} with refcount {frame.refcount}")
         frame.refcount -= 1
         if frame.refcount == 0:
             frame.free = True
             self._free.append(pfn)
+            self.fp.write(("freelist",))
             self.log.append(f"put_page pfn {pfn:#x}: ref 1->0, frame freed")
         else:
             self.log.append(f"put_page pfn {pfn:#x}: ref {frame.refcount + 1}->{frame.refcount}")
 
     def is_current(self, pfn: int, generation: int) -> bool:
         """Return whether ``pfn`` is still the allocation made at ``generation``."""
+        self.fp.read(("frame", pfn))
         frame = self.frames[pfn]
         return not frame.free and frame.generation == generation
 

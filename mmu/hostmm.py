@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import attrs
 
+from .footprint import Footprint
 from .frames import FrameTable
 from .locks import LockError, RwSem
 
@@ -45,7 +46,10 @@ class HostMm:
 
     frames: FrameTable
     log: list[str]
-    mmap_lock: RwSem = attrs.field(factory=lambda: RwSem("mmap_lock"))
+    fp: Footprint = attrs.field(factory=Footprint)
+    mmap_lock: RwSem = attrs.field(
+        default=attrs.Factory(lambda self: RwSem("mmap_lock", fp=self.fp), takes_self=True)
+    )
     vmas: list[Vma] = attrs.field(factory=list)  # sorted by start, disjoint
     ptes: dict[int, HostPte] = attrs.field(factory=dict)
 
@@ -60,6 +64,7 @@ class HostMm:
     def find_vma(self, hva: int, who: str) -> Vma | None:
         """Return the VMA containing ``hva`` (``vma_lookup``); needs mmap_lock."""
         self._assert_held(who, write=False)
+        self.fp.read(("vmas",))
         return next((v for v in self.vmas if v.contains(hva)), None)
 
     def insert_vma(self, vma: Vma, who: str) -> None:
@@ -67,6 +72,7 @@ class HostMm:
         self._assert_held(who, write=True)
         if any(v.start < vma.end and vma.start < v.end for v in self.vmas):
             raise AssertionError(f"vma {vma.start:#x}-{vma.end:#x} overlaps an existing vma")
+        self.fp.write(("vmas",))
         self.vmas.append(vma)
         self.vmas.sort(key=lambda v: v.start)
         self.log.append(f"vma {vma.start:#x}-{vma.end:#x} {vma.prot} inserted")
@@ -76,12 +82,14 @@ class HostMm:
         self._assert_held(who, write=True)
         if any(vma.contains(hva) for hva in self.ptes):
             raise AssertionError(f"vma {vma.start:#x}-{vma.end:#x} removed with ptes present")
+        self.fp.write(("vmas",))
         self.vmas.remove(vma)
         self.log.append(f"vma {vma.start:#x}-{vma.end:#x} removed")
 
     def follow_pte(self, hva: int, who: str) -> HostPte | None:
         """Return the pte mapping ``hva`` (``follow_page``); needs mmap_lock."""
         self._assert_held(who, write=False)
+        self.fp.read(("pte", hva))
         return self.ptes.get(hva)
 
     def set_pte(self, hva: int, pfn: int, writable: bool, who: str) -> None:
@@ -91,12 +99,15 @@ class HostMm:
             raise AssertionError(f"set_pte over a present pte at hva {hva:#x}")
         if self.frames[pfn].free:
             raise AssertionError(f"set_pte to free pfn {pfn:#x}")
+        self.fp.write(("pte", hva))
+        self.fp.read(("frame", pfn))
         self.ptes[hva] = HostPte(pfn, writable)
         self.log.append(f"pte hva {hva:#x} -> pfn {pfn:#x}{' W' if writable else ' RO'}")
 
     def clear_pte(self, hva: int, who: str) -> HostPte:
         """Unmap ``hva`` and hand its reference to the caller (``ptep_get_and_clear``)."""
         self._assert_held(who, write=True)
+        self.fp.write(("pte", hva))
         pte = self.ptes.pop(hva)
         self.log.append(f"pte hva {hva:#x} -> pfn {pte.pfn:#x} cleared")
         return pte

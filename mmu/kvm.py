@@ -12,6 +12,7 @@ from __future__ import annotations
 import attrs
 
 from .constants import PAGE_SIZE
+from .footprint import Footprint
 from .frames import FrameTable
 from .locks import LockError, SpinLock
 
@@ -56,7 +57,10 @@ class Kvm:
     frames: FrameTable
     log: list[str]
     memslot: Memslot
-    mmu_lock: SpinLock = attrs.field(factory=lambda: SpinLock("mmu_lock"))
+    fp: Footprint = attrs.field(factory=Footprint)
+    mmu_lock: SpinLock = attrs.field(
+        default=attrs.Factory(lambda self: SpinLock("mmu_lock", fp=self.fp), takes_self=True)
+    )
     sptes: dict[int, Spte] = attrs.field(factory=dict)
     seq: int = 0  # mmu_invalidate_seq
     in_progress: int = 0  # mmu_invalidate_in_progress; invariant: >= 0
@@ -72,6 +76,7 @@ class Kvm:
     def invalidate_begin(self, who: str) -> None:
         """``kvm_mmu_invalidate_begin``: in_progress++."""
         self._assert_locked(who)
+        self.fp.write(("kvm", "in_progress"))
         self.in_progress += 1
         self.log.append(f"in_progress {self.in_progress - 1}->{self.in_progress}")
 
@@ -80,6 +85,8 @@ class Kvm:
         self._assert_locked(who)
         if self.in_progress <= 0:
             raise AssertionError("invalidate_range_end without start (in_progress < 0)")
+        self.fp.write(("kvm", "seq"))
+        self.fp.write(("kvm", "in_progress"))
         self.seq += 1
         self.in_progress -= 1
         self.log.append(
@@ -89,7 +96,10 @@ class Kvm:
     def unmap_hva_range(self, start: int, end: int, who: str) -> int:
         """``kvm_unmap_gfn_range`` + flush: zap every spte for [start, end); return how many."""
         self._assert_locked(who)
-        zapped = [gfn for gfn in self.memslot.gfns_in(start, end) if gfn in self.sptes]
+        in_range = self.memslot.gfns_in(start, end)
+        for gfn in in_range:  # absent ones too: a later install there depends on this zap
+            self.fp.write(("spte", gfn))
+        zapped = [gfn for gfn in in_range if gfn in self.sptes]
         for gfn in zapped:
             spte = self.sptes.pop(gfn)
             self.log.append(f"zap spte gfn {gfn:#x} -> pfn {spte.pfn:#x}")
@@ -100,6 +110,8 @@ class Kvm:
     def retry(self, mmu_seq: int, who: str) -> bool:
         """``mmu_invalidate_retry``: must the fault retry? (R2: under mmu_lock)."""
         self._assert_locked(who)
+        self.fp.read(("kvm", "seq"))
+        self.fp.read(("kvm", "in_progress"))
         stale = self.in_progress != 0 or self.seq != mmu_seq
         self.log.append(
             f"mmu_invalidate_retry: in_progress {self.in_progress}, seq {self.seq} vs {mmu_seq}"
@@ -112,12 +124,32 @@ class Kvm:
         self._assert_locked(who)
         self.memslot.gfn_to_hva(gfn)  # raises for a gfn outside the memslot
         # no check that the frame is live: installing a stale pfn is the bug oracles catch
+        self.fp.write(("spte", gfn))
+        self.fp.read(("frame", pfn))
         frame = self.frames[pfn]
         self.sptes[gfn] = Spte(pfn, writable, frame.generation)
         self.log.append(f"spte gfn {gfn:#x} -> pfn {pfn:#x}{' W' if writable else ' RO'}")
 
+    def snapshot_seq(self) -> int:
+        """``mmu_seq = kvm->mmu_invalidate_seq; smp_rmb()`` (F2): no lock needed (R1)."""
+        self.fp.read(("kvm", "seq"))
+        self.log.append(f"mmu_seq = mmu_invalidate_seq = {self.seq}; smp_rmb()")
+        return self.seq
+
+    def record_translation(self, gfn: int, pfn: int) -> None:
+        """Cache ``gfn -> pfn`` in ``slot_phys[]`` (the setup_time design)."""
+        self.fp.write(("slot_phys", gfn))
+        self.slot_phys[gfn] = pfn
+        self.log.append(f"slot_phys[gfn {gfn:#x}] = pfn {pfn:#x}")
+
+    def cached_translation(self, gfn: int) -> int | None:
+        """Return ``slot_phys[gfn]``, or None if it was never translated."""
+        self.fp.read(("slot_phys", gfn))
+        return self.slot_phys.get(gfn)
+
     def guest_access(self, gfn: int, *, write: bool) -> Spte | None:
         """One hardware access through the spte of ``gfn``; None means it faults."""
+        self.fp.read(("spte", gfn))
         spte = self.sptes.get(gfn)
         kind = "write" if write else "read"
         if spte is None or (write and not spte.writable):
@@ -126,6 +158,7 @@ class Kvm:
             return None
         self.log.append(f"through spte -> pfn {spte.pfn:#x}")
         if not self.frames.is_current(spte.pfn, spte.generation):
+            self.fp.write(("kvm", "bad_accesses"))
             self.bad_accesses.append(
                 f"guest {kind} of gfn {gfn:#x} went through a stale spte: "
                 + self.frames.describe(spte.pfn, spte.generation)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import attrs
 
+from .footprint import Footprint
+
 
 class LockError(AssertionError):
     """Raised when a lock is used against its rules (the model's lockdep)."""
@@ -24,6 +26,7 @@ class SpinLock:
 
     name: str
     owner: str | None = None
+    fp: Footprint = attrs.field(factory=Footprint, repr=False)
 
     def can_acquire(self, who: str) -> bool:
         """Return whether ``who`` could take the lock now."""
@@ -32,11 +35,13 @@ class SpinLock:
     def acquire(self, who: str) -> None:
         if self.owner is not None:
             raise LockError(f"{who} took {self.name} held by {self.owner}")
+        self.fp.write(("lock", self.name))
         self.owner = who
 
     def release(self, who: str) -> None:
         if self.owner != who:
             raise LockError(f"{who} released {self.name} held by {self.owner or '(free)'}")
+        self.fp.write(("lock", self.name))
         self.owner = None
 
     def held_by(self, who: str) -> bool:
@@ -55,6 +60,7 @@ class RwSem:
     name: str
     writer: str | None = None
     readers: list[str] = attrs.field(factory=list)
+    fp: Footprint = attrs.field(factory=Footprint, repr=False)
 
     def can_acquire(self, who: str, *, write: bool) -> bool:
         """Return whether ``who`` could take the semaphore in that mode now."""
@@ -65,12 +71,14 @@ class RwSem:
     def acquire(self, who: str, *, write: bool) -> None:
         if not self.can_acquire(who, write=write):
             raise LockError(f"{who} took {self.name} while it is held ({self._holders()})")
+        self.fp.write(("lock", self.name))
         if write:
             self.writer = who
         else:
             self.readers.append(who)
 
     def release(self, who: str, *, write: bool) -> None:
+        self.fp.write(("lock", self.name))
         if write:
             if self.writer != who:
                 raise LockError(f"{who} released {self.name} for write, held by ({self._holders()})")

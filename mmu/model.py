@@ -5,6 +5,7 @@ from __future__ import annotations
 import attrs
 
 from .constants import PAGE_SIZE as PAGE_SIZE
+from .footprint import Access, Footprint
 from .frames import FrameTable
 from .hostmm import HostMm, Vma
 from .kvm import Kvm, Memslot
@@ -27,6 +28,7 @@ class Model:
     frames: FrameTable
     mm: HostMm
     kvm: Kvm
+    fp: Footprint = attrs.field(factory=Footprint)
 
     @classmethod
     def build(cls, *, npages: int = 1, nframes: int = 8) -> Model:
@@ -35,9 +37,10 @@ class Model:
         The setup is not a step: the log starts empty.
         """
         log: list[str] = []
-        frames = FrameTable.with_frames(FIRST_PFN, nframes, log)
-        mm = HostMm(frames, log)
-        kvm = Kvm(frames, log, Memslot(0, npages, GUEST_RAM_HVA))
+        fp = Footprint()
+        frames = FrameTable.with_frames(FIRST_PFN, nframes, log, fp)
+        mm = HostMm(frames, log, fp)
+        kvm = Kvm(frames, log, Memslot(0, npages, GUEST_RAM_HVA), fp)
         setup = "setup"
         mm.mmap_lock.acquire(setup, write=True)
         mm.insert_vma(Vma(GUEST_RAM_HVA, GUEST_RAM_HVA + npages * PAGE_SIZE, "rw"), setup)
@@ -45,7 +48,12 @@ class Model:
             mm.set_pte(GUEST_RAM_HVA + i * PAGE_SIZE, frames.alloc_page(), True, setup)
         mm.mmap_lock.release(setup, write=True)
         log.clear()
-        return cls(log, frames, mm, kvm)
+        fp.clear()
+        return cls(log, frames, mm, kvm, fp)
+
+    def drain_footprint(self) -> Access:
+        """Return and forget what was read and written since the last call."""
+        return self.fp.drain()
 
     def drain_log(self) -> tuple[str, ...]:
         """Return and forget what happened since the last call."""

@@ -11,13 +11,12 @@ from typing import TypeVar
 import attrs
 import trio
 
-from actors import DEFAULT_MAX_STEPS, RunResult, Runtime, Schedule, ScheduleDiverged, ScheduleError, Strategy
+from actors import DEFAULT_MAX_STEPS, Executor, RunResult, Runtime, Schedule, ScheduleDiverged, ScheduleError, Strategy
 from mmu import ORACLES
 from scenarios import CATALOG, Scenario
 
 from .errors import UsageError, unknown
-from .strategies import RandomWalk as RandomWalk
-from .strategies import Replay
+from .strategies import RandomWalk as RandomWalk, Replay
 
 T = TypeVar("T")
 
@@ -91,6 +90,7 @@ class Config:
     oracles: tuple[str, ...] = ()  # empty: all of them
     max_steps: int = DEFAULT_MAX_STEPS
     params: tuple[tuple[str, int], ...] = ()  # scenario parameters that differ from the defaults
+    executor: Executor = Executor.TRIO  # same trace either way; DIRECT is faster for searches
 
     def describe(self) -> str:
         """The command-line words that select this configuration (replayable as they are)."""
@@ -106,7 +106,7 @@ class Config:
         world = self.scenario.build(self.design, **dict(self.params))
         if self.oracles:
             world.oracles = {name: ORACLES[name] for name in self.oracles}
-        return await Runtime(self.max_steps).run(world, strategy)
+        return await Runtime(self.max_steps, self.executor).run(world, strategy)
 
 
 @attrs.frozen

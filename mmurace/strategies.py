@@ -7,6 +7,7 @@ Decisions are relative to the actor that ran last (see ``actors.schedule``):
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 
 import attrs
 
@@ -23,8 +24,8 @@ class RandomWalk:
     def __attrs_post_init__(self) -> None:
         self._random = random.Random(self.seed)
 
-    def choose(self, n: int) -> int:
-        return self._random.randrange(n)
+    def choose(self, runnable: Sequence[int], current: int | None) -> int:
+        return self._random.randrange(len(runnable))
 
 
 @attrs.define(eq=False)
@@ -34,7 +35,8 @@ class Replay:
     schedule: Schedule
     _next: int = attrs.field(default=0, init=False)
 
-    def choose(self, n: int) -> int:
+    def choose(self, runnable: Sequence[int], current: int | None) -> int:
+        n = len(runnable)
         i = self._next
         choices = self.schedule.choices
         if i >= len(choices):

@@ -15,11 +15,11 @@ import scenarios
 
 SURFACE = {
     mmu: {
-        "Frame", "FrameTable", "HostMm", "HostPte", "Kvm", "LockError", "Memslot", "Model", "ORACLES",
+        "Access", "Footprint", "Frame", "FrameTable", "HostMm", "HostPte", "Kvm", "LockError", "Memslot", "Model", "ORACLES",
         "PAGE_SIZE", "RwSem", "SpinLock", "Spte", "Violation", "Vma", "corruption", "divergence", "stale_spte",
     },
     actors: {
-        "ActorContext", "ActorSpec", "DEFAULT_MAX_STEPS", "DESIGNS", "Design", "Finding", "InternalError",
+        "ActorContext", "ActorSpec", "DEFAULT_MAX_STEPS", "DESIGNS", "Design", "Executor", "Finding", "InternalError",
         "InvalidateEnd", "InvalidateStart", "Mailbox", "Request", "RunResult", "Runtime", "Schedule",
         "ScheduleDiverged", "ScheduleError", "Status", "Step", "Strategy", "World", "notifier_dispatcher",
         "remapper", "sort_key", "vcpu",

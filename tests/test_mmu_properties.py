@@ -17,8 +17,7 @@ from collections import Counter, deque
 from typing import TYPE_CHECKING
 
 import pytest
-from hypothesis import Phase, given, note, settings
-from hypothesis import strategies as st
+from hypothesis import Phase, given, note, settings, strategies as st
 
 from mmu import (
     PAGE_SIZE,

@@ -3,11 +3,12 @@ survives every schedule Hypothesis tries, and the buggy design is found."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import attrs
 import pytest
 import trio
-from hypothesis import HealthCheck, find, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, find, given, settings, strategies as st
 
 from actors import Runtime, Schedule
 from mmurace import Config, Replay
@@ -24,7 +25,8 @@ class Drawn:
     draws: list[int]
     _i: int = 0
 
-    def choose(self, n: int) -> int:
+    def choose(self, runnable: Sequence[int], current: int | None) -> int:
+        n = len(runnable)
         c = self.draws[self._i] % n if self._i < len(self.draws) else 0
         self._i += 1
         return c

@@ -5,16 +5,22 @@ from __future__ import annotations
 import pytest
 import trio
 
-from actors import ActorContext, ActorSpec, Mailbox, Runtime, Schedule, ScheduleDiverged, Status
+from actors import ActorContext, ActorSpec, Executor, Mailbox, Runtime, Schedule, ScheduleDiverged, Status
 from mmurace.strategies import RandomWalk, Replay
 
 from .toys import Fixed, recorder, two_locks_abba, world
 
 
-async def test_zero_choices_run_each_actor_to_completion_in_order() -> None:
+@pytest.fixture(params=list(Executor), ids=lambda e: e.value)
+def executor(request: pytest.FixtureRequest) -> Executor:
+    """Every runtime test runs under both executors: they must decide alike."""
+    return request.param
+
+
+async def test_zero_choices_run_each_actor_to_completion_in_order(executor: Executor) -> None:
     record: list[str] = []
     w = world(ActorSpec("a", recorder(record, "a", 3)), ActorSpec("b", recorder(record, "b", 2)))
-    result = await Runtime().run(w, Fixed([]))
+    result = await Runtime(executor=executor).run(w, Fixed([]))
     assert record == ["a0", "a1", "a2", "b0", "b1"]
     assert [s.label for s in result.steps] == record
     assert result.steps[1].events == ("a did 1",)
@@ -22,7 +28,7 @@ async def test_zero_choices_run_each_actor_to_completion_in_order() -> None:
     assert result.schedule.preemptions == 0
 
 
-async def test_choices_are_relative_to_the_running_actor() -> None:
+async def test_choices_are_relative_to_the_running_actor(executor: Executor) -> None:
     record: list[str] = []
     w = world(
         ActorSpec("a", recorder(record, "a", 2)),
@@ -31,25 +37,25 @@ async def test_choices_are_relative_to_the_running_actor() -> None:
     )
     # first decision: 3 runnable from a: [a, b, c] -> 2 is c; then from c: [c, a, b] -> 1 is a
     strategy = Fixed([2, 1])
-    result = await Runtime().run(w, strategy)
+    result = await Runtime(executor=executor).run(w, strategy)
     assert record[:2] == ["c0", "a0"]
     assert strategy.asked[:2] == [3, 3]
     assert result.schedule.choices[:2] == (2, 1)
 
 
-async def test_forced_decisions_are_not_recorded() -> None:
+async def test_forced_decisions_are_not_recorded(executor: Executor) -> None:
     record: list[str] = []
-    result = await Runtime().run(world(ActorSpec("a", recorder(record, "a", 4))), Fixed([]))
+    result = await Runtime(executor=executor).run(world(ActorSpec("a", recorder(record, "a", 4))), Fixed([]))
     assert record == ["a0", "a1", "a2", "a3"]
     assert result.schedule == Schedule(())
 
 
-async def test_same_seed_same_trace_and_replay_reproduces_it() -> None:
+async def test_same_seed_same_trace_and_replay_reproduces_it(executor: Executor) -> None:
     def build() -> object:
         record: list[str] = []
         return world(*(ActorSpec(n, recorder(record, n, 5)) for n in "abc"))
 
-    runtime = Runtime()
+    runtime = Runtime(executor=executor)
     first = await runtime.run(build(), RandomWalk(7))
     again = await runtime.run(build(), RandomWalk(7))
     replayed = await runtime.run(build(), Replay(first.schedule))
@@ -59,9 +65,9 @@ async def test_same_seed_same_trace_and_replay_reproduces_it() -> None:
     assert len({r.steps for r in other}) > 1, "seeds should give different interleavings"
 
 
-async def test_abba_deadlock_is_a_finding() -> None:
+async def test_abba_deadlock_is_a_finding(executor: Executor) -> None:
     # ab takes A; switch to ba, which takes B; both then wait: deadlock
-    result = await Runtime().run(two_locks_abba(), Fixed([0, 1]))
+    result = await Runtime(executor=executor).run(two_locks_abba(), Fixed([0, 1]))
     assert result.status is Status.VIOLATION
     assert result.finding is not None
     assert result.finding.oracle == "deadlock"
@@ -70,44 +76,44 @@ async def test_abba_deadlock_is_a_finding() -> None:
     )
 
 
-async def test_abba_without_preemption_passes() -> None:
-    result = await Runtime().run(two_locks_abba(), Fixed([]))
+async def test_abba_without_preemption_passes(executor: Executor) -> None:
+    result = await Runtime(executor=executor).run(two_locks_abba(), Fixed([]))
     assert result.finding is None
 
 
-async def test_actor_crash_is_a_finding_not_a_crash() -> None:
+async def test_actor_crash_is_a_finding_not_a_crash(executor: Executor) -> None:
     async def boom(ctx: ActorContext) -> None:
         await ctx.point("about to fail")
         raise KeyError("gone")
 
-    result = await Runtime().run(world(ActorSpec("x", boom)), Fixed([]))
+    result = await Runtime(executor=executor).run(world(ActorSpec("x", boom)), Fixed([]))
     assert result.finding is not None
     assert (result.finding.oracle, result.finding.step) == ("crash", 0)
     assert result.finding.message == "x raised KeyError: 'gone'"
 
 
-async def test_model_lock_misuse_is_reported_as_crash() -> None:
+async def test_model_lock_misuse_is_reported_as_crash(executor: Executor) -> None:
     async def careless(ctx: ActorContext) -> None:
         await ctx.point("install without mmu_lock")
         ctx.model.kvm.install_spte(0, 0x100, True, ctx.name)
 
-    result = await Runtime().run(world(ActorSpec("vcpu0", careless)), Fixed([]))
+    result = await Runtime(executor=executor).run(world(ActorSpec("vcpu0", careless)), Fixed([]))
     assert result.finding is not None
     assert result.finding.message == "vcpu0 raised LockError: vcpu0 must hold mmu_lock"
 
 
-async def test_step_bound_ends_a_livelock() -> None:
+async def test_step_bound_ends_a_livelock(executor: Executor) -> None:
     async def spin(ctx: ActorContext) -> None:
         while True:
             await ctx.point("retry")
 
-    result = await Runtime(max_steps=50).run(world(ActorSpec("s", spin)), Fixed([]))
+    result = await Runtime(max_steps=50, executor=executor).run(world(ActorSpec("s", spin)), Fixed([]))
     assert result.finding is not None
     assert result.finding.oracle == "step_bound"
     assert len(result.steps) == 50
 
 
-async def test_blocked_daemon_is_not_a_deadlock_and_replies_unblock_callers() -> None:
+async def test_blocked_daemon_is_not_a_deadlock_and_replies_unblock_callers(executor: Executor) -> None:
     box = Mailbox("box")
     record: list[str] = []
 
@@ -121,13 +127,13 @@ async def test_blocked_daemon_is_not_a_deadlock_and_replies_unblock_callers() ->
         reply = await ctx.call(box, 21, label="send", resume="got reply")
         record.append(f"reply {reply}")
 
-    result = await Runtime().run(world(ActorSpec("c", client), ActorSpec("s", server, daemon=True)), Fixed([]))
+    result = await Runtime(executor=executor).run(world(ActorSpec("c", client), ActorSpec("s", server, daemon=True)), Fixed([]))
     assert result.finding is None
     assert record == ["serve 21", "reply 42"]
     assert [s.label for s in result.steps] == ["send", "serve", "got reply"]
 
 
-async def test_oracle_runs_after_every_step_and_marks_the_fatal_one() -> None:
+async def test_oracle_runs_after_every_step_and_marks_the_fatal_one(executor: Executor) -> None:
     from mmu import Violation
 
     record: list[str] = []
@@ -135,22 +141,22 @@ async def test_oracle_runs_after_every_step_and_marks_the_fatal_one() -> None:
         ActorSpec("a", recorder(record, "a", 5)),
         oracles={"three": lambda m: Violation("three", "third step") if len(record) == 3 else None},
     )
-    result = await Runtime().run(w, Fixed([]))
+    result = await Runtime(executor=executor).run(w, Fixed([]))
     assert record == ["a0", "a1", "a2"]
     assert result.finding is not None
     assert (result.finding.oracle, result.finding.step) == ("three", 2)
 
 
-async def test_replay_that_does_not_fit_raises_diverged() -> None:
+async def test_replay_that_does_not_fit_raises_diverged(executor: Executor) -> None:
     record: list[str] = []
     w = world(ActorSpec("a", recorder(record, "a", 2)), ActorSpec("b", recorder(record, "b", 2)))
     with pytest.raises(ScheduleDiverged, match=r"^schedule diverged at decision 0: choice 5 but only 2"):
-        await Runtime().run(w, Replay(Schedule((5,))))
+        await Runtime(executor=executor).run(w, Replay(Schedule((5,))))
 
 
-async def test_many_runs_share_one_trio_loop() -> None:
+async def test_many_runs_share_one_trio_loop(executor: Executor) -> None:
     token = trio.lowlevel.current_trio_token()
-    runtime = Runtime()
+    runtime = Runtime(executor=executor)
     for seed in range(50):
         record: list[str] = []
         w = world(ActorSpec("a", recorder(record, "a", 3)), ActorSpec("b", recorder(record, "b", 3)))
@@ -160,22 +166,22 @@ async def test_many_runs_share_one_trio_loop() -> None:
     assert trio.lowlevel.current_trio_token() is token
 
 
-async def test_a_strategy_out_of_range_is_an_internal_error_not_a_finding() -> None:
+async def test_a_strategy_out_of_range_is_an_internal_error_not_a_finding(executor: Executor) -> None:
     from actors import InternalError
 
     record: list[str] = []
     w = world(ActorSpec("a", recorder(record, "a", 2)), ActorSpec("b", recorder(record, "b", 2)))
     with pytest.raises(InternalError, match=r"^strategy chose 7 of 2 actors$"):
-        await Runtime().run(w, Fixed([7]))
+        await Runtime(executor=executor).run(w, Fixed([7]))
 
 
-async def test_model_changes_before_the_first_point_are_refused() -> None:
+async def test_model_changes_before_the_first_point_are_refused(executor: Executor) -> None:
     async def eager(ctx: ActorContext) -> None:
         ctx.model.frames.alloc_page()  # runs in Trio's start order, not the strategy's
         await ctx.point("too late")
 
     record: list[str] = []
-    result = await Runtime().run(world(ActorSpec("e", eager), ActorSpec("a", recorder(record, "a", 1))), Fixed([]))
+    result = await Runtime(executor=executor).run(world(ActorSpec("e", eager), ActorSpec("a", recorder(record, "a", 1))), Fixed([]))
     assert record == []
     assert result.finding is not None
     assert (result.finding.oracle, result.finding.step) == ("crash", -1)

@@ -1,0 +1,190 @@
+"""The decision core shared by every executor: one run of one world.
+
+An executor only decides *how* actors are parked and woken (Trio tasks, or
+coroutines stepped by hand); everything that makes a run what it is lives
+here: closing a step (trace line, footprint, oracles), listing the runnable
+actors, asking the strategy, recording the decision, and the findings the
+runtime itself makes (deadlock, step bound, crash).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Protocol
+
+import attrs
+
+from mmu import Access
+
+from .result import Finding, RunResult, Status, Step
+from .schedule import Schedule
+from .world import ActorSpec, World
+
+Guard = Callable[[], bool]
+_NO_ACCESS = Access()
+
+
+class Strategy(Protocol):
+    """Decides who runs next. Lives across runs; never sees the model.
+
+    ``choose`` gets the runnable actors' indices (at least two), listed
+    cyclically from ``current``, the actor that ran last (so position 0
+    keeps it running if it can), and returns a position in that list. A
+    strategy may also define ``observe(step)``, called after every step.
+    """
+
+    def choose(self, runnable: Sequence[int], current: int | None) -> int: ...
+
+
+class ScheduleDiverged(Exception):
+    """Raised by a strategy replaying decisions that no longer fit the run."""
+
+
+class InternalError(Exception):
+    """A broken invariant of the runtime itself: this is a bug in mmurace."""
+
+
+@attrs.define(eq=False)
+class Actor:
+    """An actor during one run."""
+
+    index: int
+    spec: ActorSpec
+    handle: object = None  # the executor's: a Trio task, or a coroutine
+    finished: bool = False
+    # the point it is parked at (fields, not an object: this is the hot path)
+    parked: bool = False
+    label: str = ""
+    guard: Guard | None = None
+    waits_for: Callable[[], str] | str = ""  # said in deadlock reports; callable: judged then
+
+    def park(self, label: str, guard: Guard | None, waits_for: Callable[[], str] | str) -> None:
+        self.parked, self.label, self.guard, self.waits_for = True, label, guard, waits_for
+
+
+class Execution:
+    """The state of one run and the decisions made in it."""
+
+    def __init__(self, world: World, strategy: Strategy, max_steps: int) -> None:
+        self.world = world
+        self.model = world.model
+        self._strategy = strategy
+        self._observe: Callable[[Step], None] | None = getattr(strategy, "observe", None)
+        self._footprints = self._observe is not None  # only a strategy that observes needs them
+        self._max_steps = max_steps
+        self.actors = [Actor(i, spec) for i, spec in enumerate(world.actors)]
+        self._rotations = [self.actors[i:] + self.actors[:i] for i in range(len(self.actors))]
+        self.started = False
+        self.running: Actor | None = None
+        self._label = ""
+        self._steps: list[Step] = []
+        self._choices: list[int] = []
+        self.finding: Finding | None = None
+        self.done = False
+        self.aborted: Exception | None = None
+
+    def relabel(self, label: str) -> None:
+        """Rename the step now running, once it knows what it stands for."""
+        self._label = label
+
+    def begin(self) -> None:
+        """Every actor is parked at its first point: the run may start."""
+        self.started = True
+        if self.model.log and self.finding is None:
+            # executors start actors in no fixed order: work before the first point is a race
+            self.finding = Finding(
+                "crash",
+                -1,
+                "an actor changed the model before its first scheduling point: "
+                + "; ".join(self.model.drain_log()),
+            )
+        self.model.fp.clear()
+
+    def crashed(self, actor: Actor, exc: Exception) -> None:
+        """An actor raised: a finding of the design, never a crash of the tool."""
+        if self.finding is None:
+            what = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+            self.finding = Finding("crash", len(self._steps), f"{actor.spec.name} raised {what}")
+
+    def decide(self, current: Actor | None) -> Actor | None:
+        """Close the running step, then pick the next actor (None: the run is over)."""
+        if self.running is not None:
+            self._close_step()
+        if self.finding is not None:
+            self._end()
+            return None
+        start = current.index if current is not None else 0
+        # listed cyclically from the actor that ran last: choice 0 keeps it running
+        runnable = [a for a in self._rotations[start] if a.parked and (a.guard is None or a.guard())]
+        if not runnable:
+            if any(not a.finished and not a.spec.daemon for a in self.actors):
+                self.finding = Finding("deadlock", len(self._steps) - 1, self._deadlock_message())
+            self._end()
+            return None
+        if len(self._steps) >= self._max_steps:
+            self.finding = Finding(
+                "step_bound",
+                len(self._steps) - 1,
+                f"exceeded {self._max_steps} steps: a retry loop that never succeeds (livelock)?",
+            )
+            self._end()
+            return None
+        choice = 0
+        if len(runnable) > 1:
+            try:
+                choice = self._strategy.choose(
+                    [a.index for a in runnable], current.index if current is not None else None
+                )
+                if not 0 <= choice < len(runnable):
+                    raise InternalError(f"strategy chose {choice} of {len(runnable)} actors")
+            except Exception as exc:  # e.g. a replay that no longer fits: the caller's error
+                self.aborted = exc  # raised by the executor, not a finding of the design
+                self._end()
+                return None
+            self._choices.append(choice)
+        chosen = runnable[choice]
+        self.running, self._label, chosen.parked = chosen, chosen.label, False
+        return chosen
+
+    def _close_step(self) -> None:
+        assert self.running is not None
+        index = len(self._steps)
+        model = self.model
+        access = model.drain_footprint() if self._footprints else _NO_ACCESS
+        step = Step(index, self.running.spec.name, self._label, model.drain_log(), access)
+        self._steps.append(step)
+        self.running = None
+        for oracle in self.world.oracles.values():
+            violation = oracle(model)
+            if violation is not None:
+                self.finding = Finding(violation.oracle, index, violation.message)
+                break
+        model.fp.clear()  # what the oracles read belongs to no step
+        if self._observe is not None:
+            self._observe(step)
+
+    def _end(self) -> None:
+        if self.running is not None:
+            self._close_step()
+        self.done = True
+
+    def _deadlock_message(self) -> str:
+        def waits(a: Actor) -> str:
+            return (a.waits_for() if callable(a.waits_for) else a.waits_for) or a.label
+
+        blocked = [
+            f"{a.spec.name} waits for {waits(a)}" for a in self.actors if a.parked and not a.spec.daemon
+        ]
+        return "deadlock: nobody can run; " + "; ".join(blocked)
+
+    def result(self) -> RunResult:
+        """The run, after the fact; raises what aborted it, if anything did."""
+        if self.aborted is not None:
+            raise self.aborted
+        return RunResult(
+            status=Status.VIOLATION if self.finding else Status.PASSED,
+            actors=tuple(a.spec.name for a in self.actors),
+            steps=tuple(self._steps),
+            finding=self.finding,
+            schedule=Schedule(tuple(self._choices)),
+        )
