@@ -30,7 +30,9 @@ class Strategy(Protocol):
     ``choose`` gets the runnable actors' indices (at least two), listed
     cyclically from ``current``, the actor that ran last (so position 0
     keeps it running if it can), and returns a position in that list. A
-    strategy may also define ``observe(step)``, called after every step.
+    strategy may also define ``observe(actor, access)``, called after every
+    step with the index of the actor that ran and what the step touched
+    (footprints are recorded only for strategies that observe).
     """
 
     def choose(self, runnable: Sequence[int], current: int | None) -> int: ...
@@ -69,7 +71,7 @@ class Execution:
         self.world = world
         self.model = world.model
         self._strategy = strategy
-        self._observe: Callable[[Step], None] | None = getattr(strategy, "observe", None)
+        self._observe: Callable[[int, Access], None] | None = getattr(strategy, "observe", None)
         self._footprints = self._observe is not None  # only a strategy that observes needs them
         self._max_steps = max_steps
         self.actors = [Actor(i, spec) for i, spec in enumerate(world.actors)]
@@ -147,11 +149,12 @@ class Execution:
         return chosen
 
     def _close_step(self) -> None:
-        assert self.running is not None
+        running = self.running
+        assert running is not None
         index = len(self._steps)
         model = self.model
         access = model.drain_footprint() if self._footprints else _NO_ACCESS
-        step = Step(index, self.running.spec.name, self._label, model.drain_log(), access)
+        step = Step(index, running.spec.name, self._label, model.drain_log(), access)
         self._steps.append(step)
         self.running = None
         for oracle in self.world.oracles.values():
@@ -161,7 +164,7 @@ class Execution:
                 break
         model.fp.clear()  # what the oracles read belongs to no step
         if self._observe is not None:
-            self._observe(step)
+            self._observe(running.index, access)
 
     def _end(self) -> None:
         if self.running is not None:

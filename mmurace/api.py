@@ -11,7 +11,17 @@ from typing import TypeVar
 import attrs
 import trio
 
-from actors import DEFAULT_MAX_STEPS, Executor, RunResult, Runtime, Schedule, ScheduleDiverged, ScheduleError, Strategy
+from actors import (
+    DEFAULT_MAX_STEPS,
+    Executor,
+    RunResult,
+    Runtime,
+    Schedule,
+    ScheduleDiverged,
+    ScheduleError,
+    Strategy,
+    World,
+)
 from mmu import ORACLES
 from scenarios import CATALOG, Scenario
 
@@ -101,12 +111,24 @@ class Config:
             words.append(f"--max-steps {self.max_steps}")
         return " ".join(words)
 
-    async def run(self, strategy: Strategy) -> RunResult:
-        """Run one schedule of a fresh world."""
+    def world(self) -> World:
+        """A fresh world for one run."""
         world = self.scenario.build(self.design, **dict(self.params))
         if self.oracles:
             world.oracles = {name: ORACLES[name] for name in self.oracles}
-        return await Runtime(self.max_steps, self.executor).run(world, strategy)
+        return world
+
+    async def run(self, strategy: Strategy) -> RunResult:
+        """Run one schedule of a fresh world."""
+        return await Runtime(self.max_steps, self.executor).run(self.world(), strategy)
+
+    def run_direct(self, strategy: Strategy) -> RunResult:
+        """Run one schedule with the direct executor, outside any event loop."""
+        return Runtime(self.max_steps, Executor.DIRECT).run_direct(self.world(), strategy)
+
+    def estimate_decisions(self, samples: int = 5) -> int:
+        """How many decisions a run takes: the most over a few random walks (PCT's k)."""
+        return max(len(self.run_direct(RandomWalk(seed)).schedule.choices) for seed in range(samples)) or 1
 
 
 @attrs.frozen

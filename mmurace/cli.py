@@ -5,6 +5,9 @@
     mmurace run race_remap --design no_retry    hunt seeds until a race shows
     mmurace run race_remap --design no_retry --seed 42
     mmurace replay race_remap --design no_retry --schedule v1:10:2=1,8=1
+    mmurace stress race_remap --design no_retry --strategy pct --schedules 1000
+    mmurace explore race_remap --design seq_retry --preemptions 2
+    mmurace shrink race_remap --design no_retry --schedule v1:10:2=1,8=1
     mmurace list
 
 Exit status: 0 no violation, 1 a violation was found, 2 usage error.
@@ -21,7 +24,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
-from actors import DEFAULT_MAX_STEPS, DESIGNS
+from actors import DEFAULT_MAX_STEPS, DESIGNS, Executor
 from mmu import ORACLES
 
 from . import api
@@ -44,11 +47,21 @@ def _progress(total: int, what: str) -> Progress:
 
 
 def _config(
-    scenario: str, design: str, oracles: Sequence[str], max_steps: int, params: Sequence[str]
+    scenario: str,
+    design: str,
+    oracles: Sequence[str],
+    max_steps: int,
+    params: Sequence[str],
+    executor: str = Executor.TRIO.value,
 ) -> api.Config:
     sc = api.load_scenario(scenario)
     return api.Config(
-        sc, api.check_design(sc, design), api.check_oracles(oracles), max_steps, api.parse_params(sc, params)
+        sc,
+        api.check_design(sc, design),
+        api.check_oracles(oracles),
+        max_steps,
+        api.parse_params(sc, params),
+        Executor(executor),
     )
 
 
@@ -185,6 +198,9 @@ def list_() -> int:
         for name, summary in items.items():
             _echo(f"  {name:<12} {summary}\n")
     return 0
+
+
+from . import cli_search  # noqa: E402,F401  (registers stress, explore, shrink on `cli`)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

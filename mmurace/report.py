@@ -10,7 +10,7 @@ from __future__ import annotations
 import textwrap
 from typing import TYPE_CHECKING, Any
 
-from actors import RunResult
+from actors import RunResult, Schedule
 
 if TYPE_CHECKING:
     from .api import Config
@@ -53,8 +53,14 @@ def render_trace(result: RunResult, *, details: bool = True) -> str:
     return "\n".join(rows) + "\n"
 
 
-def _count(n: int, noun: str) -> str:
+def count(n: int, noun: str) -> str:
+    """``3 preemptions``, ``1 preemption``."""
     return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+def schedule_note(s: Schedule) -> str:
+    """The schedule string and how complex it is."""
+    return f"{s.encode()} ({count(s.preemptions, 'preemption')}, {count(len(s.choices), 'decision')})"
 
 
 def verdict(result: RunResult) -> str:
@@ -80,8 +86,7 @@ def render_run(config: Config, result: RunResult, *, details: bool = True) -> st
         + "\n"
         + verdict(result)
         + "\n"
-        + f"schedule: {s.encode()}"
-        + f" ({_count(s.preemptions, 'preemption')}, {_count(len(s.choices), 'decision')})\n"
+        + f"schedule: {schedule_note(s)}\n"
         + f"replay:   {replay_command(config, result)}\n"
     )
 

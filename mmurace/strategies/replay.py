@@ -1,31 +1,12 @@
-"""Strategies: who runs next. Each sees only how many actors are runnable.
-
-Decisions are relative to the actor that ran last (see ``actors.schedule``):
-0 keeps it running, anything else is a preemption.
-"""
+"""Replay a recorded schedule, failing loudly when the run no longer fits it."""
 
 from __future__ import annotations
 
-import random
 from collections.abc import Sequence
 
 import attrs
 
 from actors import Schedule, ScheduleDiverged
-
-
-@attrs.define(eq=False)
-class RandomWalk:
-    """Pick uniformly among the runnable actors, from one seeded generator."""
-
-    seed: int
-    _random: random.Random = attrs.field(init=False)
-
-    def __attrs_post_init__(self) -> None:
-        self._random = random.Random(self.seed)
-
-    def choose(self, runnable: Sequence[int], current: int | None) -> int:
-        return self._random.randrange(len(runnable))
 
 
 @attrs.define(eq=False)

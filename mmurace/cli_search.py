@@ -1,0 +1,166 @@
+"""The search commands: ``stress``, ``explore`` and ``shrink``."""
+
+from __future__ import annotations
+
+import functools
+import json
+from pathlib import Path
+
+import attrs
+import click
+
+from actors import Executor
+
+from . import api
+from .cli import _common, _config, _design_help, _echo, _progress, _scenario_arg, cli
+from .errors import UsageError
+from .explore import Verdict, explore
+from .report import count, render_run, replay_command, schedule_note, to_json
+from .shrink import shrink
+from .stress import Found, Kind, stress
+
+_executor = click.option(
+    "--executor", type=click.Choice([e.value for e in Executor]), default=Executor.DIRECT.value,
+    show_default=True, help="run actors as Trio tasks or step them directly (same traces, direct is faster)",
+)
+
+
+def _found_json(f: Found, count: int) -> dict:
+    return {
+        "count": count, "strategy": f.strategy, "seed": f.seed,
+        "location": dict(zip(("oracle", "actor", "step"), f.location, strict=True)),
+        "run": to_json(f.config, f.result),
+        "shrunk": None if f.shrunk is None else to_json(f.config, f.shrunk),
+    }
+
+
+@cli.command("stress")
+@_scenario_arg
+@click.option("--design", required=True, help=_design_help)
+@click.option("--strategy", "kind", type=click.Choice([k.value for k in Kind]), default=Kind.PCT.value,
+              show_default=True, help="how schedules are drawn")
+@click.option("--schedules", type=click.IntRange(min=1), default=1000, show_default=True,
+              help="schedules to try")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
+              help="first seed (random, pct) or Hypothesis's seed")
+@click.option("--depth", type=click.IntRange(min=1), default=2, show_default=True,
+              help="PCT bug depth: priority change points + 1")
+@click.option("--keep-going", is_flag=True, help="collect every finding instead of stopping at the first")
+@click.option("--no-shrink", is_flag=True, help="show the finding as found, without shrinking it")
+@click.option("--database", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Hypothesis example database directory (remembers failing schedules)")
+@_executor
+@_common
+def stress_cmd(scenario: str, design: str, kind: str, schedules: int, seed: int, depth: int,
+               keep_going: bool, no_shrink: bool, database: Path | None, executor: str,
+               params: tuple[str, ...], oracles: tuple[str, ...], max_steps: int, as_json: bool) -> int:
+    """Hunt races in SCENARIO with many schedules; shrink and draw what is found.
+
+    \b
+    mmurace stress race_remap --design no_retry --strategy pct --schedules 1000
+    mmurace stress race_remap --design no_retry --strategy hypothesis --keep-going
+    """
+    config = _config(scenario, design, oracles, max_steps, params, executor)
+    strategy = Kind(kind)
+    with _progress(schedules, f"{config.describe()} {kind}") as bar:
+        task = bar.add_task("", total=schedules)
+        outcome = api.run_sync(functools.partial(
+            stress, config, strategy, schedules=schedules, seed=seed, depth=depth,
+            keep_going=keep_going, database=database, progress=lambda n: bar.update(task, completed=n),
+        ))
+    groups = [(g.first if no_shrink else _with_shrunk(g.first), g.count) for g in outcome.groups]
+    per_second = outcome.schedules / max(outcome.seconds, 1e-9)
+    rate = f"{outcome.schedules} schedules in {outcome.seconds:.2f} s: {per_second:.0f} schedules/s"
+    if as_json:
+        _echo(json.dumps({"strategy": kind, "schedules": outcome.schedules,
+                          "findings": [_found_json(f, n) for f, n in groups]}, indent=2) + "\n")
+        return 1 if groups else 0
+    if not groups:
+        _echo(f"{config.describe()}: no violation in {outcome.schedules} {kind} schedules\n{rate}\n")
+        return 0
+    first, _ = groups[0]
+    shown = first.shrunk or first.result
+    _echo(render_run(config, shown))
+    _echo(f"found by {first.strategy} as {schedule_note(first.result.schedule)}\n")
+    if first.shrunk is not None:
+        _echo(f"shrunk to {schedule_note(first.shrunk.schedule)}\n")
+    _echo(f"\n{count(len(groups), 'distinct finding')}:\n")
+    for f, n in groups:
+        oracle, actor, label = f.location
+        _echo(f"  {n:>5} x {oracle} at {actor}: {label}   first by {f.strategy}\n")
+        _echo(f"          {replay_command(config, f.shrunk or f.result)}\n")
+    _echo(rate + "\n")
+    return 1
+
+
+def _with_shrunk(f: Found) -> Found:
+    return attrs.evolve(f, shrunk=shrink(f.config, f.result).result)
+
+
+@cli.command("explore")
+@_scenario_arg
+@click.option("--design", required=True, help=_design_help)
+@click.option("--preemptions", type=click.IntRange(min=0), default=None,
+              help="preemption bound; default unbounded (fine for small scenarios)")
+@click.option("--no-reduction", is_flag=True, help="turn off the partial-order reduction (sleep sets)")
+@click.option("--limit", type=click.IntRange(min=1), default=100_000, show_default=True,
+              help="stop after this many executions")
+@_executor
+@_common
+def explore_cmd(scenario: str, design: str, preemptions: int | None, no_reduction: bool, limit: int,
+                executor: str, params: tuple[str, ...], oracles: tuple[str, ...], max_steps: int,
+                as_json: bool) -> int:
+    """Run every schedule of SCENARIO within a preemption bound, depth first.
+
+    \b
+    mmurace explore race_remap --design seq_retry            prove it, unbounded
+    mmurace explore race_remap --design no_retry --preemptions 1
+    """
+    config = _config(scenario, design, oracles, max_steps, params, executor)
+    with _progress(limit, f"{config.describe()} explore") as bar:
+        task = bar.add_task("", total=limit)
+        e = api.run_sync(functools.partial(
+            explore, config, preemptions=preemptions, reduce=not no_reduction, limit=limit,
+            progress=lambda n: bar.update(task, completed=n),
+        ))
+    bound = "unbounded" if preemptions is None else f"at most {count(preemptions, 'preemption')}"
+    reduction = "off" if no_reduction else "sleep sets"
+    summary = (f"{e.verdict.value}: {e.executions} executions, {e.pruned} pruned"
+               f" ({bound}, partial-order reduction: {reduction})")
+    if as_json:
+        _echo(json.dumps({"verdict": e.verdict.name.lower(), "executions": e.executions, "pruned": e.pruned,
+                          "preemptions": preemptions, "reduction": not no_reduction,
+                          "run": None if e.result is None else to_json(config, e.result)}, indent=2) + "\n")
+    elif e.result is not None:
+        _echo(render_run(config, e.result) + summary + "\n")
+    else:
+        tail = "no violation in any schedule" if e.verdict is Verdict.EXHAUSTED else "no violation so far"
+        _echo(f"{config.describe()}: {summary}: {tail}\n")
+    return 1 if e.result is not None else 0
+
+
+@cli.command("shrink")
+@_scenario_arg
+@click.option("--design", required=True, help=_design_help)
+@click.option("--schedule", required=True, metavar="S", help="a failing schedule string (v1:...)")
+@_common
+def shrink_cmd(scenario: str, design: str, schedule: str, params: tuple[str, ...],
+               oracles: tuple[str, ...], max_steps: int, as_json: bool) -> int:
+    """Shrink a failing schedule of SCENARIO to the fewest preemptions that still fail.
+
+    \b
+    mmurace shrink race_remap --design no_retry --schedule v1:10:2=1,8=1
+    """
+    config = _config(scenario, design, oracles, max_steps, params)
+    original = api.run_sync(api.replay, config, schedule)
+    if original.finding is None:
+        raise UsageError(f"schedule {schedule} does not fail for {config.describe()}: nothing to shrink")
+    shrunk = shrink(config, original)
+    if as_json:
+        _echo(json.dumps({"original": to_json(config, original), "shrunk": to_json(config, shrunk.result),
+                          "runs": shrunk.runs}, indent=2) + "\n")
+    else:
+        _echo(render_run(config, shrunk.result))
+        _echo(f"shrunk from {schedule_note(original.schedule)}\n"
+              f"        to {schedule_note(shrunk.result.schedule)} in {shrunk.runs} runs\n")
+    return 1
