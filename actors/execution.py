@@ -112,7 +112,7 @@ class Execution:
         """Close the running step, then pick the next actor (None: the run is over)."""
         if self.running is not None:
             self._close_step()
-        if self.finding is not None:
+        if self.finding is not None or self.aborted is not None:
             self._end()
             return None
         start = current.index if current is not None else 0
@@ -164,7 +164,10 @@ class Execution:
                 break
         model.fp.clear()  # what the oracles read belongs to no step
         if self._observe is not None:
-            self._observe(running.index, access)
+            try:
+                self._observe(running.index, access)
+            except Exception as exc:  # e.g. a search cutting a redundant run short
+                self.aborted = exc
 
     def _end(self) -> None:
         if self.running is not None:

@@ -26,7 +26,9 @@ class Step:
     actor: str
     label: str  # the kernel function (or hardware event) the step stands for
     events: tuple[str, ...]  # what the model recorded during the step
-    access: Access = Access()  # what it read and wrote, for partial-order reduction
+    # what it read and wrote, for partial-order reduction; recorded only when a
+    # strategy observes steps, so not part of what makes two runs the same
+    access: Access = attrs.field(default=Access(), eq=False)
 
 
 @attrs.frozen

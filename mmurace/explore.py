@@ -93,9 +93,10 @@ class _PathStrategy:
         node = self._pending
         if node is not None and actor == node.chosen:
             node.access, self._pending = access, None
+        if actor in self._sleep:  # a forced step of a sleeping actor: covered elsewhere
+            raise PrunedRun
         if self.reduce and self._sleep:
             self._sleep = {a: acc for a, acc in self._sleep.items() if not acc.conflicts(access)}
-        self._sleep.pop(actor, None)
 
 
 def _backtrack(path: list[_Node], bound: int | None) -> bool:

@@ -185,3 +185,61 @@ def test_replay_is_byte_identical_across_processes_and_hash_seeds() -> None:
         assert proc.returncode == 1, proc.stderr
         outputs.add(proc.stdout)
     assert len(outputs) == 1
+
+
+def test_stress_finds_shrinks_and_reports_speed(capsys: pytest.CaptureFixture[str]) -> None:
+    status, out, _ = cli(capsys, "stress", "race_remap", "--design", "no_retry", "--strategy", "random")
+    assert status == 1
+    assert "found by random --seed 42 as v1:10:2=1,8=1 (2 preemptions, 10 decisions)" in out
+    assert "shrunk to v1:10:2=1 (1 preemption, 10 decisions)" in out
+    assert "1 distinct finding:" in out
+    assert "schedules/s" in out
+    status, out, _ = cli(capsys, "stress", "race_remap", "--design", "seq_retry", "--schedules", "100")
+    assert status == 0
+    assert out.startswith("race_remap --design seq_retry: no violation in 100 pct schedules")
+
+
+def test_stress_json_carries_provenance(capsys: pytest.CaptureFixture[str]) -> None:
+    status, out, _ = cli(capsys, "stress", "race_remap", "--design", "setup_time", "--keep-going",
+                         "--schedules", "50", "--strategy", "random", "--json")
+    assert status == 1
+    report = json.loads(out)
+    assert report["schedules"] == 50
+    finding = report["findings"][0]
+    assert finding["strategy"] == f"random --seed {finding['seed']}"
+    assert finding["shrunk"]["finding"]["oracle"] == finding["location"]["oracle"]
+    assert sum(f["count"] for f in report["findings"]) <= 50
+
+
+def test_explore_proves_seq_retry_and_finds_no_retry(capsys: pytest.CaptureFixture[str]) -> None:
+    status, out, _ = cli(capsys, "explore", "race_remap", "--design", "seq_retry")
+    assert status == 0
+    assert "exhausted:" in out and "(unbounded, partial-order reduction: sleep sets): no violation in any schedule" in out
+    status, out, _ = cli(capsys, "explore", "race_remap", "--design", "no_retry", "--preemptions", "1")
+    assert status == 1
+    assert "replay:   mmurace replay race_remap --design no_retry --schedule v1:10:2=1" in out
+
+
+def test_shrink_command(capsys: pytest.CaptureFixture[str]) -> None:
+    status, out, _ = cli(capsys, "shrink", "race_remap", "--design", "no_retry", "--schedule", "v1:10:2=1,8=1")
+    assert status == 1
+    assert "shrunk from v1:10:2=1,8=1 (2 preemptions, 10 decisions)" in out
+    assert "        to v1:10:2=1 (1 preemption, 10 decisions)" in out
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["shrink", "race_remap", "--design", "seq_retry", "--schedule", "v1:3:2=1"],
+         "mmurace: error: schedule v1:3:2=1 does not fail for race_remap --design seq_retry: nothing to shrink"),
+        (["shrink", "race_remap", "--design", "no_retry", "--schedule", "10:2=1"],
+         "mmurace: error: malformed schedule '10:2=1': expected 'v1:N' or 'v1:N:I=C,I=C...'"),
+        (["stress", "race_remap", "--design", "no_retry", "--strategy", "dfs"],
+         "mmurace: error: Invalid value for '--strategy': 'dfs' is not one of 'random', 'pct', 'hypothesis'."),
+        (["explore", "race_remap", "--design", "no_retry", "--preemptions", "-1"],
+         "mmurace: error: Invalid value for '--preemptions': -1 is not in the range x>=0."),
+    ],
+)
+def test_search_commands_reject_bad_input(capsys: pytest.CaptureFixture[str], argv: list[str], message: str) -> None:
+    status, out, err = cli(capsys, *argv)
+    assert (status, out, err) == (2, "", message + "\n")

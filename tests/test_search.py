@@ -1,0 +1,200 @@
+"""Schedule search: PCT, exhaustive search with sleep sets, Hypothesis-drawn
+sparse schedules, shrinking, and grouped findings."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from actors import ActorContext, ActorSpec, Executor, Schedule, World
+from mmu import Model, Violation
+from mmurace import Config, RandomWalk, Replay
+from mmurace.explore import Verdict, explore
+from mmurace.shrink import shrink
+from mmurace.strategies import Pct, Sparse
+from mmurace.stress import Kind, stress
+from scenarios import CATALOG, Scenario
+
+RACE = CATALOG["race_remap"]
+
+
+def config(design: str, *oracles: str) -> Config:
+    return Config(RACE, design, oracles, executor=Executor.DIRECT)
+
+
+# ---- toy worlds with known interleavings ----
+
+
+def _toy(actors: dict[str, Callable[[ActorContext], object]], oracle: Callable[[Model], Violation | None] | None = None) -> Config:
+    def build(design: str) -> World:
+        w = World(Model.build(), tuple(ActorSpec(n, f) for n, f in actors.items()))  # type: ignore[arg-type]
+        w.oracles = {"toy": oracle} if oracle else {}
+        return w
+
+    return Config(Scenario("toy", "toy", "toy", build, ("toy",)), "toy", executor=Executor.DIRECT)
+
+
+def _private(key: str) -> Callable[[ActorContext], object]:
+    async def actor(ctx: ActorContext) -> None:
+        for i in range(2):
+            await ctx.point(f"{key}{i}")
+            ctx.model.fp.write((key,))
+
+    return actor
+
+
+async def test_independent_steps_are_explored_once_with_sleep_sets() -> None:
+    """a0 a1 and b0 b1 touch disjoint objects. Without reduction the six
+    interleavings aabb abab abba baab baba bbaa are all run; with sleep sets,
+    only aabb runs to the end: abba and bbaa are cut short when the sleeping
+    a is forced to run, and abab, baab, baba are never started."""
+    toy = _toy({"a": _private("a"), "b": _private("b")})
+    full = await explore(toy, preemptions=None, reduce=False)
+    reduced = await explore(toy, preemptions=None)
+    assert (full.verdict, full.executions) == (Verdict.EXHAUSTED, 6)
+    assert (reduced.verdict, reduced.executions, reduced.pruned) == (Verdict.EXHAUSTED, 1, 2)
+
+
+def _incrementer(atomic: bool) -> Callable[[ActorContext], object]:
+    async def actor(ctx: ActorContext) -> None:
+        fp, counter = ctx.model.fp, ctx.model.kvm.slot_phys
+        await ctx.point("load x")
+        fp.read(("x",))
+        seen = counter.get(0, 0)
+        if not atomic:
+            await ctx.point("store x + 1")
+        fp.write(("x",))
+        counter[0] = seen + 1
+
+    return actor
+
+
+def _lost_update(model: Model) -> Violation | None:
+    finished = model.kvm.slot_phys.get(1, 0)
+    return None if finished < 2 or model.kvm.slot_phys[0] == 2 else Violation("toy", "lost update")
+
+
+def _counting(inner: Callable[[ActorContext], object]) -> Callable[[ActorContext], object]:
+    async def actor(ctx: ActorContext) -> None:
+        await inner(ctx)  # type: ignore[misc]
+        ctx.model.kvm.slot_phys[1] = ctx.model.kvm.slot_phys.get(1, 0) + 1
+
+    return actor
+
+
+@pytest.mark.parametrize("reduce", [True, False])
+async def test_a_lost_update_is_found_with_and_without_reduction(reduce: bool) -> None:
+    racy = _toy({n: _counting(_incrementer(atomic=False)) for n in "ab"}, _lost_update)
+    found = await explore(racy, preemptions=None, reduce=reduce)
+    assert found.verdict is Verdict.FOUND
+    atomic = _toy({n: _counting(_incrementer(atomic=True)) for n in "ab"}, _lost_update)
+    proof = await explore(atomic, preemptions=None, reduce=reduce)
+    assert proof.verdict is Verdict.EXHAUSTED
+
+
+# ---- exhaustive search on race_remap ----
+
+
+@pytest.mark.parametrize(("design", "bound"), [("no_retry", 1), ("setup_time", 1)])
+async def test_explore_finds_the_known_races(design: str, bound: int) -> None:
+    found = await explore(config(design), preemptions=bound)
+    assert found.verdict is Verdict.FOUND
+    assert found.result is not None and found.result.finding is not None
+    replayed = await config(design).run(Replay(found.result.schedule))
+    assert replayed == found.result
+
+
+async def test_explore_exhausts_seq_retry_unbounded_and_the_reduction_pays() -> None:
+    reduced = await explore(config("seq_retry"), preemptions=None)
+    full = await explore(config("seq_retry"), preemptions=None, reduce=False)
+    assert reduced.verdict is full.verdict is Verdict.EXHAUSTED
+    assert reduced.executions * 10 < full.executions, (reduced.executions, full.executions)
+
+
+async def test_a_larger_bound_explores_more() -> None:
+    counts = [(await explore(config("seq_retry"), preemptions=b)).executions for b in (0, 1, 2)]
+    assert counts == sorted(counts) and counts[0] < counts[2]
+
+
+# ---- PCT ----
+
+
+async def test_pct_is_seeded_and_replays() -> None:
+    first = await config("no_retry").run(Pct(5, depth=3, steps=20))
+    again = await config("no_retry").run(Pct(5, depth=3, steps=20))
+    assert first == again
+    assert await config("no_retry").run(Replay(first.schedule)) == first
+
+
+@pytest.mark.parametrize(("design", "within"), [("setup_time", 50), ("no_retry", 200)])
+async def test_pct_finds_the_known_races(design: str, within: int) -> None:
+    outcome = await stress(config(design), Kind.PCT, schedules=within)
+    assert outcome.found
+
+
+async def test_pct_and_random_leave_seq_retry_alone() -> None:
+    for kind in (Kind.PCT, Kind.RANDOM):
+        assert not (await stress(config("seq_retry"), kind, schedules=300, depth=3)).found
+
+
+# ---- Hypothesis-drawn sparse schedules ----
+
+
+async def test_hypothesis_finds_no_retry_and_shrinks_it_to_one_preemption() -> None:
+    outcome = await stress(config("no_retry", "stale_spte"), Kind.HYPOTHESIS, schedules=300)
+    assert outcome.found
+    assert outcome.groups[0].first.result.schedule.encode() == "v1:10:2=1"
+
+
+async def test_hypothesis_leaves_seq_retry_alone() -> None:
+    assert not (await stress(config("seq_retry"), Kind.HYPOTHESIS, schedules=150)).found
+
+
+def test_sparse_form_replays_a_schedule_exactly() -> None:
+    schedule = Schedule.decode("v1:12:2=1,4=1,5=1,6=1,7=1,10=1")
+    by_sparse = config("setup_time").run_direct(Sparse.from_schedule(schedule))
+    assert by_sparse.schedule == schedule
+
+
+# ---- shrinking ----
+
+
+def test_shrinking_a_hand_written_schedule() -> None:
+    original = config("no_retry").run_direct(Sparse.from_schedule(Schedule.decode("v1:10:2=1,8=1")))
+    assert original.finding is not None
+    shrunk = shrink(config("no_retry"), original)
+    assert shrunk.result.schedule.encode() == "v1:10:2=1"
+    assert shrunk.result.finding is not None and shrunk.result.finding.oracle == "stale_spte"
+
+
+@pytest.mark.parametrize("design", ["setup_time", "no_retry"])
+async def test_shrinking_never_lengthens_and_keeps_the_oracle(design: str) -> None:
+    outcome = await stress(config(design), Kind.RANDOM, schedules=300, keep_going=True)
+    for group in outcome.groups:
+        result = group.first.result
+        shrunk = shrink(config(design), result).result
+        assert shrunk.finding is not None and result.finding is not None
+        assert shrunk.finding.oracle == result.finding.oracle
+        assert shrunk.schedule.preemptions <= result.schedule.preemptions
+        assert len(shrunk.schedule.choices) <= len(result.schedule.choices) or (
+            shrunk.schedule.preemptions < result.schedule.preemptions
+        )
+
+
+def test_a_passing_run_cannot_be_shrunk() -> None:
+    passing = config("seq_retry").run_direct(Sparse({}))
+    with pytest.raises(ValueError, match=r"^only a failing run can be shrunk$"):
+        shrink(config("seq_retry"), passing)
+
+
+# ---- findings ----
+
+
+async def test_findings_are_grouped_by_oracle_and_fatal_step() -> None:
+    outcome = await stress(config("no_retry"), Kind.RANDOM, schedules=300, keep_going=True)
+    failing = [s for s in range(300) if (await config("no_retry").run(RandomWalk(s))).finding]
+    assert sum(g.count for g in outcome.groups) == len(failing)
+    locations = [g.first.location for g in outcome.groups]
+    assert len(set(locations)) == len(locations)
+    assert all(g.first.strategy == f"random --seed {g.first.seed}" for g in outcome.groups)
