@@ -17,24 +17,42 @@ import functools
 import sys
 
 from actors import DESIGNS, ActorSpec, Mailbox, World, notifier_dispatcher, remapper, vcpu
+from actors.noise import buried
 from mmu import Model
 from scenarios.base import Scenario
 
 
-def build(design: str, *, accesses: int = 2, remaps: int = 1) -> World:
-    """One guest page, ``accesses`` guest writes to it, ``remaps`` host remaps of it."""
+def build(design: str, *, accesses: int = 2, remaps: int = 1, noise: int = 0) -> World:
+    """One guest page, ``accesses`` guest writes to it, ``remaps`` host remaps of it;
+    ``noise`` unrelated steps of their own work around the vcpu's and QEMU's racing ones."""
     if accesses < 1:
         raise ValueError(f"'accesses' must be >= 1 (got {accesses})")
     if remaps < 0:
         raise ValueError(f"'remaps' must be >= 0 (got {remaps})")
+    if noise < 0:
+        raise ValueError(f"'noise' must be >= 0 (got {noise})")
     model = Model.build(npages=1)
     notifier = Mailbox("mmu_notifier")
     hva = model.kvm.memslot.gfn_to_hva(0)
     return World(
         model,
         (
-            ActorSpec("vcpu0", functools.partial(vcpu, design=DESIGNS[design], gfns=(0,) * accesses)),
-            ActorSpec("qemu", functools.partial(remapper, notifier=notifier, hva=hva, times=remaps)),
+            ActorSpec(
+                "vcpu0",
+                buried(
+                    functools.partial(vcpu, design=DESIGNS[design], gfns=(0,) * accesses),
+                    noise,
+                    "guest works on its other pages",
+                ),
+            ),
+            ActorSpec(
+                "qemu",
+                buried(
+                    functools.partial(remapper, notifier=notifier, hva=hva, times=remaps),
+                    noise,
+                    "qemu runs its device models",
+                ),
+            ),
             ActorSpec("notifier", functools.partial(notifier_dispatcher, box=notifier), daemon=True),
         ),
     )

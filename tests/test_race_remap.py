@@ -70,3 +70,17 @@ async def test_replay_of_recorded_schedules_gives_identical_traces(design: str) 
         again = await config(design).run(Replay(first.schedule))
         assert render_run(config(design), again) == render_run(config(design), first)
         assert again == first
+
+
+async def test_noise_buries_the_race_without_changing_outcomes() -> None:
+    """The unrelated steps touch nothing the race touches: a race is still a
+    race, today's KVM still survives, and every run is just longer."""
+    noisy = Config(SCENARIO, "no_retry", params=(("noise", 40),))
+    quiet = await config("no_retry").run(RandomWalk(0))
+    loud = await noisy.run(RandomWalk(0))
+    assert len(loud.steps) == len(quiet.steps) + 80
+    assert sum(s.label == "qemu runs its device models" for s in loud.steps) == 40
+    found = await hunt(noisy, range(300))
+    assert found.result is not None
+    survived = await hunt(Config(SCENARIO, "seq_retry", params=(("noise", 40),)), range(200))
+    assert survived.result is None
