@@ -70,7 +70,7 @@ class Stress:
     schedules: int
     seconds: float  # wall time, for the schedules/s figure only: never part of a run
     groups: tuple[Group, ...]
-
+    first_at: int | None = None  # how many schedules it took to the first finding
     @property
     def found(self) -> bool:
         return bool(self.groups)
@@ -102,8 +102,9 @@ async def stress(
 ) -> Stress:
     """Try up to ``schedules`` schedules; stop at the first finding unless ``keep_going``."""
     started = time.perf_counter()
+    first_at: list[int] = []
     if kind is Kind.HYPOTHESIS:
-        found, tried = _hypothesis(config, schedules, seed, database, keep_going, progress)
+        found, tried = _hypothesis(config, schedules, seed, database, keep_going, progress, first_at)
     else:
         steps = config.estimate_decisions()
         found, tried = [], 0
@@ -113,10 +114,12 @@ async def stress(
             tried += 1
             progress(tried)
             if result.finding is not None:
+                first_at = first_at or [tried]
                 found.append(Found(config, name, s, result))
                 if not keep_going:
                     break
-    return Stress(kind, tried, time.perf_counter() - started, _group(found))
+    seconds = time.perf_counter() - started
+    return Stress(kind, tried, seconds, _group(found), first_at[0] if first_at else None)
 
 
 class _Failed(Exception):
@@ -132,6 +135,7 @@ def _hypothesis(
     database: Path | None,
     keep_going: bool,
     progress: Callable[[int], None],
+    first_at: list[int],
 ) -> tuple[list[Found], int]:
     """Let Hypothesis draw sparse schedules; its shrinker minimises the one that fails."""
     decisions = config.estimate_decisions()
@@ -158,6 +162,7 @@ def _hypothesis(
         progress(min(tried, schedules))
         result = config.run_direct(Sparse.from_pairs(drawn))
         if result.finding is not None:
+            first_at[:] = first_at or [tried]
             if keep_going:
                 found.append(Found(config, f"hypothesis --seed {seed}", seed, result))
             else:
