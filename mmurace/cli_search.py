@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 from pathlib import Path
 
 import attrs
 import click
+from rich.table import Table
 
-from actors import Executor
+from actors import DESIGNS, Executor
 
 from . import api
-from .cli import _common, _config, _design_help, _echo, _progress, _scenario_arg, cli
-from .errors import UsageError
+from .cli import _common, _config, _design_help, _echo, _out, _progress, _scenario_arg, cli
+from .errors import UsageError, unknown
 from .explore import Verdict, explore
+from .matrix import DEFAULT_BUDGET, Outcome, matrix
 from .report import count, render_run, replay_command, schedule_note, to_json
 from .shrink import shrink
 from .stress import Found, Kind, stress
@@ -164,3 +167,56 @@ def shrink_cmd(scenario: str, design: str, schedule: str, params: tuple[str, ...
         _echo(f"shrunk from {schedule_note(original.schedule)}\n"
               f"        to {schedule_note(shrunk.result.schedule)} in {shrunk.runs} runs\n")
     return 1
+
+
+@cli.command("matrix")
+@click.option("--scenario", "scenarios", multiple=True, metavar="NAME",
+              help="only this scenario (repeatable); default all")
+@click.option("--design", "designs", multiple=True, metavar="NAME",
+              help="only this design (repeatable); default all")
+@click.option("--budget", type=click.IntRange(min=1), default=DEFAULT_BUDGET, show_default=True,
+              help="schedules per strategy (random, PCT) per cell")
+@click.option("--jobs", type=click.IntRange(min=1), default=os.cpu_count() or 1, show_default=True,
+              help="cells judged at once, one process each")
+@click.option("--details", is_flag=True, help="list the replay command of every broken cell")
+@click.option("--json", "as_json", is_flag=True, help="print the cells as JSON")
+def matrix_cmd(scenarios: tuple[str, ...], designs: tuple[str, ...], budget: int, jobs: int,
+               details: bool, as_json: bool) -> int:
+    """Every design against every scenario: broken (oracle, shortest schedule), survived, or exhausted.
+
+    \b
+    mmurace matrix
+    mmurace matrix --scenario race_remap --details
+    """
+    from scenarios import CATALOG
+
+    for name in scenarios:
+        if name not in CATALOG:
+            raise unknown("scenario", name, CATALOG)
+    for name in designs:
+        if name not in DESIGNS:
+            raise unknown("design", name, DESIGNS)
+    rows = list(designs or DESIGNS)
+    columns = list(scenarios or CATALOG)
+    with _progress(len(rows) * len(columns), "matrix") as bar:
+        task = bar.add_task("", total=len(rows) * len(columns))
+        cells = matrix(columns, rows, budget=budget, jobs=jobs,
+                       progress=lambda n: bar.update(task, completed=n))
+    if as_json:
+        _echo(json.dumps([attrs.asdict(c, value_serializer=lambda _, __, v: getattr(v, "value", v))
+                          for c in cells], indent=2) + "\n")
+    else:
+        by = {(c.scenario, c.design): c for c in cells}
+        table = Table(box=None, show_edge=False, pad_edge=False)
+        table.add_column("design")
+        for column in columns:
+            table.add_column(column)
+        for row in rows:
+            table.add_row(row, *(by[column, row].text() for column in columns))
+        _out.print(table)
+        if details:
+            _echo("\n")
+            for c in cells:
+                if c.outcome is Outcome.BROKEN:
+                    _echo(f"{c.scenario} x {c.design}: {c.replay()}\n")
+    return 1 if any(c.outcome is Outcome.BROKEN for c in cells) else 0

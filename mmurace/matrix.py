@@ -1,0 +1,117 @@
+"""Every design against every scenario: one table that answers the thread.
+
+Each cell is hunted on its own, in a process pool: random walk and PCT with
+a budget of schedules each; a race found is shrunk and shown by its oracle
+and the preemptions of its shortest schedule. A cell with no race found is
+then handed to the exhaustive search (with a run limit): if it exhausts the
+tree, the cell is proved for that bound, not just survived. Designs that do
+not apply to a scenario are n/a.
+"""
+
+from __future__ import annotations
+
+import enum
+import functools
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+
+import attrs
+import trio
+
+from actors import Executor, RunResult, Schedule
+from scenarios import CATALOG
+
+from .api import Config
+from .explore import Verdict, explore
+from .shrink import shrink
+from .stress import Kind, stress
+
+#: schedules per strategy per cell when no --budget is given
+DEFAULT_BUDGET = 300
+#: runs the exhaustive search may spend on a cell before it settles for "survived"
+EXPLORE_LIMIT = 3000
+
+
+class Outcome(enum.Enum):
+    BROKEN = "broken"
+    EXHAUSTED = "exhausted"
+    SURVIVED = "survived"
+    NA = "n/a"
+
+
+@attrs.frozen
+class Cell:
+    """The verdict on one (scenario, design) pair."""
+
+    scenario: str
+    design: str
+    outcome: Outcome
+    oracle: str = ""
+    schedule: str = ""  # the shortest failing schedule found
+    schedules: int = 0  # schedules run for this cell, searches included
+
+    def text(self) -> str:
+        if self.outcome is Outcome.BROKEN:
+            p = Schedule.decode(self.schedule).preemptions
+            return f"{self.oracle} ({p} preemption{'' if p == 1 else 's'})"
+        if self.outcome is Outcome.EXHAUSTED:
+            return f"exhausted ({self.schedules} runs)"
+        if self.outcome is Outcome.SURVIVED:
+            return f"survived {self.schedules}"
+        return "n/a"
+
+    def replay(self) -> str:
+        return f"mmurace replay {self.scenario} --design {self.design} --schedule {self.schedule}"
+
+
+def _broken(config: Config, result: RunResult, tried: int) -> Cell:
+    shrunk = shrink(config, result).result
+    assert shrunk.finding is not None, "shrinking keeps the failure"
+    name = config.scenario.name
+    return Cell(name, config.design, Outcome.BROKEN, shrunk.finding.oracle, shrunk.schedule.encode(), tried)
+
+
+def judge(scenario: str, design: str, budget: int) -> Cell:
+    """Hunt one cell (runs in a worker process: arguments and result are plain data)."""
+    sc = CATALOG[scenario]
+    if design not in sc.designs:
+        return Cell(scenario, design, Outcome.NA)
+    config = Config(sc, design, executor=Executor.DIRECT)
+    tried = 0
+    for kind in (Kind.RANDOM, Kind.PCT):
+        outcome = trio.run(functools.partial(stress, config, kind, schedules=budget))
+        tried += outcome.schedules
+        if outcome.groups:
+            return _broken(config, outcome.groups[0].first.result, tried)
+    search = trio.run(functools.partial(explore, config, preemptions=None, limit=EXPLORE_LIMIT))
+    tried += search.executions + search.pruned
+    if search.result is not None:
+        return _broken(config, search.result, tried)
+    if search.verdict is Verdict.EXHAUSTED:
+        return Cell(scenario, design, Outcome.EXHAUSTED, schedules=search.executions + search.pruned)
+    return Cell(scenario, design, Outcome.SURVIVED, schedules=tried)
+
+
+def matrix(
+    scenarios: Sequence[str],
+    designs: Sequence[str],
+    *,
+    budget: int = DEFAULT_BUDGET,
+    jobs: int = 1,
+    progress: Callable[[int], None] = lambda n: None,
+) -> list[Cell]:
+    """Judge every cell, ``jobs`` at a time; cells come back in table order."""
+    pairs = [(s, d) for s in scenarios for d in designs]
+    if jobs <= 1:
+        cells = []
+        for n, (s, d) in enumerate(pairs, 1):
+            cells.append(judge(s, d, budget))
+            progress(n)
+        return cells
+    with ProcessPoolExecutor(max_workers=jobs) as pool:
+        futures = [pool.submit(judge, s, d, budget) for s, d in pairs]
+        cells = []
+        for n, future in enumerate(futures, 1):
+            cells.append(future.result())
+            progress(n)
+        return cells
