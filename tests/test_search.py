@@ -4,6 +4,7 @@ sparse schedules, shrinking, and grouped findings."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -198,3 +199,17 @@ async def test_findings_are_grouped_by_oracle_and_fatal_step() -> None:
     locations = [g.first.location for g in outcome.groups]
     assert len(set(locations)) == len(locations)
     assert all(g.first.strategy == f"random --seed {g.first.seed}" for g in outcome.groups)
+
+
+async def test_hypothesis_search_is_seeded() -> None:
+    runs = [await stress(config("setup_time"), Kind.HYPOTHESIS, schedules=100, seed=7) for _ in range(2)]
+    assert runs[0].first_at == runs[1].first_at
+    assert runs[0].groups[0].first.result == runs[1].groups[0].first.result
+
+
+async def test_hypothesis_database_remembers_the_failure(tmp_path: Path) -> None:
+    first = await stress(config("no_retry"), Kind.HYPOTHESIS, schedules=300, seed=1, database=tmp_path)
+    assert first.found and first.first_at is not None and first.first_at > 1
+    again = await stress(config("no_retry"), Kind.HYPOTHESIS, schedules=300, seed=2, database=tmp_path)
+    assert again.first_at is not None and again.first_at < first.first_at, "remembered schedules go first"
+    assert again.groups[0].first.result.schedule == first.groups[0].first.result.schedule
