@@ -26,4 +26,4 @@ from .runtime import (
 )
 from .schedule import Schedule as Schedule, ScheduleError as ScheduleError, sort_key as sort_key
 from .vcpu import vcpu as vcpu
-from .world import ActorSpec as ActorSpec, World as World
+from .world import DEFAULT_MAX_RETRIES as DEFAULT_MAX_RETRIES, ActorSpec as ActorSpec, World as World

@@ -47,6 +47,15 @@ class ActorContext:
         """Rename the running step, once it knows what it stands for."""
         self._execution.relabel(label)
 
+    @property
+    def retry_bound(self) -> int:
+        """How many times one fault may retry before the vcpu counts as livelocked."""
+        return self._execution.world.max_retries
+
+    def report(self, kind: str, message: str) -> None:
+        """Report a finding of this actor's own (livelock): the run ends at the next point."""
+        self._execution.report(kind, message)
+
     def note(self, text: str) -> None:
         """Add a line to the running step's description in the trace."""
         self.model.log.append(text)

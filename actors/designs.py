@@ -6,6 +6,7 @@ reads from the host, when, and what it checks before installing the spte.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Awaitable, Callable
 
 import attrs
@@ -92,7 +93,7 @@ async def _fault_seq_retry(ctx: ActorContext, gfn: int, write: bool) -> bool:
     gup (R1), recheck ``in_progress`` and seq under mmu_lock and map in the
     same critical section (R2), else drop the page and retry."""
     kvm = ctx.model.kvm
-    while True:
+    for attempt in itertools.count(1):
         await ctx.point("kvm_faultin_pfn")
         mmu_seq = kvm.snapshot_seq()
         got = await get_user_pages(ctx, kvm.memslot.gfn_to_hva(gfn), write)
@@ -108,6 +109,13 @@ async def _fault_seq_retry(ctx: ActorContext, gfn: int, write: bool) -> bool:
         if not retry:
             return True
         ctx.note("RET_PF_RETRY: the guest re-faults")
+        if attempt == ctx.retry_bound:
+            ctx.report(
+                "livelock",
+                f"{ctx.name} retried its fault on gfn {gfn:#x} {attempt} times:"
+                " invalidations keep landing between gup and the recheck",
+            )
+    raise AssertionError("unreachable")
 
 
 @attrs.frozen

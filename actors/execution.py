@@ -102,6 +102,12 @@ class Execution:
             )
         self.model.fp.clear()
 
+    def report(self, kind: str, message: str) -> None:
+        """An actor found something wrong with its own progress (e.g. livelock):
+        a finding at the step now running; the run ends at the next point."""
+        if self.finding is None:
+            self.finding = Finding(kind, len(self._steps), message)
+
     def crashed(self, actor: Actor, exc: Exception) -> None:
         """An actor raised: a finding of the design, never a crash of the tool."""
         if self.finding is None:

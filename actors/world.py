@@ -15,6 +15,9 @@ if TYPE_CHECKING:
 
 ActorFn = Callable[["ActorContext"], Coroutine[Any, Any, None]]
 
+#: retries of one guest fault before its vcpu is reported as livelocked
+DEFAULT_MAX_RETRIES = 20
+
 
 @attrs.frozen
 class ActorSpec:
@@ -37,6 +40,7 @@ class World:
     model: Model
     actors: tuple[ActorSpec, ...]
     oracles: Mapping[str, Oracle] = attrs.field(factory=lambda: dict(ORACLES))
+    max_retries: int = DEFAULT_MAX_RETRIES  # see ActorContext.retry_bound
 
     def __attrs_post_init__(self) -> None:
         names = [a.name for a in self.actors]

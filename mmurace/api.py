@@ -12,6 +12,7 @@ import attrs
 import trio
 
 from actors import (
+    DEFAULT_MAX_RETRIES,
     DEFAULT_MAX_STEPS,
     Executor,
     RunResult,
@@ -101,6 +102,7 @@ class Config:
     max_steps: int = DEFAULT_MAX_STEPS
     params: tuple[tuple[str, int], ...] = ()  # scenario parameters that differ from the defaults
     executor: Executor = Executor.TRIO  # same trace either way; DIRECT is faster for searches
+    max_retries: int = DEFAULT_MAX_RETRIES  # retries of one fault before it is a livelock
 
     def describe(self) -> str:
         """The command-line words that select this configuration (replayable as they are)."""
@@ -109,6 +111,8 @@ class Config:
         words += [f"--oracle {name}" for name in self.oracles]
         if self.max_steps != DEFAULT_MAX_STEPS:
             words.append(f"--max-steps {self.max_steps}")
+        if self.max_retries != DEFAULT_MAX_RETRIES:
+            words.append(f"--max-retries {self.max_retries}")
         return " ".join(words)
 
     def world(self) -> World:
@@ -116,6 +120,7 @@ class Config:
         world = self.scenario.build(self.design, **dict(self.params))
         if self.oracles:
             world.oracles = {name: ORACLES[name] for name in self.oracles}
+        world.max_retries = self.max_retries
         return world
 
     async def run(self, strategy: Strategy) -> RunResult:

@@ -15,16 +15,19 @@ Exit status: 0 no violation, 1 a violation was found, 2 usage error.
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
+import attrs
 import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
-from actors import DEFAULT_MAX_STEPS, DESIGNS, Executor
+from actors import DEFAULT_MAX_RETRIES, DEFAULT_MAX_STEPS, DESIGNS, Executor
 from mmu import ORACLES
 
 from . import api
@@ -46,22 +49,26 @@ def _progress(total: int, what: str) -> Progress:
     )
 
 
-def _config(
-    scenario: str,
-    design: str,
-    oracles: Sequence[str],
-    max_steps: int,
-    params: Sequence[str],
-    executor: str = Executor.TRIO.value,
-) -> api.Config:
+@attrs.frozen
+class RunOptions:
+    """The options every command that runs a scenario shares."""
+
+    params: tuple[str, ...]
+    oracles: tuple[str, ...]
+    max_steps: int
+    max_retries: int
+
+
+def _config(scenario: str, design: str, opts: RunOptions, executor: str = Executor.TRIO.value) -> api.Config:
     sc = api.load_scenario(scenario)
     return api.Config(
         sc,
         api.check_design(sc, design),
-        api.check_oracles(oracles),
-        max_steps,
-        api.parse_params(sc, params),
+        api.check_oracles(opts.oracles),
+        opts.max_steps,
+        api.parse_params(sc, opts.params),
         Executor(executor),
+        opts.max_retries,
     )
 
 
@@ -69,18 +76,27 @@ _scenario_arg = click.argument("scenario", metavar="SCENARIO")
 _design_help = f"fault-handling design: {', '.join(DESIGNS)}"
 
 
-def _common(f):  # type: ignore[no-untyped-def]
+def _common(f: Callable[..., int]) -> Callable[..., int]:
+    """Add the shared run options; the command gets them as one ``opts: RunOptions``."""
+
+    @functools.wraps(f)
+    def command(*args: Any, params: tuple[str, ...], oracles: tuple[str, ...], max_steps: int,
+                max_retries: int, **kwargs: Any) -> int:
+        return f(*args, opts=RunOptions(params, oracles, max_steps, max_retries), **kwargs)
+
     for option in reversed((
         click.option("-p", "--param", "params", multiple=True, metavar="NAME=N",
                      help="scenario parameter (repeatable); `mmurace list` shows them"),
         click.option("--oracle", "oracles", multiple=True, metavar="NAME",
                      help=f"check only this oracle (repeatable): {', '.join(ORACLES)}; default all"),
         click.option("--max-steps", type=click.IntRange(min=1), default=DEFAULT_MAX_STEPS,
-                     show_default=True, help="steps before a run is a livelock finding"),
+                     show_default=True, help="steps before a run is a step_bound finding"),
+        click.option("--max-retries", type=click.IntRange(min=1), default=DEFAULT_MAX_RETRIES,
+                     show_default=True, help="retries of one fault before the vcpu is a livelock finding"),
         click.option("--json", "as_json", is_flag=True, help="print the run(s) as JSON"),
     )):
-        f = option(f)
-    return f
+        command = option(command)
+    return command
 
 
 @click.group(help=__doc__)
@@ -95,8 +111,8 @@ def cli() -> None:
 @click.option("--seeds", type=click.IntRange(min=1), default=api.DEFAULT_SEEDS, show_default=True,
               help="seeds to try per design when no --seed is given")
 @_common
-def run(scenario: str, design: str | None, seed: int | None, seeds: int, params: tuple[str, ...],
-        oracles: tuple[str, ...], max_steps: int, as_json: bool) -> int:
+def run(scenario: str, design: str | None, seed: int | None, seeds: int, opts: RunOptions,
+        as_json: bool) -> int:
     """Hunt a race in SCENARIO (a catalog name or a path to a scenario file).
 
     \b
@@ -106,7 +122,7 @@ def run(scenario: str, design: str | None, seed: int | None, seeds: int, params:
     """
     sc = api.load_scenario(scenario)
     designs = [design] if design is not None else list(sc.designs)
-    configs = [_config(scenario, d, oracles, max_steps, params) for d in designs]
+    configs = [_config(scenario, d, opts) for d in designs]
     span = range(seed, seed + 1) if seed is not None else range(seeds)
     hunts = []
     for config in configs:
@@ -165,14 +181,13 @@ def _story(sc: api.Scenario, hunts: list[api.Hunt]) -> None:
 @click.option("--design", required=True, help=_design_help)
 @click.option("--schedule", required=True, metavar="S", help="schedule string printed by run (v1:...)")
 @_common
-def replay(scenario: str, design: str, schedule: str, params: tuple[str, ...], oracles: tuple[str, ...],
-           max_steps: int, as_json: bool) -> int:
+def replay(scenario: str, design: str, schedule: str, opts: RunOptions, as_json: bool) -> int:
     """Replay one recorded schedule of SCENARIO and print its trace.
 
     \b
     mmurace replay race_remap --design no_retry --schedule v1:10:2=1,8=1
     """
-    config = _config(scenario, design, oracles, max_steps, params)
+    config = _config(scenario, design, opts)
     result = api.run_sync(api.replay, config, schedule)
     if as_json:
         _echo(json.dumps(to_json(config, result), indent=2) + "\n")

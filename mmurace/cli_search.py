@@ -14,7 +14,7 @@ from rich.table import Table
 from actors import DESIGNS, Executor
 
 from . import api
-from .cli import _common, _config, _design_help, _echo, _out, _progress, _scenario_arg, cli
+from .cli import RunOptions, _common, _config, _design_help, _echo, _out, _progress, _scenario_arg, cli
 from .errors import UsageError, unknown
 from .explore import Verdict, explore
 from .matrix import DEFAULT_BUDGET, Outcome, matrix
@@ -56,14 +56,14 @@ def _found_json(f: Found, count: int) -> dict:
 @_common
 def stress_cmd(scenario: str, design: str, kind: str, schedules: int, seed: int, depth: int,
                keep_going: bool, no_shrink: bool, database: Path | None, executor: str,
-               params: tuple[str, ...], oracles: tuple[str, ...], max_steps: int, as_json: bool) -> int:
+               opts: RunOptions, as_json: bool) -> int:
     """Hunt races in SCENARIO with many schedules; shrink and draw what is found.
 
     \b
     mmurace stress race_remap --design no_retry --strategy pct --schedules 1000
     mmurace stress race_remap --design no_retry --strategy hypothesis --keep-going
     """
-    config = _config(scenario, design, oracles, max_steps, params, executor)
+    config = _config(scenario, design, opts, executor)
     strategy = Kind(kind)
     with _progress(schedules, f"{config.describe()} {kind}") as bar:
         task = bar.add_task("", total=schedules)
@@ -111,15 +111,14 @@ def _with_shrunk(f: Found) -> Found:
 @_executor
 @_common
 def explore_cmd(scenario: str, design: str, preemptions: int | None, no_reduction: bool, limit: int,
-                executor: str, params: tuple[str, ...], oracles: tuple[str, ...], max_steps: int,
-                as_json: bool) -> int:
+                executor: str, opts: RunOptions, as_json: bool) -> int:
     """Run every schedule of SCENARIO within a preemption bound, depth first.
 
     \b
     mmurace explore race_remap --design seq_retry            prove it, unbounded
     mmurace explore race_remap --design no_retry --preemptions 1
     """
-    config = _config(scenario, design, oracles, max_steps, params, executor)
+    config = _config(scenario, design, opts, executor)
     with _progress(limit, f"{config.describe()} explore") as bar:
         task = bar.add_task("", total=limit)
         e = api.run_sync(functools.partial(
@@ -147,14 +146,13 @@ def explore_cmd(scenario: str, design: str, preemptions: int | None, no_reductio
 @click.option("--design", required=True, help=_design_help)
 @click.option("--schedule", required=True, metavar="S", help="a failing schedule string (v1:...)")
 @_common
-def shrink_cmd(scenario: str, design: str, schedule: str, params: tuple[str, ...],
-               oracles: tuple[str, ...], max_steps: int, as_json: bool) -> int:
+def shrink_cmd(scenario: str, design: str, schedule: str, opts: RunOptions, as_json: bool) -> int:
     """Shrink a failing schedule of SCENARIO to the fewest preemptions that still fail.
 
     \b
     mmurace shrink race_remap --design no_retry --schedule v1:10:2=1,8=1
     """
-    config = _config(scenario, design, oracles, max_steps, params)
+    config = _config(scenario, design, opts)
     original = api.run_sync(api.replay, config, schedule)
     if original.finding is None:
         raise UsageError(f"schedule {schedule} does not fail for {config.describe()}: nothing to shrink")

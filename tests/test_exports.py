@@ -19,7 +19,7 @@ SURFACE = {
         "PAGE_SIZE", "RwSem", "SpinLock", "Spte", "Violation", "Vma", "corruption", "divergence", "stale_spte",
     },
     actors: {
-        "ActorContext", "ActorSpec", "DEFAULT_MAX_STEPS", "DESIGNS", "Design", "Executor", "Finding", "InternalError",
+        "ActorContext", "ActorSpec", "DEFAULT_MAX_RETRIES", "DEFAULT_MAX_STEPS", "DESIGNS", "Design", "Executor", "Finding", "InternalError",
         "InvalidateEnd", "InvalidateStart", "Mailbox", "Request", "RunResult", "Runtime", "Schedule",
         "ScheduleDiverged", "ScheduleError", "Status", "Step", "Strategy", "World", "notifier_dispatcher",
         "remapper", "sort_key", "vcpu",

@@ -213,3 +213,17 @@ async def test_hypothesis_database_remembers_the_failure(tmp_path: Path) -> None
     again = await stress(config("no_retry"), Kind.HYPOTHESIS, schedules=300, seed=2, database=tmp_path)
     assert again.first_at is not None and again.first_at < first.first_at, "remembered schedules go first"
     assert again.groups[0].first.result.schedule == first.groups[0].first.result.schedule
+
+
+async def test_a_fault_that_never_stops_retrying_is_a_livelock() -> None:
+    """Three remaps can keep landing between seq_retry's gup and its recheck;
+    with a retry bound of 2 the exhaustive search finds the schedule that does it."""
+    starved = Config(RACE, "seq_retry", params=(("remaps", 3),), executor=Executor.DIRECT, max_retries=2)
+    found = await explore(starved, preemptions=None)
+    assert found.result is not None and found.result.finding is not None
+    assert found.result.finding.oracle == "livelock"
+    assert found.result.finding.message == (
+        "vcpu0 retried its fault on gfn 0x0 2 times: invalidations keep landing between gup and the recheck"
+    )
+    assert starved.describe() == "race_remap --design seq_retry -p remaps=3 --max-retries 2"
+    assert await starved.run(Replay(found.result.schedule)) == found.result
