@@ -32,6 +32,7 @@ class ActorContext:
         self.model = model
         self._execution = execution
         self._actor = actor
+        self._serving: str | None = None  # the requester whose thread a served request runs in
 
     async def point(
         self, label: str, *, guard: Guard | None = None, waits_for: Callable[[], str] | str = ""
@@ -62,6 +63,18 @@ class ActorContext:
 
     # ---- locks: acquiring is a point; the step that acquires holds the lock ----
 
+    @property
+    def thread(self) -> str:
+        """The kernel thread this actor runs in now (a served request runs in its sender's)."""
+        return self._serving or self.name
+
+    def _acquired(self, lock: str, *, spins: bool) -> None:
+        ex = self._execution
+        where = f"step {ex.step_index} ({self.name})"
+        problem = ex.lockdep.acquired(self.thread, lock, spins=spins, where=where)
+        if problem is not None:
+            ex.report(*problem)
+
     async def spin_lock(self, lock: SpinLock, label: str | None = None) -> None:
         """``spin_lock``: step ``label`` starts once ``lock`` is free, holding it."""
         await self.point(
@@ -70,9 +83,11 @@ class ActorContext:
             waits_for=lambda: f"{lock.name} (held by {lock.owner})",
         )
         lock.acquire(self.name)
+        self._acquired(lock.name, spins=True)
 
     def spin_unlock(self, lock: SpinLock) -> None:
         lock.release(self.name)
+        self._execution.lockdep.released(self.thread, lock.name)
 
     async def down_read(self, sem: RwSem, label: str | None = None) -> None:
         """``down_read``: step ``label`` starts once no writer holds ``sem``."""
@@ -82,6 +97,7 @@ class ActorContext:
             waits_for=f"{sem.name} for read",
         )
         sem.acquire(self.name, write=False)
+        self._acquired(sem.name, spins=False)
 
     async def down_write(self, sem: RwSem, label: str | None = None) -> None:
         """``down_write``: step ``label`` starts once nobody holds ``sem``."""
@@ -91,12 +107,15 @@ class ActorContext:
             waits_for=f"{sem.name} for write",
         )
         sem.acquire(self.name, write=True)
+        self._acquired(sem.name, spins=False)
 
     def up_read(self, sem: RwSem) -> None:
         sem.release(self.name, write=False)
+        self._execution.lockdep.released(self.thread, sem.name)
 
     def up_write(self, sem: RwSem) -> None:
         sem.release(self.name, write=True)
+        self._execution.lockdep.released(self.thread, sem.name)
 
     # ---- request/reply ----
 
@@ -118,9 +137,12 @@ class ActorContext:
         """Step ``label`` starts with the oldest request in ``box`` taken."""
         await self.point(label, guard=lambda: bool(box), waits_for=f"a request in {box.name}")
         self.model.fp.write(("mailbox", box.name))
-        return box.take()
+        request = box.take()
+        self._serving = request.sender
+        return request
 
     def answer(self, request: Request, value: Any = None) -> None:
         """Reply to ``request``: its sender becomes runnable again."""
         self.model.fp.write(request.key)
         request.answer(value)
+        self._serving = None

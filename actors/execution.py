@@ -16,6 +16,7 @@ import attrs
 
 from mmu import Access
 
+from .lockdep import Lockdep
 from .result import Finding, RunResult, Status, Step
 from .schedule import Schedule
 from .world import ActorSpec, World
@@ -84,6 +85,12 @@ class Execution:
         self.finding: Finding | None = None
         self.done = False
         self.aborted: Exception | None = None
+        self.lockdep = Lockdep()
+
+    @property
+    def step_index(self) -> int:
+        """The index of the step now running (or about to)."""
+        return len(self._steps)
 
     def relabel(self, label: str) -> None:
         """Rename the step now running, once it knows what it stands for."""

@@ -76,9 +76,62 @@ async def test_abba_deadlock_is_a_finding(executor: Executor) -> None:
     )
 
 
-async def test_abba_without_preemption_passes(executor: Executor) -> None:
+async def test_abba_without_preemption_is_still_a_lock_order_finding(executor: Executor) -> None:
+    # no deadlock in this schedule, but the two orders seen in one run are one (lockdep)
     result = await Runtime(executor=executor).run(two_locks_abba(), Fixed([]))
-    assert result.finding is None
+    assert result.finding is not None
+    assert (result.finding.oracle, result.finding.step) == ("lock_order", 3)
+    assert result.finding.message == (
+        "ba takes A while holding B, but B was taken while holding A at step 1 (ab): possible ABBA deadlock"
+    )
+
+
+async def test_a_sleeping_lock_under_a_spinlock_is_a_finding(executor: Executor) -> None:
+    from mmu import RwSem, SpinLock
+
+    spin, sem = SpinLock("mmu_lock"), RwSem("mmap_lock")
+
+    async def gup_under_lock(ctx: ActorContext) -> None:
+        await ctx.spin_lock(spin)
+        await ctx.down_read(sem, "get_user_pages")
+        ctx.up_read(sem)
+        ctx.spin_unlock(spin)
+
+    result = await Runtime(executor=executor).run(world(ActorSpec("vcpu0", gup_under_lock)), Fixed([]))
+    assert result.finding is not None
+    assert (result.finding.oracle, result.finding.step) == ("sleep_in_atomic", 1)
+    assert result.finding.message == "vcpu0 takes mmap_lock, which may sleep, while holding spinlock mmu_lock"
+
+
+async def test_a_served_request_takes_locks_in_the_senders_thread(executor: Executor) -> None:
+    """The server takes B for the client, who holds A: the edge is A -> B in the
+    client's thread. The client then takes A under B itself: inconsistent order."""
+    from mmu import SpinLock
+
+    a, b, box = SpinLock("A"), SpinLock("B"), Mailbox("box")
+
+    async def server(ctx: ActorContext) -> None:
+        while True:
+            req = await ctx.receive(box, "serve")
+            await ctx.spin_lock(b)
+            ctx.spin_unlock(b)
+            ctx.answer(req)
+
+    async def client(ctx: ActorContext) -> None:
+        await ctx.spin_lock(a)
+        await ctx.call(box, "x", label="call under A", resume="back")
+        ctx.spin_unlock(a)
+        await ctx.spin_lock(b)
+        await ctx.spin_lock(a)
+        ctx.spin_unlock(a)
+        ctx.spin_unlock(b)
+
+    result = await Runtime(executor=executor).run(
+        world(ActorSpec("c", client), ActorSpec("s", server, daemon=True)), Fixed([])
+    )
+    assert result.finding is not None
+    assert result.finding.oracle == "lock_order"
+    assert result.finding.message.startswith("c takes A while holding B, but B was taken while holding A at step")
 
 
 async def test_actor_crash_is_a_finding_not_a_crash(executor: Executor) -> None:

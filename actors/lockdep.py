@@ -1,0 +1,59 @@
+"""Lock validation in the spirit of the kernel's lockdep, over one run.
+
+Two checks, made at every acquisition, whatever the interleaving:
+
+- a sleeping lock (``mmap_lock``, and so ``get_user_pages``) taken while the
+  same thread holds a spinlock (``mmu_lock``): "sleeping function called
+  from invalid context", a bug even if this schedule never sleeps;
+- an inconsistent order: lock B taken while holding A after A was taken
+  while holding B, anywhere earlier in the run: an ABBA deadlock waiting for
+  the schedule that interleaves the two (lockdep's "possible circular
+  locking dependency").
+
+A thread is an actor, except that the notifier dispatcher serving a request
+runs in the requester's thread, as the kernel's synchronous callbacks do:
+QEMU holding ``mmap_lock`` while KVM's ``invalidate_range_start`` takes
+``mmu_lock`` is the edge mmap_lock -> mmu_lock.
+"""
+
+from __future__ import annotations
+
+import attrs
+
+
+@attrs.define(eq=False)
+class Lockdep:
+    """The locks each thread holds, and every nesting seen so far."""
+
+    _held: dict[str, list[tuple[str, bool]]] = attrs.field(factory=dict)  # thread -> (lock, spins)
+    _order: dict[tuple[str, str], str] = attrs.field(factory=dict)  # (outer, inner) -> where first seen
+
+    def acquired(self, thread: str, lock: str, *, spins: bool, where: str) -> tuple[str, str] | None:
+        """Record ``thread`` taking ``lock``; return (kind, message) if that breaks a rule."""
+        held = self._held.setdefault(thread, [])
+        problem: tuple[str, str] | None = None
+        if not spins:
+            spinning = [name for name, s in held if s]
+            if spinning:
+                problem = (
+                    "sleep_in_atomic",
+                    f"{thread} takes {lock}, which may sleep, while holding spinlock {spinning[-1]}",
+                )
+        for outer, _ in held:
+            self._order.setdefault((outer, lock), where)
+            reverse = self._order.get((lock, outer))
+            if reverse is not None and problem is None:
+                problem = (
+                    "lock_order",
+                    f"{thread} takes {lock} while holding {outer}, but {outer} was taken while"
+                    f" holding {lock} at {reverse}: possible ABBA deadlock",
+                )
+        held.append((lock, spins))
+        return problem
+
+    def released(self, thread: str, lock: str) -> None:
+        held = self._held.get(thread, [])
+        for i in range(len(held) - 1, -1, -1):
+            if held[i][0] == lock:
+                del held[i]
+                return
