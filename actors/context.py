@@ -43,6 +43,8 @@ class ActorContext:
         (``waits_for`` then names what it waits for in deadlock reports).
         """
         await self._execution.point(self._actor, label, guard, waits_for)
+        # the step that answers a request still ran in the requester's thread
+        self._actor.thread = self.thread
 
     def relabel(self, label: str) -> None:
         """Rename the running step, once it knows what it stands for."""
@@ -138,7 +140,7 @@ class ActorContext:
         await self.point(label, guard=lambda: bool(box), waits_for=f"a request in {box.name}")
         self.model.fp.write(("mailbox", box.name))
         request = box.take()
-        self._serving = request.sender
+        self._serving = self._actor.thread = request.sender
         return request
 
     def answer(self, request: Request, value: Any = None) -> None:

@@ -60,6 +60,7 @@ class Actor:
     label: str = ""
     guard: Guard | None = None
     waits_for: Callable[[], str] | str = ""  # said in deadlock reports; callable: judged then
+    thread: str = ""  # the kernel thread of the step it runs now (ActorContext.thread)
 
     def park(self, label: str, guard: Guard | None, waits_for: Callable[[], str] | str) -> None:
         self.parked, self.label, self.guard, self.waits_for = True, label, guard, waits_for
@@ -167,7 +168,8 @@ class Execution:
         index = len(self._steps)
         model = self.model
         access = model.drain_footprint() if self._footprints else _NO_ACCESS
-        step = Step(index, running.spec.name, self._label, model.drain_log(), access)
+        name = running.spec.name
+        step = Step(index, name, self._label, model.drain_log(), access, running.thread or name)
         self._steps.append(step)
         self.running = None
         for oracle in self.world.oracles.values():

@@ -57,6 +57,7 @@ class RunOptions:
     oracles: tuple[str, ...]
     max_steps: int
     max_retries: int
+    threads: bool = False  # draw a column per kernel thread, not per actor
 
 
 def _config(scenario: str, design: str, opts: RunOptions, executor: str = Executor.TRIO.value) -> api.Config:
@@ -81,8 +82,8 @@ def _common(f: Callable[..., int]) -> Callable[..., int]:
 
     @functools.wraps(f)
     def command(*args: Any, params: tuple[str, ...], oracles: tuple[str, ...], max_steps: int,
-                max_retries: int, **kwargs: Any) -> int:
-        return f(*args, opts=RunOptions(params, oracles, max_steps, max_retries), **kwargs)
+                max_retries: int, threads: bool, **kwargs: Any) -> int:
+        return f(*args, opts=RunOptions(params, oracles, max_steps, max_retries, threads), **kwargs)
 
     for option in reversed((
         click.option("-p", "--param", "params", multiple=True, metavar="NAME=N",
@@ -93,6 +94,8 @@ def _common(f: Callable[..., int]) -> Callable[..., int]:
                      show_default=True, help="steps before a run is a step_bound finding"),
         click.option("--max-retries", type=click.IntRange(min=1), default=DEFAULT_MAX_RETRIES,
                      show_default=True, help="retries of one fault before the vcpu is a livelock finding"),
+        click.option("--threads", is_flag=True,
+                     help="one column per kernel thread, callbacks under their caller (for commit messages)"),
         click.option("--json", "as_json", is_flag=True, help="print the run(s) as JSON"),
     )):
         command = option(command)
@@ -132,9 +135,9 @@ def run(scenario: str, design: str | None, seed: int | None, seeds: int, opts: R
     if as_json:
         _echo(json.dumps([_hunt_json(h) for h in hunts], indent=2) + "\n")
     elif design is None:
-        _story(sc, hunts)
+        _story(sc, hunts, opts.threads)
     else:
-        _one(hunts[0], span)
+        _one(hunts[0], span, opts.threads)
     return 1 if any(h.result is not None for h in hunts) else 0
 
 
@@ -145,25 +148,26 @@ def _hunt_json(h: api.Hunt) -> dict:
     }
 
 
-def _one(h: api.Hunt, span: range) -> None:
+def _one(h: api.Hunt, span: range, threads: bool) -> None:
     if h.result is not None:
-        _echo(render_run(h.config, h.result))
+        _echo(render_run(h.config, h.result, threads=threads))
         _echo(f"found by seed {h.seed} after {h.tried} schedule{'s' if h.tried > 1 else ''}\n")
     elif len(span) == 1:  # one seed that passed: show it all the same
-        _echo(render_run(h.config, api.run_sync(h.config.run, api.RandomWalk(span.start))))
+        result = api.run_sync(h.config.run, api.RandomWalk(span.start))
+        _echo(render_run(h.config, result, threads=threads))
     else:
         _echo(f"{h.config.describe()}: survived {h.tried} schedules"
               f" (seeds {span.start}-{span.stop - 1}), no violation\n")
 
 
-def _story(sc: api.Scenario, hunts: list[api.Hunt]) -> None:
+def _story(sc: api.Scenario, hunts: list[api.Hunt], threads: bool) -> None:
     _echo(f"{sc.name}: {sc.summary}\n{sc.story}\n")
     for h in hunts:
         _echo(f"\n== {h.config.design}: {DESIGNS[h.config.design].summary}\n")
         if h.result is None:
             _echo(f"survived {h.tried} schedules, no violation\n")
             continue
-        _echo(render_trace(h.result, details=False) + verdict(h.result) + "\n")
+        _echo(render_trace(h.result, details=False, threads=threads) + verdict(h.result) + "\n")
         _echo(f"found by seed {h.seed}; details: {replay_command(h.config, h.result)}\n")
     table = Table(box=None, show_edge=False, pad_edge=False)
     for col in ("design", "result", "schedules", "seed"):
@@ -192,7 +196,7 @@ def replay(scenario: str, design: str, schedule: str, opts: RunOptions, as_json:
     if as_json:
         _echo(json.dumps(to_json(config, result), indent=2) + "\n")
     else:
-        _echo(render_run(config, result))
+        _echo(render_run(config, result, threads=opts.threads))
     return 1 if result.finding is not None else 0
 
 

@@ -83,7 +83,7 @@ def stress_cmd(scenario: str, design: str, kind: str, schedules: int, seed: int,
         return 0
     first, _ = groups[0]
     shown = first.shrunk or first.result
-    _echo(render_run(config, shown))
+    _echo(render_run(config, shown, threads=opts.threads))
     _echo(f"found by {first.strategy} as {schedule_note(first.result.schedule)}\n")
     if first.shrunk is not None:
         _echo(f"shrunk to {schedule_note(first.shrunk.schedule)}\n")
@@ -134,7 +134,7 @@ def explore_cmd(scenario: str, design: str, preemptions: int | None, no_reductio
                           "preemptions": preemptions, "reduction": not no_reduction,
                           "run": None if e.result is None else to_json(config, e.result)}, indent=2) + "\n")
     elif e.result is not None:
-        _echo(render_run(config, e.result) + summary + "\n")
+        _echo(render_run(config, e.result, threads=opts.threads) + summary + "\n")
     else:
         tail = "no violation in any schedule" if e.verdict is Verdict.EXHAUSTED else "no violation so far"
         _echo(f"{config.describe()}: {summary}: {tail}\n")
@@ -161,7 +161,7 @@ def shrink_cmd(scenario: str, design: str, schedule: str, opts: RunOptions, as_j
         _echo(json.dumps({"original": to_json(config, original), "shrunk": to_json(config, shrunk.result),
                           "runs": shrunk.runs}, indent=2) + "\n")
     else:
-        _echo(render_run(config, shrunk.result))
+        _echo(render_run(config, shrunk.result, threads=opts.threads))
         _echo(f"shrunk from {schedule_note(original.schedule)}\n"
               f"        to {schedule_note(shrunk.result.schedule)} in {shrunk.runs} runs\n")
     return 1

@@ -10,7 +10,7 @@ from __future__ import annotations
 import textwrap
 from typing import TYPE_CHECKING, Any
 
-from actors import RunResult, Schedule
+from actors import RunResult, Schedule, Step
 
 if TYPE_CHECKING:
     from .api import Config
@@ -30,12 +30,19 @@ def _cell(lines: list[str], width: int) -> list[str]:
     return out
 
 
-def render_trace(result: RunResult, *, details: bool = True) -> str:
+def render_trace(result: RunResult, *, details: bool = True, threads: bool = False) -> str:
     """Draw the run: a column per actor, a row per step, the fatal step marked ``>>``.
 
     With ``details``, each step shows what the model recorded under its label.
+    With ``threads``, a column per kernel thread instead, as race diagrams in
+    commit messages are drawn: the notifier's callbacks under the task that
+    called them, and no column for the dispatcher.
     """
-    actors = list(result.actors)
+    def column_of(step: Step) -> str:
+        return (step.thread or step.actor) if threads else step.actor
+
+    used = {column_of(s) for s in result.steps}
+    actors = [a for a in result.actors if a in used] if threads else list(result.actors)
     longest = max((len(s.label) for s in result.steps), default=0)
     width = min(MAX_COLUMN, max(MIN_COLUMN, longest, *(len(a) for a in actors)))
     fatal = result.finding.step if result.finding else None
@@ -43,7 +50,7 @@ def render_trace(result: RunResult, *, details: bool = True) -> str:
     rows = ["#".rjust(margin) + " " + _GAP.join(a.ljust(width) for a in actors).rstrip()]
     rows.append("-" * margin + " " + _GAP.join("-" * width for _ in actors))
     for step in result.steps:
-        col = actors.index(step.actor)
+        col = actors.index(column_of(step))
         lines = _cell([step.label, *step.events] if details else [step.label], width)
         mark = ">>" if step.index == fatal else ""
         for j, line in enumerate(lines):
@@ -77,12 +84,12 @@ def replay_command(config: Config, result: RunResult) -> str:
     return f"mmurace replay {config.describe()} --schedule {result.schedule.encode()}"
 
 
-def render_run(config: Config, result: RunResult, *, details: bool = True) -> str:
+def render_run(config: Config, result: RunResult, *, details: bool = True, threads: bool = False) -> str:
     """What was run, the trace, verdict, schedule string and the command that replays it."""
     s = result.schedule
     return (
         f"{config.describe()}\n\n"
-        + render_trace(result, details=details)
+        + render_trace(result, details=details, threads=threads)
         + "\n"
         + verdict(result)
         + "\n"
@@ -101,7 +108,13 @@ def to_json(config: Config, result: RunResult) -> dict[str, Any]:
         "status": result.status.name.lower(),
         "actors": list(result.actors),
         "steps": [
-            {"index": s.index, "actor": s.actor, "label": s.label, "events": list(s.events)}
+            {
+                "index": s.index,
+                "actor": s.actor,
+                "thread": s.thread,
+                "label": s.label,
+                "events": list(s.events),
+            }
             for s in result.steps
         ],
         "finding": None if f is None else {"oracle": f.oracle, "step": f.step, "message": f.message},

@@ -243,3 +243,17 @@ def test_shrink_command(capsys: pytest.CaptureFixture[str]) -> None:
 def test_search_commands_reject_bad_input(capsys: pytest.CaptureFixture[str], argv: list[str], message: str) -> None:
     status, out, err = cli(capsys, *argv)
     assert (status, out, err) == (2, "", message + "\n")
+
+
+def test_threads_layout_draws_callbacks_under_their_caller(capsys: pytest.CaptureFixture[str]) -> None:
+    status, out, _ = cli(capsys, "replay", "race_remap", "--design", "no_retry", "--schedule", "v1:10:2=1", "--threads")
+    assert status == 1
+    header = out.splitlines()[2]
+    assert header.split() == ["#", "vcpu0", "qemu"]
+    callback = next(line for line in out.splitlines() if "kvm_mmu_notifier_invalidate_range_start" in line)
+    qemu_column = header.index("qemu")
+    assert callback.index("kvm_mmu_notifier_invalidate_range_start") == qemu_column
+    assert max(len(line) for line in out.splitlines()[:-3]) <= 90
+    status, plain, _ = cli(capsys, "replay", "race_remap", "--design", "no_retry", "--schedule", "v1:10:2=1", "--json")
+    steps = json.loads(plain)["steps"]
+    assert {(s["actor"], s["thread"]) for s in steps} == {("vcpu0", "vcpu0"), ("qemu", "qemu"), ("notifier", "qemu")}
