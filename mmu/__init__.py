@@ -14,11 +14,16 @@ from .frames import Frame as Frame, FrameTable as FrameTable
 from .hostmm import HostMm as HostMm, HostPte as HostPte, Vma as Vma
 from .kvm import Kvm as Kvm, Memslot as Memslot, Spte as Spte
 from .locks import LockError as LockError, RwSem as RwSem, SpinLock as SpinLock
-from .model import PAGE_SIZE as PAGE_SIZE, Model as Model
+from .model import PAGE_SIZE as PAGE_SIZE, Model as Model, Region as Region
 from .oracles import (
+    EXTRA_ORACLES as EXTRA_ORACLES,
     ORACLES as ORACLES,
     Violation as Violation,
     corruption as corruption,
     divergence as divergence,
+    leaked_refs as leaked_refs,
+    pinned_pages as pinned_pages,
+    spurious_efault as spurious_efault,
     stale_spte as stale_spte,
+    writable_spte as writable_spte,
 )

@@ -89,6 +89,20 @@ class FrameTable:
         else:
             self.log.append(f"put_page pfn {pfn:#x}: ref {frame.refcount + 1}->{frame.refcount}")
 
+    def refcount(self, pfn: int) -> int:
+        """Return the frame's reference count (``folio_ref_count``)."""
+        self.fp.read(("frame", pfn))
+        return self.frames[pfn].refcount
+
+    def copy_page(self, src: int, dst: int) -> None:
+        """Copy the contents of ``src`` into ``dst`` (``folio_migrate_copy``, ``copy_user_highpage``)."""
+        for pfn in (src, dst):
+            if self.frames[pfn].free:
+                raise AssertionError(f"copy_page with free pfn {pfn:#x}")
+        self.fp.read(("frame", src))
+        self.fp.write(("frame", dst))
+        self.log.append(f"copy pfn {src:#x} -> pfn {dst:#x}")
+
     def is_current(self, pfn: int, generation: int) -> bool:
         """Return whether ``pfn`` is still the allocation made at ``generation``."""
         self.fp.read(("frame", pfn))

@@ -3,6 +3,10 @@
 Host ptes own one reference on their frame; ``clear_pte`` hands that
 reference back to the caller, which drops it later, as ``zap_pte_range``
 defers ``put_page`` to ``tlb_finish_mmu``.
+
+A pte change needs the page-table lock, which one atomic step stands for,
+plus what keeps the VMA stable: ``mmap_lock`` (munmap, mprotect, madvise,
+KSM) or, for rmap walkers such as migration, ``anon_vma->rwsem``.
 """
 
 from __future__ import annotations
@@ -50,8 +54,14 @@ class HostMm:
     mmap_lock: RwSem = attrs.field(
         default=attrs.Factory(lambda self: RwSem("mmap_lock", fp=self.fp), takes_self=True)
     )
+    #: the anon_vma lock rmap walkers (try_to_migrate, remove_migration_ptes) hold
+    rmap_lock: RwSem = attrs.field(
+        default=attrs.Factory(lambda self: RwSem("anon_vma->rwsem", fp=self.fp), takes_self=True)
+    )
     vmas: list[Vma] = attrs.field(factory=list)  # sorted by start, disjoint
     ptes: dict[int, HostPte] = attrs.field(factory=dict)
+    #: hva -> the pte a migration entry replaced: not present, a fault waits on it
+    migration: dict[int, HostPte] = attrs.field(factory=dict)
 
     def _assert_held(self, who: str, *, write: bool) -> None:
         held = self.mmap_lock.held_by(who, write=True) or (
@@ -66,6 +76,12 @@ class HostMm:
         self._assert_held(who, write=False)
         self.fp.read(("vmas",))
         return next((v for v in self.vmas if v.contains(hva)), None)
+
+    def vmas_in(self, start: int, end: int, who: str) -> list[Vma]:
+        """Return the VMAs overlapping [start, end), in address order; needs mmap_lock."""
+        self._assert_held(who, write=False)
+        self.fp.read(("vmas",))
+        return [v for v in self.vmas if v.start < end and start < v.end]
 
     def insert_vma(self, vma: Vma, who: str) -> None:
         """Add a VMA (``mmap_region``); needs mmap_lock for write."""
@@ -107,6 +123,81 @@ class HostMm:
     def clear_pte(self, hva: int, who: str) -> HostPte:
         """Unmap ``hva`` and hand its reference to the caller (``ptep_get_and_clear``)."""
         self._assert_held(who, write=True)
+        self.fp.write(("pte", hva))
+        pte = self.ptes.pop(hva)
+        self.log.append(f"pte hva {hva:#x} -> pfn {pte.pfn:#x} cleared")
+        return pte
+
+    def _assert_rmap(self, who: str) -> None:
+        if not self.rmap_lock.held_by(who):
+            raise LockError(f"{who} must hold {self.rmap_lock.name}")
+
+    def change_vma(self, old: Vma, new: tuple[Vma, ...], who: str) -> None:
+        """Replace ``old`` by pieces covering the same range (``vma_modify``: split,
+        ``vm_flags_reset``); needs mmap_lock for write."""
+        self._assert_held(who, write=True)
+        pieces = sorted(new, key=lambda v: v.start)
+        bounds = [old.start] + [b for v in pieces for b in (v.start, v.end)] + [old.end]
+        if not pieces or any(bounds[i] != bounds[i + 1] for i in range(0, len(bounds), 2)):
+            raise AssertionError(f"pieces do not tile vma {old.start:#x}-{old.end:#x}")
+        self.fp.write(("vmas",))
+        self.vmas.remove(old)
+        self.vmas.extend(pieces)
+        self.vmas.sort(key=lambda v: v.start)
+        shown = ", ".join(f"{v.start:#x}-{v.end:#x} {v.prot}" for v in pieces)
+        self.log.append(f"vma {old.start:#x}-{old.end:#x} {old.prot} -> {shown}")
+
+    def wrprotect_pte(self, hva: int, who: str) -> None:
+        """Clear the pte's write bit (``ptep_modify_prot_start/commit``, ``pte_wrprotect``).
+
+        Needs mmap_lock (read is enough: KSM's ``write_protect_page``); keeps the frame.
+        """
+        self._assert_held(who, write=False)
+        self.fp.write(("pte", hva))
+        pte = self.ptes[hva]
+        self.ptes[hva] = attrs.evolve(pte, writable=False)
+        self.log.append(f"pte hva {hva:#x} -> pfn {pte.pfn:#x} write-protected")
+
+    def migration_entry(self, hva: int, who: str) -> HostPte | None:
+        """Return the pte a migration entry at ``hva`` stands for; needs mmap_lock."""
+        self._assert_held(who, write=False)
+        self.fp.read(("pte", hva))
+        return self.migration.get(hva)
+
+    def rmap_pte(self, hva: int, who: str) -> HostPte | None:
+        """Return the present pte at ``hva`` as an rmap walker sees it
+        (``page_vma_mapped_walk``); needs the rmap lock."""
+        self._assert_rmap(who)
+        self.fp.read(("pte", hva))
+        return self.ptes.get(hva)
+
+    def set_migration_entry(self, hva: int, who: str) -> HostPte:
+        """Replace a present pte by a migration entry (``try_to_migrate_one``:
+        ``ptep_clear_flush``, ``make_*_migration_entry``); its reference goes to the
+        caller, as ``page_remove_rmap`` + ``folio_put`` drop it. Needs the rmap lock."""
+        self._assert_rmap(who)
+        self.fp.write(("pte", hva))
+        pte = self.ptes.pop(hva)
+        self.migration[hva] = pte
+        self.log.append(f"pte hva {hva:#x} -> pfn {pte.pfn:#x} replaced by a migration entry")
+        return pte
+
+    def remove_migration_pte(self, hva: int, pfn: int, who: str) -> None:
+        """Turn the migration entry at ``hva`` into a present pte to ``pfn``, with the
+        old writability and the caller's reference (``remove_migration_pte``)."""
+        self._assert_rmap(who)
+        if self.frames[pfn].free:
+            raise AssertionError(f"remove_migration_pte to free pfn {pfn:#x}")
+        self.fp.write(("pte", hva))
+        self.fp.read(("frame", pfn))
+        old = self.migration.pop(hva)
+        self.ptes[hva] = HostPte(pfn, old.writable)
+        self.log.append(f"migration entry hva {hva:#x} -> pte pfn {pfn:#x}{' W' if old.writable else ' RO'}")
+
+    def zap_pte(self, hva: int, who: str) -> HostPte:
+        """``clear_pte`` for a zap that holds mmap_lock only for read
+        (``madvise(MADV_DONTNEED)`` -> ``zap_page_range_single``)."""
+        self._assert_held(who, write=False)
         self.fp.write(("pte", hva))
         pte = self.ptes.pop(hva)
         self.log.append(f"pte hva {hva:#x} -> pfn {pte.pfn:#x} cleared")

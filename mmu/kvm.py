@@ -66,6 +66,11 @@ class Kvm:
     in_progress: int = 0  # mmu_invalidate_in_progress; invariant: >= 0
     #: gfn -> pfn translated once at registration (setup_time design's slot_phys[])
     slot_phys: dict[int, int] = attrs.field(factory=dict)
+    #: gfn -> pfn KVM holds a reference on for as long as the VM lives (PPC970's
+    #: ``slot_phys[]`` with ``KVMPPC_GOT_PAGE``); R6 says a notifier design holds none
+    pinned: dict[int, int] = attrs.field(factory=dict)
+    #: -EFAULTs KVM_RUN returned, each with whether the host allowed the access then
+    efaults: list[tuple[int, bool, bool]] = attrs.field(factory=list)
     #: guest accesses that went through an spte whose frame is no longer the one mapped
     bad_accesses: list[str] = attrs.field(factory=list)
 
@@ -146,6 +151,25 @@ class Kvm:
         """Return ``slot_phys[gfn]``, or None if it was never translated."""
         self.fp.read(("slot_phys", gfn))
         return self.slot_phys.get(gfn)
+
+    def pin_page(self, gfn: int, pfn: int, who: str) -> None:
+        """Keep gup's reference on ``pfn`` for ``gfn`` until the VM dies
+        (``kvmppc_get_guest_page``: ``slot_phys[i] = pfn | KVMPPC_GOT_PAGE``).
+
+        XX: PPC970 serialises this with ``slot_phys_lock``; the model uses mmu_lock.
+        """
+        self._assert_locked(who)
+        if gfn in self.pinned:
+            raise AssertionError(f"gfn {gfn:#x} is already pinned to pfn {self.pinned[gfn]:#x}")
+        self.fp.write(("pin", gfn))
+        self.fp.read(("frame", pfn))
+        self.pinned[gfn] = pfn
+        self.log.append(f"slot_phys[gfn {gfn:#x}] = pfn {pfn:#x} | KVMPPC_GOT_PAGE (pinned)")
+
+    def pinned_pfn(self, gfn: int) -> int | None:
+        """Return the pfn pinned for ``gfn``, or None if it was never given to the guest."""
+        self.fp.read(("pin", gfn))
+        return self.pinned.get(gfn)
 
     def guest_access(self, gfn: int, *, write: bool) -> Spte | None:
         """One hardware access through the spte of ``gfn``; None means it faults."""

@@ -16,6 +16,19 @@ GUEST_RAM_HVA = 0x40000000
 FIRST_PFN = 0x100
 
 
+@attrs.frozen
+class Region:
+    """A run of guest pages in the layout ``Model.build_regions`` makes.
+
+    ``mapped=False`` is a hole: no VMA at registration, userspace may mmap it later.
+    """
+
+    npages: int = attrs.field(validator=attrs.validators.gt(0))
+    prot: str = attrs.field(default="rw", validator=attrs.validators.in_(("r", "rw")))
+    mapped: bool = True
+    populated: bool = True
+
+
 @attrs.define(eq=False)
 class Model:
     """Frames, the host mm and KVM, sharing one event log.
@@ -29,6 +42,8 @@ class Model:
     mm: HostMm
     kvm: Kvm
     fp: Footprint = attrs.field(factory=Footprint)
+    #: every actor the run waits for has finished: end-of-run oracles may judge
+    ended: bool = False
 
     @classmethod
     def build(cls, *, npages: int = 1, nframes: int = 8) -> Model:
@@ -50,6 +65,57 @@ class Model:
         log.clear()
         fp.clear()
         return cls(log, frames, mm, kvm, fp)
+
+    @classmethod
+    def build_regions(cls, *regions: Region, nframes: int = 8) -> Model:
+        """Guest RAM at gfn 0 laid out as ``regions``: one VMA per mapped region.
+
+        "There is no 'the VMA'": a memslot may span several VMAs, or holes.
+        """
+        if not regions:
+            raise ValueError("'regions' must not be empty")
+        log: list[str] = []
+        fp = Footprint()
+        frames = FrameTable.with_frames(FIRST_PFN, nframes, log, fp)
+        mm = HostMm(frames, log, fp)
+        npages = sum(r.npages for r in regions)
+        kvm = Kvm(frames, log, Memslot(0, npages, GUEST_RAM_HVA), fp)
+        setup = "setup"
+        mm.mmap_lock.acquire(setup, write=True)
+        hva = GUEST_RAM_HVA
+        for region in regions:
+            end = hva + region.npages * PAGE_SIZE
+            if region.mapped:
+                mm.insert_vma(Vma(hva, end, region.prot), setup)
+                for page in range(hva, end, PAGE_SIZE) if region.populated else ():
+                    mm.set_pte(page, frames.alloc_page(), "w" in region.prot, setup)
+            hva = end
+        mm.mmap_lock.release(setup, write=True)
+        log.clear()
+        fp.clear()
+        return cls(log, frames, mm, kvm, fp)
+
+    def kvm_run_efault(self, gfn: int, *, write: bool) -> None:
+        """KVM_RUN returns -EFAULT for ``gfn``: record whether the host's VMA at that
+        moment allowed the access (a design that refuses an allowed access is wrong)."""
+        hva = self.kvm.memslot.gfn_to_hva(gfn)
+        self.fp.read(("vmas",))
+        self.fp.write(("kvm", "efaults"))
+        vma = next((v for v in self.mm.vmas if v.contains(hva)), None)
+        allowed = vma is not None and (not write or "w" in vma.prot)
+        self.kvm.efaults.append((gfn, write, allowed))
+        self.log.append("KVM_RUN returns -EFAULT to userspace")
+
+    def end_run(self) -> None:
+        """Every actor the run waits for has finished: end-of-run oracles now judge.
+
+        Idempotent, so that a runtime hook and ``actors.ending`` may both call it.
+        """
+        if self.ended:
+            return
+        self.fp.write(("run", "ended"))
+        self.ended = True
+        self.log.append("end of run: every actor finished")
 
     def drain_footprint(self) -> Access:
         """Return and forget what was read and written since the last call."""
