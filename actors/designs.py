@@ -118,14 +118,46 @@ async def _fault_seq_retry(ctx: ActorContext, gfn: int, write: bool) -> bool:
     raise AssertionError("unreachable")
 
 
+# ---- pin: PPC970, no fault interception, pages pinned for the VM's life ----
+
+
+async def _fault_pin(ctx: ActorContext, gfn: int, write: bool) -> bool:
+    """PPC970 ``kvmppc_get_guest_page`` on the first H_ENTER of a page: gup for
+    write, keep the reference in ``slot_phys[]`` (KVMPPC_GOT_PAGE) and map it
+    for good. It breaks R6 on purpose: with no way to take access back, the
+    pin is what keeps the frame from being freed under the guest. Its notifier
+    callbacks do nothing, so a remap leaves the guest on the old frame
+    (divergence) and the pinned frame is freed only when the VM is destroyed.
+    """
+    kvm = ctx.model.kvm
+    pfn = kvm.pinned_pfn(gfn)
+    if pfn is None:
+        got = await get_user_pages(ctx, kvm.memslot.gfn_to_hva(gfn), True)
+        if got is None:
+            return False
+        pfn = got[0]
+        await ctx.spin_lock(kvm.mmu_lock, "slot_phys_lock: pin, kvmppc_h_enter")
+        kvm.pin_page(gfn, pfn, ctx.name)
+    else:
+        await ctx.spin_lock(kvm.mmu_lock, "kvmppc_h_enter: map slot_phys[gfn]")
+    kvm.install_spte(gfn, pfn, True, ctx.name)
+    ctx.spin_unlock(kvm.mmu_lock)
+    return True
+
+
 @attrs.frozen
 class Design:
-    """A fault-handling design: set-up at memslot registration, and the fault handler."""
+    """A fault-handling design: set-up at memslot registration, and the fault handler.
+
+    ``uses_mmu_notifiers`` False means KVM's notifier callbacks zap nothing
+    (PPC970): scenarios pass it on to ``notifier_dispatcher(arch_unmap=...)``.
+    """
 
     name: str
     summary: str
     prepare: Callable[[ActorContext], Awaitable[None]]
     fault: Callable[[ActorContext, int, bool], Awaitable[bool]]
+    uses_mmu_notifiers: bool = True
 
 
 #: every design by name, in the order the thread discusses them
@@ -149,6 +181,13 @@ DESIGNS: dict[str, Design] = {
             "per page at fault time, seq snapshot + recheck under mmu_lock (KVM today)",
             _nothing,
             _fault_seq_retry,
+        ),
+        Design(
+            "pin",
+            "PPC970: pin each page when first given to the guest, never release, ignore notifiers",
+            _nothing,
+            _fault_pin,
+            uses_mmu_notifiers=False,
         ),
     )
 }

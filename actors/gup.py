@@ -22,6 +22,8 @@ def get_user_page(ctx: ActorContext, hva: int, write: bool) -> tuple[int, bool] 
     if vma is None or (write and "w" not in vma.prot):
         ctx.note(f"no {'writable ' if write else ''}vma at hva {hva:#x}: -EFAULT")
         return None
+    if mm.migration_entry(hva, ctx.name) is not None:  # only get_user_pages can wait
+        raise AssertionError(f"get_user_page found a migration entry at hva {hva:#x}")
     pte = mm.follow_pte(hva, ctx.name)
     if pte is None:
         ctx.note("handle_mm_fault: not present, fault in a new page")
@@ -32,9 +34,20 @@ def get_user_page(ctx: ActorContext, hva: int, write: bool) -> tuple[int, bool] 
 
 
 async def get_user_pages(ctx: ActorContext, hva: int, write: bool) -> tuple[int, bool] | None:
-    """The step ``get_user_pages``: mmap_read_lock, resolve, mmap_read_unlock."""
+    """The step ``get_user_pages``: mmap_read_lock, resolve, mmap_read_unlock.
+
+    A migration entry makes the fault sleep in ``migration_entry_wait`` (still
+    holding ``mmap_lock`` for read) until ``remove_migration_ptes`` replaced it.
+    """
     mm = ctx.model.mm
     await ctx.down_read(mm.mmap_lock, "get_user_pages")
+    while mm.migration_entry(hva, ctx.name) is not None:
+        ctx.note("do_swap_page: migration entry")
+        await ctx.point(
+            "migration_entry_wait: retry the fault",
+            guard=lambda: hva not in mm.migration,
+            waits_for=f"the migration of hva {hva:#x}",
+        )
     got = get_user_page(ctx, hva, write)
     ctx.up_read(mm.mmap_lock)
     return got

@@ -32,8 +32,13 @@ class InvalidateEnd:
     end: int
 
 
-async def notifier_dispatcher(ctx: ActorContext, box: Mailbox) -> None:
-    """Serve invalidations forever; the run does not wait for this daemon."""
+async def notifier_dispatcher(ctx: ActorContext, box: Mailbox, *, arch_unmap: bool = True) -> None:
+    """Serve invalidations forever; the run does not wait for this daemon.
+
+    ``arch_unmap=False`` is PPC970 (``kvm->arch.using_mmu_notifiers == 0``):
+    the generic code still counts the invalidation, but the arch zap
+    (``kvm_unmap_hva_range_hv``) does nothing, so sptes survive it.
+    """
     kvm = ctx.model.kvm
     while True:
         request = await ctx.receive(box, "mmu_notifier")
@@ -43,7 +48,9 @@ async def notifier_dispatcher(ctx: ActorContext, box: Mailbox) -> None:
             ctx.note(f"range {msg.start:#x}-{msg.end:#x} from {request.sender}")
             await ctx.spin_lock(kvm.mmu_lock, "mmu_lock: invalidate_begin, unmap, flush")
             kvm.invalidate_begin(ctx.name)
-            if kvm.unmap_hva_range(msg.start, msg.end, ctx.name):
+            if not arch_unmap:
+                ctx.note("kvm_unmap_hva_range: !using_mmu_notifiers (PPC970), nothing zapped")
+            elif kvm.unmap_hva_range(msg.start, msg.end, ctx.name):
                 ctx.note("kvm_flush_remote_tlbs")
             ctx.spin_unlock(kvm.mmu_lock)
         elif isinstance(msg, InvalidateEnd):

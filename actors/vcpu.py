@@ -6,21 +6,27 @@ from .context import ActorContext
 from .designs import Design
 
 
-async def vcpu(ctx: ActorContext, design: Design, gfns: tuple[int, ...], *, write: bool = True) -> None:
+async def vcpu(
+    ctx: ActorContext, design: Design, gfns: tuple[int, ...], *, write: bool | tuple[bool, ...] = True
+) -> None:
     """Register guest memory, then access each gfn in turn.
 
-    An access through a present spte is one hardware step. A missing spte is
-    a VM exit into the design's fault handler, then the access is retried.
-    A fault that fails (-EFAULT) ends the vcpu: KVM_RUN returns to userspace.
+    ``write`` is one kind for every access, or one per gfn. An access through
+    a present spte is one hardware step. A missing spte is a VM exit into the
+    design's fault handler, then the access is retried. A fault that fails
+    (-EFAULT) ends the vcpu: KVM_RUN returns to userspace.
     """
     kvm = ctx.model.kvm
+    writes = write if isinstance(write, tuple) else (write,) * len(gfns)
+    if len(writes) != len(gfns):
+        raise ValueError(f"'write' must give one kind per gfn (got {len(writes)} for {len(gfns)})")
     await design.prepare(ctx)
-    kind = "write" if write else "read"
-    for gfn in gfns:
+    for gfn, is_write in zip(gfns, writes, strict=True):
+        kind = "write" if is_write else "read"
         while True:
             await ctx.point(f"guest {kind} gfn {gfn:#x}")
-            if kvm.guest_access(gfn, write=write) is not None:
+            if kvm.guest_access(gfn, write=is_write) is not None:
                 break
-            if not await design.fault(ctx, gfn, write):
-                ctx.note("KVM_RUN returns -EFAULT to userspace")
+            if not await design.fault(ctx, gfn, is_write):
+                ctx.model.kvm_run_efault(gfn, write=is_write)
                 return

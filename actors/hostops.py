@@ -1,0 +1,210 @@
+"""Host operations as step sequences an actor awaits, in the kernel's order.
+
+Each operation is written once, in the order of KERNEL.md section 3: the lock
+that keeps the VMAs stable, ``mmu_notifier_invalidate_range_start`` (the
+caller blocks until KVM has zapped and flushed its sptes: R2, R4), the pte
+changes, the TLB flush, the refcount drops (inside the window when the
+mmu_gather batch fills, else in ``tlb_finish_mmu`` after end: KVM must be
+clean at the return of start either way), ``invalidate_range_end`` (seq++
+before in_progress--: R3), then the VMA changes and late frees. Scenarios
+compose them; page migration, which walks the rmap instead of holding
+``mmap_lock``, lives in ``actors.migrate``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from mmu import PAGE_SIZE, HostPte, Vma
+
+from .context import ActorContext
+from .mailbox import Mailbox
+from .notifier import InvalidateEnd, InvalidateStart
+
+Zap = Callable[[int, str], HostPte]
+
+
+async def invalidate_start(
+    ctx: ActorContext, notifier: Mailbox, start: int, end: int, *, resume: str
+) -> None:
+    """``mmu_notifier_invalidate_range_start``: returns once KVM zapped [start, end) (R4).
+
+    The code after it is the step ``resume``.
+    """
+    await ctx.call(
+        notifier,
+        InvalidateStart(start, end),
+        label="mmu_notifier_invalidate_range_start",
+        resume=resume,
+    )
+
+
+async def invalidate_end(
+    ctx: ActorContext, notifier: Mailbox, start: int, end: int, *, resume: str
+) -> None:
+    """``mmu_notifier_invalidate_range_end``: KVM bumps seq, then drops in_progress (R3)."""
+    await ctx.call(
+        notifier,
+        InvalidateEnd(start, end),
+        label="mmu_notifier_invalidate_range_end",
+        resume=resume,
+    )
+
+
+async def zap_range(
+    ctx: ActorContext,
+    notifier: Mailbox,
+    start: int,
+    end: int,
+    *,
+    after_end: str,
+    late_free: bool = False,
+    zap: Zap | None = None,
+) -> None:
+    """``unmap_vmas``/``unmap_single_vma`` between start and end, then the puts.
+
+    The caller holds what keeps the VMA stable. ``late_free`` puts the pages in
+    ``tlb_finish_mmu`` after end, otherwise the full mmu_gather batch puts them
+    inside the window (the harder case for KVM). Returns in the step ``after_end``.
+    """
+    mm, frames = ctx.model.mm, ctx.model.frames
+    clear = zap or mm.clear_pte
+    await invalidate_start(ctx, notifier, start, end, resume="zap_pte_range: ptep_get_and_clear")
+    cleared = [clear(h, ctx.name) for h in range(start, end, PAGE_SIZE) if h in mm.ptes]
+    if not late_free:
+        await ctx.point("tlb_flush_mmu: put_page")
+        for pte in cleared:
+            frames.put_page(pte.pfn)
+        await invalidate_end(ctx, notifier, start, end, resume=after_end)
+        return
+    await invalidate_end(ctx, notifier, start, end, resume="tlb_finish_mmu: flush, put_page")
+    for pte in cleared:
+        frames.put_page(pte.pfn)
+    await ctx.point(after_end)
+
+
+async def munmap(
+    ctx: ActorContext, notifier: Mailbox, start: int, end: int, *, late_free: bool = False
+) -> bool:
+    """``munmap(start, end - start)`` (``do_vmi_align_munmap``): split the VMAs at the
+    edges, ``unmap_region`` (start, zap, flush, puts, end), then ``remove_vma``.
+
+    Returns False (nothing done) if no VMA overlaps the range.
+    """
+    mm = ctx.model.mm
+    await ctx.down_write(mm.mmap_lock, "__do_munmap: mmap_write_lock")
+    hit = mm.vmas_in(start, end, ctx.name)
+    if not hit:
+        ctx.note(f"no vma in {start:#x}-{end:#x}: nothing to unmap")
+        ctx.up_write(mm.mmap_lock)
+        return False
+    doomed = []
+    for vma in hit:  # vma_split at the edges, before anything is unmapped
+        lo, hi = max(vma.start, start), min(vma.end, end)
+        doomed.append(Vma(lo, hi, vma.prot, vma.page_size))
+        if (lo, hi) != (vma.start, vma.end):
+            edges = [(vma.start, lo), (lo, hi), (hi, vma.end)]
+            mm.change_vma(
+                vma, tuple(Vma(a, b, vma.prot, vma.page_size) for a, b in edges if a < b), ctx.name
+            )
+    ctx.note(f"unmap_region {start:#x}-{end:#x}")
+    await zap_range(
+        ctx, notifier, start, end, after_end="remove_vma, mmap_write_unlock", late_free=late_free
+    )
+    for vma in doomed:
+        mm.remove_vma(vma, ctx.name)
+    ctx.up_write(mm.mmap_lock)
+    return True
+
+
+async def mmap(ctx: ActorContext, start: int, end: int, prot: str = "rw") -> None:
+    """``mmap(start, ..., MAP_FIXED_NOREPLACE)`` into a hole: one step, no notifier,
+    since nothing was mapped; pages are faulted in lazily."""
+    mm = ctx.model.mm
+    await ctx.down_write(mm.mmap_lock, "do_mmap: mmap_write_lock, mmap_region")
+    mm.insert_vma(Vma(start, end, prot), ctx.name)
+    ctx.up_write(mm.mmap_lock)
+
+
+async def mmap_fixed(
+    ctx: ActorContext,
+    notifier: Mailbox,
+    hva: int,
+    *,
+    prot: str | None = None,
+    page_size: int | None = None,
+) -> bool:
+    """``mmap(MAP_FIXED)`` over the VMA holding ``hva``, same range, lazily populated.
+
+    MAP_FIXED unmaps the old range inside the same ``mmap_lock`` hold
+    (``mmap_region`` -> ``do_vmi_munmap``); the old frames are freed inside
+    the invalidation window. ``prot`` and ``page_size`` default to the old
+    VMA's. Returns False (nothing done) if no VMA holds ``hva``.
+    """
+    mm = ctx.model.mm
+    await ctx.down_write(mm.mmap_lock, "do_mmap(MAP_FIXED): mmap_write_lock")
+    old = mm.find_vma(hva, ctx.name)
+    if old is None:
+        ctx.note(f"no vma at {hva:#x}: nothing to remap")
+        ctx.up_write(mm.mmap_lock)
+        return False
+    ctx.note(f"unmap vma {old.start:#x}-{old.end:#x} (do_vmi_munmap)")
+    await zap_range(ctx, notifier, old.start, old.end, after_end="remove_vma")
+    mm.remove_vma(old, ctx.name)
+    await ctx.point("mmap_region: new vma, mmap_write_unlock")
+    new = Vma(old.start, old.end, prot or old.prot, page_size or old.page_size)
+    mm.insert_vma(new, ctx.name)
+    ctx.up_write(mm.mmap_lock)
+    return True
+
+
+async def mprotect_readonly(ctx: ActorContext, notifier: Mailbox, start: int, end: int) -> bool:
+    """``mprotect(start, end - start, PROT_READ)`` within one VMA.
+
+    ``mprotect_fixup`` splits the VMA and clears VM_WRITE first (gup, under
+    ``mmap_lock`` for read, cannot see the gap); ``change_protection`` then
+    calls start lazily, at the first present pte, write-protects each pte
+    (``ptep_modify_prot_start/commit``), flushes the TLB and calls end. No
+    reference changes hands. Returns False if no VMA holds the whole range.
+    """
+    mm = ctx.model.mm
+    await ctx.down_write(mm.mmap_lock, "do_mprotect_pkey: mmap_write_lock")
+    vma = mm.find_vma(start, ctx.name)
+    if vma is None or end > vma.end:
+        ctx.note(f"{start:#x}-{end:#x} is not inside one vma: -ENOMEM")
+        ctx.up_write(mm.mmap_lock)
+        return False
+    edges = [(vma.start, start, vma.prot), (start, end, "r"), (end, vma.end, vma.prot)]
+    mm.change_vma(vma, tuple(Vma(a, b, p, vma.page_size) for a, b, p in edges if a < b), ctx.name)
+    present = [h for h in range(start, end, PAGE_SIZE) if mm.follow_pte(h, ctx.name) is not None]
+    if not present:
+        ctx.note("change_protection: no present pte, no notifier")
+        ctx.up_write(mm.mmap_lock)
+        return True
+    await invalidate_start(
+        ctx, notifier, start, end, resume="change_pte_range: ptep_modify_prot_commit"
+    )
+    for hva in present:
+        mm.wrprotect_pte(hva, ctx.name)
+    await ctx.point("flush_tlb_range")
+    ctx.note("cpu tlb flushed for the range")
+    await invalidate_end(ctx, notifier, start, end, resume="mmap_write_unlock")
+    ctx.up_write(mm.mmap_lock)
+    return True
+
+
+async def madvise_dontneed(
+    ctx: ActorContext, notifier: Mailbox, start: int, end: int, *, late_free: bool = False
+) -> None:
+    """``madvise(MADV_DONTNEED)`` (``zap_page_range_single``) under ``mmap_lock`` for
+    read only: ``lru_add_drain``, ``tlb_gather_mmu``, start, zap, end,
+    ``tlb_finish_mmu``. A concurrent fault may run inside the window (it holds the
+    same lock for read), so only KVM's seq/in_progress check keeps it honest (R1, R2);
+    the next touch of an anonymous page finds a fresh zeroed one."""
+    mm = ctx.model.mm
+    await ctx.down_read(mm.mmap_lock, "madvise(MADV_DONTNEED): mmap_read_lock")
+    ctx.note("lru_add_drain; tlb_gather_mmu")
+    await zap_range(
+        ctx, notifier, start, end, after_end="mmap_read_unlock", late_free=late_free, zap=mm.zap_pte
+    )
+    ctx.up_read(mm.mmap_lock)
