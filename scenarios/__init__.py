@@ -1,7 +1,13 @@
 """Which races: one module per scenario, each runnable on its own, and the catalog."""
 
 from .base import Scenario as Scenario
+from .migrate_page import SCENARIO as _migrate_page
+from .mprotect_ro import SCENARIO as _mprotect_ro
+from .multi_vma import SCENARIO as _multi_vma
+from .pin_ppc970 import SCENARIO as _pin_ppc970
 from .race_remap import SCENARIO as _race_remap
 
-#: every scenario by name
-CATALOG: dict[str, Scenario] = {s.name: s for s in (_race_remap,)}
+#: every scenario by name, in the order the review thread raises them
+CATALOG: dict[str, Scenario] = {
+    s.name: s for s in (_race_remap, _multi_vma, _mprotect_ro, _pin_ppc970, _migrate_page)
+}

@@ -7,7 +7,9 @@ from collections.abc import Callable
 
 import attrs
 
-from actors import DESIGNS, World
+from actors import DESIGNS, ActorSpec, World
+from actors.ending import signal_end
+from mmu import EXTRA_ORACLES, ORACLES, Model
 
 
 @attrs.frozen
@@ -33,3 +35,8 @@ class Scenario:
             for p in inspect.signature(self.build).parameters.values()
             if p.kind is p.KEYWORD_ONLY
         }
+
+
+def full_world(model: Model, actors: tuple[ActorSpec, ...]) -> World:
+    """A world judged by every oracle, end-of-run ones included (``actors.ending``)."""
+    return World(model, signal_end(actors), {**ORACLES, **EXTRA_ORACLES})

@@ -66,6 +66,7 @@ SCENARIO = Scenario(
         "remap it under your feet. This needs to be done on a per-page basis at fault time.\""
     ),
     build=build,
+    designs=("setup_time", "no_retry", "seq_retry"),  # pin has its own scenario, pin_ppc970
 )
 
 

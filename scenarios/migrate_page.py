@@ -1,0 +1,118 @@
+"""The kernel migrates the page under a running guest (NUMA, compaction, move_pages).
+
+No remap by userspace at all: the hva stays, its frame changes. Migration
+replaces the pte by a migration entry inside invalidate_range_start/end,
+copies the page to a new frame, maps that, and frees the old one
+(KERNEL.md section 3). A design that translated once keeps using the freed
+frame; one that maps a pfn gup returned before the invalidation, without
+rechecking seq, maps a frame about to be freed. Pages with an extra
+reference (gup in flight, a pin) fail the expected-refcount check and stay.
+
+Compaction starts once the VM runs (its memory registered). Run it with
+``python scenarios/migrate_page.py``.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+
+import attrs
+
+from actors import (
+    DESIGNS,
+    ActorContext,
+    ActorSpec,
+    Design,
+    Mailbox,
+    World,
+    notifier_dispatcher,
+    vcpu,
+)
+from actors.migrate import migrate_page
+from mmu import Model
+from scenarios.base import Scenario, full_world
+
+
+@attrs.define(eq=False)
+class _Registered:
+    """Set once the vcpu registered guest memory; not model state, only a start signal."""
+
+    done: bool = False
+
+
+def _registering(design: Design, registered: _Registered) -> Design:
+    async def prepare(ctx: ActorContext) -> None:
+        await design.prepare(ctx)
+        registered.done = True
+
+    return attrs.evolve(design, prepare=prepare)
+
+
+async def _kcompactd(
+    ctx: ActorContext, notifier: Mailbox, hva: int, times: int, registered: _Registered
+) -> None:
+    await ctx.point("kcompactd_do_work", guard=lambda: registered.done, waits_for="the VM to run")
+    for _ in range(times):
+        await migrate_page(ctx, notifier, hva)
+
+
+def world(design: Design, *, accesses: int = 2, migrations: int = 1) -> World:
+    """One guest page written ``accesses`` times, migrated ``migrations`` times."""
+    if accesses < 1:
+        raise ValueError(f"'accesses' must be >= 1 (got {accesses})")
+    if migrations < 0:
+        raise ValueError(f"'migrations' must be >= 0 (got {migrations})")
+    model = Model.build(npages=1)
+    notifier = Mailbox("mmu_notifier")
+    hva = model.kvm.memslot.gfn_to_hva(0)
+    registered = _Registered()
+    return full_world(
+        model,
+        (
+            ActorSpec(
+                "vcpu0",
+                functools.partial(
+                    vcpu, design=_registering(design, registered), gfns=(0,) * accesses
+                ),
+            ),
+            ActorSpec(
+                "kcompactd",
+                functools.partial(
+                    _kcompactd, notifier=notifier, hva=hva, times=migrations, registered=registered
+                ),
+            ),
+            ActorSpec(
+                "notifier",
+                functools.partial(
+                    notifier_dispatcher, box=notifier, arch_unmap=design.uses_mmu_notifiers
+                ),
+                daemon=True,
+            ),
+        ),
+    )
+
+
+def build(design: str, *, accesses: int = 2, migrations: int = 1) -> World:
+    """``world`` for the design called ``design``."""
+    return world(DESIGNS[design], accesses=accesses, migrations=migrations)
+
+
+SCENARIO = Scenario(
+    name="migrate_page",
+    summary="the kernel migrates a guest page to a new frame while a vcpu faults on it",
+    story=(
+        "Not only userspace moves memory: migration gives the hva a new frame and frees the "
+        "old one, with only the notifier to tell KVM."
+    ),
+    build=build,
+    designs=("setup_time", "no_retry", "seq_retry"),
+)
+
+
+if __name__ == "__main__":
+    # The file's own entry point sits above the layers: the scenario code
+    # above imports nothing from mmurace.
+    from mmurace.cli import main
+
+    sys.exit(main(["run", "migrate_page", *sys.argv[1:]]))
