@@ -135,6 +135,8 @@ class Execution:
         if not runnable:
             if any(not a.finished and not a.spec.daemon for a in self.actors):
                 self.finding = Finding("deadlock", len(self._steps) - 1, self._deadlock_message())
+            else:
+                self._judge_end()
             self._end()
             return None
         if len(self._steps) >= self._max_steps:
@@ -183,6 +185,22 @@ class Execution:
                 self._observe(running.index, access)
             except Exception as exc:  # e.g. a search cutting a redundant run short
                 self.aborted = exc
+
+    def _judge_end(self) -> None:
+        """Every actor the run waits for finished: end-of-run oracles (leaked refs,
+        pinned pages) judge the final state, as of the last step."""
+        model = self.model
+        model.end_run()
+        said = model.drain_log()
+        if said and self._steps:  # shown with the last step, after which it is judged
+            last = self._steps[-1]
+            self._steps[-1] = attrs.evolve(last, events=last.events + said)
+        model.fp.clear()
+        for oracle in self.world.oracles.values():
+            violation = oracle(model)
+            if violation is not None:
+                self.finding = Finding(violation.oracle, len(self._steps) - 1, violation.message)
+                return
 
     def _end(self) -> None:
         if self.running is not None:

@@ -16,7 +16,6 @@ from .kvm import Kvm as Kvm, Memslot as Memslot, Spte as Spte
 from .locks import LockError as LockError, RwSem as RwSem, SpinLock as SpinLock
 from .model import PAGE_SIZE as PAGE_SIZE, Model as Model, Region as Region
 from .oracles import (
-    EXTRA_ORACLES as EXTRA_ORACLES,
     ORACLES as ORACLES,
     Violation as Violation,
     corruption as corruption,

@@ -109,7 +109,7 @@ class Model:
     def end_run(self) -> None:
         """Every actor the run waits for has finished: end-of-run oracles now judge.
 
-        Idempotent, so that a runtime hook and ``actors.ending`` may both call it.
+        Called by the runtime after the last step; idempotent.
         """
         if self.ended:
             return

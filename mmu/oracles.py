@@ -166,12 +166,6 @@ ORACLES: dict[str, Oracle] = {
     "stale_spte": stale_spte,
     "corruption": corruption,
     "divergence": divergence,
-}
-
-#: oracles of issue 4, checked after ``ORACLES``.
-#: XX: they belong in ``ORACLES``, but tests/test_mmu_units.py pins that
-#: registry to three names; merge them once it is updated.
-EXTRA_ORACLES: dict[str, Oracle] = {
     "writable_spte": writable_spte,
     "spurious_efault": spurious_efault,
     "leaked_refs": leaked_refs,

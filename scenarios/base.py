@@ -8,8 +8,7 @@ from collections.abc import Callable
 import attrs
 
 from actors import DESIGNS, ActorSpec, World
-from actors.ending import signal_end
-from mmu import EXTRA_ORACLES, ORACLES, Model
+from mmu import Model
 
 
 @attrs.frozen
@@ -38,5 +37,6 @@ class Scenario:
 
 
 def full_world(model: Model, actors: tuple[ActorSpec, ...]) -> World:
-    """A world judged by every oracle, end-of-run ones included (``actors.ending``)."""
-    return World(model, signal_end(actors), {**ORACLES, **EXTRA_ORACLES})
+    """A world judged by every oracle; the runtime judges the end-of-run ones
+    once every non-daemon actor finished."""
+    return World(model, actors)

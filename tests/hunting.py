@@ -1,24 +1,17 @@
-"""Hunting one oracle at a time on the catalog scenarios, with the direct executor.
-
-``mmurace.api.Config`` selects oracles from ``mmu.ORACLES`` only; the
-issue-4 oracles live in ``mmu.EXTRA_ORACLES`` until that registry is merged,
-so these helpers build the world themselves.
-"""
+"""Hunting one oracle at a time on the catalog scenarios, with the direct executor."""
 
 from __future__ import annotations
 
 from actors import Executor, RunResult, Runtime, Strategy, World
-from mmu import EXTRA_ORACLES, ORACLES
+from mmu import ORACLES
 from mmurace import RandomWalk, Replay
 from scenarios import CATALOG
-
-ALL_ORACLES = {**ORACLES, **EXTRA_ORACLES}
 
 
 def run(world: World, strategy: Strategy, *oracles: str) -> RunResult:
     """One run of ``world``, judged by ``oracles`` (all of the world's if none)."""
     if oracles:
-        world.oracles = {name: ALL_ORACLES[name] for name in oracles}
+        world.oracles = {name: ORACLES[name] for name in oracles}
     return Runtime(executor=Executor.DIRECT).run_direct(world, strategy)
 
 

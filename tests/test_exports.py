@@ -17,7 +17,7 @@ SURFACE = {
     mmu: {
         "Access", "Footprint", "Frame", "FrameTable", "HostMm", "HostPte", "Kvm", "LockError", "Memslot", "Model", "ORACLES",
         "PAGE_SIZE", "RwSem", "SpinLock", "Spte", "Violation", "Vma", "corruption", "divergence", "stale_spte",
-        "EXTRA_ORACLES", "Region", "leaked_refs", "pinned_pages", "spurious_efault", "writable_spte",
+        "Region", "leaked_refs", "pinned_pages", "spurious_efault", "writable_spte",
     },
     actors: {
         "ActorContext", "ActorSpec", "DEFAULT_MAX_RETRIES", "DEFAULT_MAX_STEPS", "DESIGNS", "Design", "Executor", "Finding", "InternalError",

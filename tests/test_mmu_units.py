@@ -757,7 +757,10 @@ def all_oracles(m: Model) -> dict[str, Violation | None]:
 
 
 def test_oracles_registry_order() -> None:
-    assert ORACLES == {"stale_spte": stale_spte, "corruption": corruption, "divergence": divergence}
+    assert list(ORACLES) == [
+        "stale_spte", "corruption", "divergence", "writable_spte", "spurious_efault", "leaked_refs", "pinned_pages"
+    ]
+    assert (ORACLES["stale_spte"], ORACLES["corruption"], ORACLES["divergence"]) == (stale_spte, corruption, divergence)
 
 
 @pytest.mark.parametrize("npages", [1, 4])
