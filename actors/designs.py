@@ -91,10 +91,23 @@ async def _fault_seq_retry(ctx: ActorContext, gfn: int, write: bool) -> bool:
     """Today's KVM (x86 ``kvm_faultin_pfn`` + ``is_page_fault_stale``, PPC
     ``kvmppc_book3s_hv_page_fault``): snapshot ``mmu_invalidate_seq`` before
     gup (R1), recheck ``in_progress`` and seq under mmu_lock and map in the
-    same critical section (R2), else drop the page and retry."""
+    same critical section (R2), else drop the page and retry.
+
+    A retry while an invalidation is still in progress would find it in
+    progress again and again until it ends: the vcpu spins. Those spins
+    change nothing, and a schedule that never lets the invalidating thread
+    finish is unfair, not a bug; so the re-fault waits for the invalidation
+    to end, and only retries caused by new invalidations count towards the
+    livelock bound.
+    """
     kvm = ctx.model.kvm
+    spinning = False
     for attempt in itertools.count(1):
-        await ctx.point("kvm_faultin_pfn")
+        await ctx.point(
+            "kvm_faultin_pfn",
+            guard=(lambda: kvm.in_progress == 0) if spinning else None,
+            waits_for="the invalidation in progress to end",
+        )
         mmu_seq = kvm.snapshot_seq()
         got = await get_user_pages(ctx, kvm.memslot.gfn_to_hva(gfn), write)
         if got is None:
@@ -109,6 +122,7 @@ async def _fault_seq_retry(ctx: ActorContext, gfn: int, write: bool) -> bool:
         if not retry:
             return True
         ctx.note("RET_PF_RETRY: the guest re-faults")
+        spinning = kvm.in_progress != 0
         if attempt == ctx.retry_bound:
             ctx.report(
                 "livelock",

@@ -9,12 +9,13 @@ from pathlib import Path
 
 import attrs
 import click
+from rich.console import Console
 from rich.table import Table
 
 from actors import DESIGNS, Executor
 
 from . import api
-from .cli import RunOptions, _common, _config, _design_help, _echo, _out, _progress, _scenario_arg, cli
+from .cli import RunOptions, _common, _config, _design_help, _echo, _progress, _scenario_arg, cli
 from .errors import UsageError, unknown
 from .explore import Verdict, explore
 from .matrix import DEFAULT_BUDGET, Outcome, matrix
@@ -206,12 +207,13 @@ def matrix_cmd(scenarios: tuple[str, ...], designs: tuple[str, ...], budget: int
     else:
         by = {(c.scenario, c.design): c for c in cells}
         table = Table(box=None, show_edge=False, pad_edge=False)
-        table.add_column("design")
+        table.add_column("design", no_wrap=True)
         for column in columns:
-            table.add_column(column)
+            table.add_column(column, no_wrap=True)
         for row in rows:
             table.add_row(row, *(by[column, row].text() for column in columns))
-        _out.print(table)
+        # one line per design whatever the terminal: a table to read, paste or diff
+        Console(highlight=False, width=1000).print(table)
         if details:
             _echo("\n")
             for c in cells:
