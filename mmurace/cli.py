@@ -202,21 +202,35 @@ def replay(scenario: str, design: str, schedule: str, opts: RunOptions, as_json:
 
 @cli.command("list")
 def list_() -> int:
-    """List scenarios (with their parameters), designs and oracles."""
+    """List scenarios (with their parameters), designs, oracles and the runtime's own findings."""
     from scenarios import CATALOG
 
-    _echo("scenarios:\n")
-    for sc in CATALOG.values():
-        params = " ".join(f"-p {k}={v}" for k, v in sc.params().items())
-        _echo(f"  {sc.name:<12} {sc.summary}\n" + (f"  {'':<12} parameters: {params}\n" if params else ""))
-    for kind, items in (
-        ("designs", {d.name: d.summary for d in DESIGNS.values()}),
-        ("oracles", {n: (o.__doc__ or "").strip().splitlines()[0] for n, o in ORACLES.items()}),
-    ):
+    sections = {
+        "scenarios": {sc.name: sc.summary for sc in CATALOG.values()},
+        "designs": {d.name: d.summary for d in DESIGNS.values()},
+        "oracles (--oracle NAME)": {n: (o.__doc__ or "").strip().splitlines()[0] for n, o in ORACLES.items()},
+        "findings the runtime makes itself (always on)": RUNTIME_FINDINGS,
+    }
+    width = max(len(name) for items in sections.values() for name in items)
+    for kind, items in sections.items():
         _echo(f"{kind}:\n")
         for name, summary in items.items():
-            _echo(f"  {name:<12} {summary}\n")
+            _echo(f"  {name:<{width}}  {summary}\n")
+            params = CATALOG[name].params() if kind == "scenarios" else {}
+            if params:
+                _echo(f"  {'':<{width}}  parameters: {' '.join(f'-p {k}={v}' for k, v in params.items())}\n")
     return 0
+
+
+#: findings no oracle makes: the runtime reports them whatever --oracle says
+RUNTIME_FINDINGS = {
+    "deadlock": "nobody can run and some actor waits",
+    "livelock": "a fault retried more than --max-retries times, each time for a new invalidation",
+    "step_bound": "a run took more than --max-steps steps",
+    "sleep_in_atomic": "a sleeping lock (mmap_lock, get_user_pages) taken under a spinlock",
+    "lock_order": "two locks taken in both orders in one run: a possible ABBA deadlock",
+    "crash": "an actor raised (a model assertion: the lock a step needs was not held ...)",
+}
 
 
 from . import cli_search  # noqa: E402,F401  (registers stress, explore, shrink on `cli`)

@@ -142,7 +142,8 @@ def test_scenario_file_that_does_not_load(capsys: pytest.CaptureFixture[str], tm
 def test_list_names_everything(capsys: pytest.CaptureFixture[str]) -> None:
     status, out, _ = cli(capsys, "list")
     assert status == 0
-    for name in ("race_remap", "setup_time", "no_retry", "seq_retry", "stale_spte", "corruption", "divergence"):
+    for name in ("race_remap", "setup_time", "no_retry", "seq_retry", "stale_spte", "corruption", "divergence",
+                 "deadlock", "livelock", "lock_order", "sleep_in_atomic"):
         assert name in out
 
 
