@@ -12,6 +12,7 @@ from __future__ import annotations
 import attrs
 
 from .constants import PAGE_SIZE
+from .dirtylog import DirtyLog
 from .footprint import Footprint
 from .frames import FrameTable
 from .locks import LockError, SpinLock
@@ -48,6 +49,8 @@ class Spte:
     pfn: int
     writable: bool
     generation: int
+    #: the size of the page the leaf maps (a VRMA HPTE's is the VRMA page size)
+    page_size: int = PAGE_SIZE
 
 
 @attrs.define(eq=False)
@@ -73,6 +76,12 @@ class Kvm:
     efaults: list[tuple[int, bool, bool]] = attrs.field(factory=list)
     #: guest accesses that went through an spte whose frame is no longer the one mapped
     bad_accesses: list[str] = attrs.field(factory=list)
+    dirty_log: DirtyLog = attrs.field(
+        default=attrs.Factory(lambda self: DirtyLog(self.log, self.fp), takes_self=True)
+    )
+    #: the VRMA page size told to the hardware (``vrma_slb_v``, LPCR VRMASD) by
+    #: ``kvmppc_hv_setup_htab_rma`` at first vcpu run; None until then
+    vrma_psize: int | None = None
 
     def _assert_locked(self, who: str) -> None:
         if not self.mmu_lock.held_by(who):
@@ -124,16 +133,73 @@ class Kvm:
         )
         return stale
 
-    def install_spte(self, gfn: int, pfn: int, writable: bool, who: str) -> None:
-        """Map ``gfn`` to ``pfn`` in the secondary page table, under mmu_lock."""
+    def install_spte(
+        self, gfn: int, pfn: int, writable: bool, who: str, *, page_size: int = PAGE_SIZE
+    ) -> None:
+        """Map ``gfn`` to ``pfn`` in the secondary page table, under mmu_lock.
+
+        A writable leaf made while dirty logging is on marks its page dirty
+        (F7: x86 ``make_spte``, PPC ``kvmppc_update_dirty_map``), so a write
+        through it is always in the bitmap.
+        """
         self._assert_locked(who)
         self.memslot.gfn_to_hva(gfn)  # raises for a gfn outside the memslot
         # no check that the frame is live: installing a stale pfn is the bug oracles catch
         self.fp.write(("spte", gfn))
         self.fp.read(("frame", pfn))
         frame = self.frames[pfn]
-        self.sptes[gfn] = Spte(pfn, writable, frame.generation)
-        self.log.append(f"spte gfn {gfn:#x} -> pfn {pfn:#x}{' W' if writable else ' RO'}")
+        self.sptes[gfn] = Spte(pfn, writable, frame.generation, page_size)
+        size = "" if page_size == PAGE_SIZE else f" {page_size // 1024}K page"
+        self.log.append(f"spte gfn {gfn:#x} -> pfn {pfn:#x}{' W' if writable else ' RO'}{size}")
+        if writable and self.dirty_log.logging():
+            self.dirty_log.mark_page_dirty(gfn)
+
+    # ---- dirty logging (live migration) ----
+
+    def enable_dirty_logging(self, who: str) -> None:
+        """``kvm_mmu_slot_apply_flags``: the slot now logs; under mmu_lock the caller
+        then write-protects every leaf of it and flushes."""
+        self._assert_locked(who)
+        self.dirty_log.enable()
+
+    def get_dirty_log(self, who: str) -> tuple[int, ...]:
+        """``kvm_get_dirty_log_protect``: take and clear the bitmap, under mmu_lock;
+        the caller write-protects each reported gfn in the same critical section."""
+        self._assert_locked(who)
+        if not self.dirty_log.logging():
+            raise AssertionError("KVM_GET_DIRTY_LOG on a slot without KVM_MEM_LOG_DIRTY_PAGES")
+        slot = self.memslot
+        return self.dirty_log.harvest(slot.base_gfn, slot.base_gfn + slot.npages)
+
+    def zap_gfn(self, gfn: int, who: str) -> bool:
+        """Make the leaf of ``gfn`` absent (PPC ``kvmppc_unmap_hpte``: HPTE_V_ABSENT, tlbie);
+        return whether there was one. The next access faults."""
+        self._assert_locked(who)
+        self.fp.write(("spte", gfn))
+        spte = self.sptes.pop(gfn, None)
+        if spte is not None:
+            self.log.append(f"zap spte gfn {gfn:#x} -> pfn {spte.pfn:#x}")
+        return spte is not None
+
+    # ---- VRMA (POWER7 guest real mode) ----
+
+    def setup_vrma(self, psize: int) -> None:
+        """``kvmppc_hv_setup_htab_rma``'s end: ``vrma_slb_v``, ``kvmppc_map_vrma``,
+        LPCR VRMASD, ``hpte_setup_done = 1``.
+
+        XX: the kernel holds ``kvm->lock`` (a mutex the model does not have); only
+        the first vcpu run calls this.
+        """
+        if self.vrma_psize is not None:
+            raise AssertionError("hpte_setup_done: the VRMA is set up once")
+        self.fp.write(("kvm", "vrma"))
+        self.vrma_psize = psize
+        self.log.append(f"VRMA page size {psize // 1024}K: vrma_slb_v, LPCR VRMASD, hpte_setup_done = 1")
+
+    def vrma_page_size(self) -> int | None:
+        """Return the VRMA page size the hardware uses (None before first vcpu run)."""
+        self.fp.read(("kvm", "vrma"))
+        return self.vrma_psize
 
     def snapshot_seq(self) -> int:
         """``mmu_seq = kvm->mmu_invalidate_seq; smp_rmb()`` (F2): no lock needed (R1)."""
@@ -181,6 +247,8 @@ class Kvm:
             self.log.append(f"{why}: exit to kvm_mmu_page_fault")
             return None
         self.log.append(f"through spte -> pfn {spte.pfn:#x}")
+        if write:
+            self.dirty_log.guest_wrote(gfn)
         if not self.frames.is_current(spte.pfn, spte.generation):
             self.fp.write(("kvm", "bad_accesses"))
             self.bad_accesses.append(

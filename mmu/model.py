@@ -27,6 +27,8 @@ class Region:
     prot: str = attrs.field(default="rw", validator=attrs.validators.in_(("r", "rw")))
     mapped: bool = True
     populated: bool = True
+    #: the VMA's page size (``vma_kernel_pagesize``): hugetlbfs or 64K-page backing
+    page_size: int = attrs.field(default=PAGE_SIZE, validator=attrs.validators.ge(PAGE_SIZE))
 
 
 @attrs.define(eq=False)
@@ -86,7 +88,7 @@ class Model:
         for region in regions:
             end = hva + region.npages * PAGE_SIZE
             if region.mapped:
-                mm.insert_vma(Vma(hva, end, region.prot), setup)
+                mm.insert_vma(Vma(hva, end, region.prot, region.page_size), setup)
                 for page in range(hva, end, PAGE_SIZE) if region.populated else ():
                     mm.set_pte(page, frames.alloc_page(), "w" in region.prot, setup)
             hva = end
