@@ -6,13 +6,16 @@ reads from the host, when, and what it checks before installing the spte.
 
 from __future__ import annotations
 
+import functools
 import itertools
 from collections.abc import Awaitable, Callable
 
 import attrs
 
 from .context import ActorContext
+from .dirtylog import WriteProtect, wp_ignore, wp_zap
 from .gup import get_user_page, get_user_pages
+from .vrma import fault_vrma, setup_htab_rma
 
 
 async def _nothing(ctx: ActorContext) -> None:
@@ -165,6 +168,8 @@ class Design:
 
     ``uses_mmu_notifiers`` False means KVM's notifier callbacks zap nothing
     (PPC970): scenarios pass it on to ``notifier_dispatcher(arch_unmap=...)``.
+    ``write_protect`` is how KVM write-protects pages for dirty logging
+    (``actors.dirtylog``); None for designs that say nothing about it.
     """
 
     name: str
@@ -172,6 +177,7 @@ class Design:
     prepare: Callable[[ActorContext], Awaitable[None]]
     fault: Callable[[ActorContext, int, bool], Awaitable[bool]]
     uses_mmu_notifiers: bool = True
+    write_protect: WriteProtect | None = None
 
 
 #: every design by name, in the order the thread discusses them
@@ -202,6 +208,35 @@ DESIGNS: dict[str, Design] = {
             _nothing,
             _fault_pin,
             uses_mmu_notifiers=False,
+        ),
+        Design(
+            "vrma_once",
+            "POWER7: VRMA page size read once at first vcpu run and trusted at fault time",
+            setup_htab_rma,
+            functools.partial(fault_vrma, checked=False),
+        ),
+        Design(
+            "vrma_checked",
+            "POWER7: VRMA page size from first vcpu run, re-checked against the host page"
+            " at fault time (-EFAULT if larger)",
+            setup_htab_rma,
+            functools.partial(fault_vrma, checked=True),
+        ),
+        Design(
+            "wp_ignore",
+            "dirty logging keeps writable sptes: no write protection when logging starts or"
+            " at each harvest",
+            _nothing,
+            _fault_seq_retry,
+            write_protect=wp_ignore,
+        ),
+        Design(
+            "wp_zap_refault",
+            "POWER7: dirty logging drops access (HPTE absent) and re-faults with write,"
+            " marking the page dirty",
+            _nothing,
+            _fault_seq_retry,
+            write_protect=wp_zap,
         ),
     )
 }
