@@ -1,13 +1,24 @@
 """Which races: one module per scenario, each runnable on its own, and the catalog."""
 
 from .base import Scenario as Scenario
+from .dirty_log import SCENARIO as _dirty_log
 from .migrate_page import SCENARIO as _migrate_page
 from .mprotect_ro import SCENARIO as _mprotect_ro
 from .multi_vma import SCENARIO as _multi_vma
 from .pin_ppc970 import SCENARIO as _pin_ppc970
 from .race_remap import SCENARIO as _race_remap
+from .vrma_psize import SCENARIO as _vrma_psize
 
 #: every scenario by name, in the order the review thread raises them
 CATALOG: dict[str, Scenario] = {
-    s.name: s for s in (_race_remap, _multi_vma, _mprotect_ro, _pin_ppc970, _migrate_page)
+    s.name: s
+    for s in (
+        _race_remap,
+        _multi_vma,
+        _mprotect_ro,
+        _dirty_log,
+        _vrma_psize,
+        _pin_ppc970,
+        _migrate_page,
+    )
 }

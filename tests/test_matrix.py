@@ -29,6 +29,10 @@ EXPECTED = {
     ("migrate_page", "setup_time"): (Outcome.BROKEN, "divergence"),
     ("migrate_page", "no_retry"): (Outcome.BROKEN, "divergence"),
     ("migrate_page", "seq_retry"): (Outcome.EXHAUSTED, ""),
+    ("dirty_log", "wp_ignore"): (Outcome.BROKEN, "lost_dirty"),
+    ("dirty_log", "wp_zap_refault"): (Outcome.EXHAUSTED, ""),
+    ("vrma_psize", "vrma_once"): (Outcome.BROKEN, "vrma_psize"),
+    ("vrma_psize", "vrma_checked"): (Outcome.EXHAUSTED, ""),
 }
 
 

@@ -1,0 +1,94 @@
+"""POWER7's VRMA: the page size read at first vcpu run, then userspace remaps gpa 0.
+
+    "We will need to look for the page size of whatever is mapped at gpa 0
+    at that point and give it to the hardware."  (Paul Mackerras)
+    "Ok.  Do you need to check at fault time that your assumptions haven't
+    changed, then?"  (Avi Kivity, 2011-11-21)
+
+Guest RAM at gpa 0 is backed by 64K pages. The vcpu's first run sets up
+the VRMA from that (``kvmppc_hv_setup_htab_rma``: 64K VRMA pages), then the
+guest, in real mode, writes gfn 0 ``accesses`` times. Meanwhile the VMM
+mmap(MAP_FIXED)s gpa 0's memory again with 4K pages. A VRMA HPTE entered
+after that with the 64K size maps 60K of host memory that is not the guest's
+page (``vrma_psize``, KERNEL.md O4). ``vrma_checked`` compares the sizes at
+fault time, after its seq snapshot (R5), and fails the fault (-EFAULT) as
+the kernel does; the VM then cannot run in real mode, but nothing is
+corrupted. That refusal is not ``spurious_efault``, which this scenario does
+not judge: the VMA allows the access, but no VRMA page fits in it.
+
+Run it with ``python scenarios/vrma_psize.py``.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+
+from actors import DESIGNS, ActorSpec, Design, Mailbox, World, notifier_dispatcher, vcpu
+from actors.context import ActorContext
+from actors.hostops import mmap_fixed
+from mmu import ORACLES, PAGE_SIZE, Model, Region
+from mmu.oracles import EXTRA_ORACLES
+from scenarios.base import Scenario
+
+#: the page size backing gpa 0 when the VM starts (64K pages, the POWER host default)
+LARGE_PAGE = 0x10000
+
+#: the oracles that judge this scenario (see the module docstring on spurious_efault)
+SCENARIO_ORACLES = {
+    name: oracle
+    for name, oracle in {**ORACLES, **EXTRA_ORACLES}.items()
+    if name != "spurious_efault"
+}
+
+
+async def _qemu(ctx: ActorContext, notifier: Mailbox, hva: int, remaps: int) -> None:
+    for _ in range(remaps):
+        await mmap_fixed(ctx, notifier, hva, page_size=PAGE_SIZE)
+
+
+def world(design: Design, *, accesses: int = 2, remaps: int = 1) -> World:
+    """gfn 0 backed by 64K pages, written ``accesses`` times, remapped ``remaps``
+    times with 4K pages."""
+    if accesses < 1:
+        raise ValueError(f"'accesses' must be >= 1 (got {accesses})")
+    if remaps < 0:
+        raise ValueError(f"'remaps' must be >= 0 (got {remaps})")
+    model = Model.build_regions(Region(1, page_size=LARGE_PAGE))
+    notifier = Mailbox("mmu_notifier")
+    hva = model.kvm.memslot.gfn_to_hva(0)
+    return World(
+        model,
+        (
+            ActorSpec("vcpu0", functools.partial(vcpu, design=design, gfns=(0,) * accesses)),
+            ActorSpec("qemu", functools.partial(_qemu, notifier=notifier, hva=hva, remaps=remaps)),
+            ActorSpec("notifier", functools.partial(notifier_dispatcher, box=notifier), daemon=True),
+        ),
+        dict(SCENARIO_ORACLES),
+    )
+
+
+def build(design: str, *, accesses: int = 2, remaps: int = 1) -> World:
+    """``world`` for the design called ``design``."""
+    return world(DESIGNS[design], accesses=accesses, remaps=remaps)
+
+
+SCENARIO = Scenario(
+    name="vrma_psize",
+    summary="POWER7 sets the VRMA page size at first vcpu run; userspace then remaps gpa 0 with 4K pages",
+    story=(
+        "Paul: \"We will need to look for the page size of whatever is mapped at gpa 0 at that "
+        "point and give it to the hardware.\" Avi: \"Do you need to check at fault time that "
+        "your assumptions haven't changed, then?\""
+    ),
+    build=build,
+    designs=("vrma_once", "vrma_checked"),
+)
+
+
+if __name__ == "__main__":
+    # The file's own entry point sits above the layers: the scenario code
+    # above imports nothing from mmurace.
+    from mmurace.cli import main
+
+    sys.exit(main(["run", "vrma_psize", *sys.argv[1:]]))

@@ -1,0 +1,108 @@
+"""vrma_psize: a VRMA HPTE must not map a larger page than the host page behind it (O4).
+
+Bounds: vrma_once is caught by ``vrma_psize`` within 20 seeds (seed 1 today);
+vrma_checked survives 300 seeds and is exhausted, without a preemption
+bound, at the default parameters and at accesses=3, remaps=2.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from actors import Executor
+from actors.vrma import vrma_page_size
+from mmu import PAGE_SIZE, Model, Region
+from mmu.oracles import vrma_psize
+from mmurace import Config, RandomWalk, Replay, hunt
+from mmurace.explore import Verdict, explore
+from mmurace.report import render_run
+from scenarios import CATALOG
+from scenarios.vrma_psize import LARGE_PAGE
+
+SCENARIO = CATALOG["vrma_psize"]
+
+
+def config(design: str, **params: int) -> Config:
+    return Config(SCENARIO, design, params=tuple(params.items()), executor=Executor.DIRECT)
+
+
+async def test_vrma_once_maps_a_64k_page_over_4k_backing() -> None:
+    found = await hunt(config("vrma_once"), range(20))
+    assert found.result is not None, "vrma_once survived 20 seeds"
+    finding = found.result.finding
+    assert finding is not None and finding.oracle == "vrma_psize"
+    assert "maps a 64K page, but hva 0x40000000 is backed by 4K pages" in finding.message
+    steps = found.result.steps
+    labels = [s.label for s in steps]
+    assert labels.index("kvmppc_map_vrma, kvmppc_update_lpcr(VRMASD)") < labels.index(
+        "mmap_region: new vma, mmap_write_unlock"
+    ), "the VRMA was set up from the 64K VMA, before the remap"
+    assert steps[finding.step].label == "lock_rmap: mmu_invalidate_retry, enter HPTE"
+
+
+@pytest.mark.parametrize("params", [{}, {"accesses": 3, "remaps": 2}])
+async def test_vrma_checked_survives_300_seeds(params: dict[str, int]) -> None:
+    assert (await hunt(config("vrma_checked", **params), range(300))).result is None
+
+
+@pytest.mark.parametrize("params", [{}, {"accesses": 3, "remaps": 2}])
+async def test_vrma_checked_is_exhausted(params: dict[str, int]) -> None:
+    search = await explore(config("vrma_checked", **params), preemptions=None)
+    assert search.verdict is Verdict.EXHAUSTED and search.result is None
+
+
+async def test_vrma_checked_refuses_the_fault_as_the_kernel_does() -> None:
+    events = [e for seed in range(30) for s in (await config("vrma_checked").run(RandomWalk(seed))).steps for e in s.events]
+    assert "psize 64K > pte_size 4K: -EFAULT (out_put)" in events
+    assert "KVM_RUN returns -EFAULT to userspace" in events
+
+
+async def test_without_a_remap_the_first_size_stays_right() -> None:
+    search = await explore(config("vrma_once", remaps=0), preemptions=None)
+    assert search.verdict is Verdict.EXHAUSTED and search.result is None
+
+
+@pytest.mark.parametrize("design", SCENARIO.designs)
+async def test_replay_gives_the_identical_run(design: str) -> None:
+    for seed in range(20):
+        first = await config(design).run(RandomWalk(seed))
+        again = await config(design).run(Replay(first.schedule))
+        assert again == first
+        assert render_run(config(design), again) == render_run(config(design), first)
+
+
+# ---- the model and the oracle on their own ----
+
+
+@pytest.mark.parametrize(
+    ("host", "vrma"), [(PAGE_SIZE, PAGE_SIZE), (0x10000, 0x10000), (0x200000, 0x10000), (0x1000000, 0x1000000)]
+)
+def test_vrma_page_size_is_the_largest_supported_that_fits(host: int, vrma: int) -> None:
+    assert vrma_page_size(host) == vrma
+
+
+def _with_vrma_leaf(backing: int) -> Model:
+    m = Model.build_regions(Region(1, page_size=backing))
+    pfn = m.mm.ptes[m.kvm.memslot.gfn_to_hva(0)].pfn
+    m.kvm.setup_vrma(LARGE_PAGE)
+    m.kvm.mmu_lock.acquire("vcpu0")
+    m.kvm.install_spte(0, pfn, True, "vcpu0", page_size=LARGE_PAGE)
+    m.kvm.mmu_lock.release("vcpu0")
+    return m
+
+
+def test_vrma_psize_is_silent_over_large_enough_backing() -> None:
+    assert vrma_psize(_with_vrma_leaf(LARGE_PAGE)) is None
+
+
+def test_vrma_psize_fires_over_smaller_backing_but_not_inside_an_invalidation() -> None:
+    m = _with_vrma_leaf(PAGE_SIZE)
+    assert vrma_psize(m) is not None
+    m.kvm.in_progress = 1
+    assert vrma_psize(m) is None
+
+
+def test_the_vrma_is_set_up_once() -> None:
+    m = _with_vrma_leaf(LARGE_PAGE)
+    with pytest.raises(AssertionError, match=r"^hpte_setup_done: the VRMA is set up once$"):
+        m.kvm.setup_vrma(PAGE_SIZE)
