@@ -228,13 +228,6 @@ ORACLES: dict[str, Oracle] = {
     "spurious_efault": spurious_efault,
     "leaked_refs": leaked_refs,
     "pinned_pages": pinned_pages,
-}
-
-#: oracles of issue 4's dirty_log and vrma_psize scenarios, checked after ``ORACLES``
-#: by the worlds of those scenarios.
-#: XX: they belong in ``ORACLES``, but tests/test_mmu_units.py pins that
-#: registry's names; merge them once it is updated (then ``--oracle`` knows them).
-EXTRA_ORACLES: dict[str, Oracle] = {
     "lost_dirty": lost_dirty,
     "vrma_psize": vrma_psize,
 }

@@ -28,7 +28,6 @@ from actors import DESIGNS, ActorContext, ActorSpec, Design, World, vcpu
 from actors.dirtylog import WriteProtect, enable_dirty_logging, get_dirty_log
 from actors.world import ActorFn
 from mmu import ORACLES, Model
-from mmu.oracles import EXTRA_ORACLES
 from scenarios.base import Scenario
 
 
@@ -93,7 +92,7 @@ def world(design: Design, *, pages: int = 1, accesses: int = 3, rounds: int = 1)
                 ),
             ),
         ),
-        {**ORACLES, **EXTRA_ORACLES},
+        ORACLES,
     )
 
 

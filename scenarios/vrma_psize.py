@@ -28,7 +28,6 @@ from actors import DESIGNS, ActorSpec, Design, Mailbox, World, notifier_dispatch
 from actors.context import ActorContext
 from actors.hostops import mmap_fixed
 from mmu import ORACLES, PAGE_SIZE, Model, Region
-from mmu.oracles import EXTRA_ORACLES
 from scenarios.base import Scenario
 
 #: the page size backing gpa 0 when the VM starts (64K pages, the POWER host default)
@@ -37,7 +36,7 @@ LARGE_PAGE = 0x10000
 #: the oracles that judge this scenario (see the module docstring on spurious_efault)
 SCENARIO_ORACLES = {
     name: oracle
-    for name, oracle in {**ORACLES, **EXTRA_ORACLES}.items()
+    for name, oracle in ORACLES.items()
     if name != "spurious_efault"
 }
 

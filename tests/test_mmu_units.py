@@ -758,7 +758,8 @@ def all_oracles(m: Model) -> dict[str, Violation | None]:
 
 def test_oracles_registry_order() -> None:
     assert list(ORACLES) == [
-        "stale_spte", "corruption", "divergence", "writable_spte", "spurious_efault", "leaked_refs", "pinned_pages"
+        "stale_spte", "corruption", "divergence", "writable_spte", "spurious_efault", "leaked_refs",
+        "pinned_pages", "lost_dirty", "vrma_psize",
     ]
     assert (ORACLES["stale_spte"], ORACLES["corruption"], ORACLES["divergence"]) == (stale_spte, corruption, divergence)
 
