@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from mmu import Model, RwSem, SpinLock
 
+from .execution import IDLE
 from .mailbox import Mailbox, Request
 
 if TYPE_CHECKING:
@@ -137,7 +138,7 @@ class ActorContext:
 
     async def receive(self, box: Mailbox, label: str) -> Request:
         """Step ``label`` starts with the oldest request in ``box`` taken."""
-        await self.point(label, guard=lambda: bool(box), waits_for=f"a request in {box.name}")
+        await self.point(label, guard=lambda: bool(box), waits_for=f"{IDLE}{box.name}")
         self.model.fp.write(("mailbox", box.name))
         request = box.take()
         self._serving = self._actor.thread = request.sender

@@ -135,6 +135,31 @@ async def _fault_seq_retry(ctx: ActorContext, gfn: int, write: bool) -> bool:
     raise AssertionError("unreachable")
 
 
+# ---- gup_in_lock: translate under mmu_lock ----
+
+
+async def _fault_gup_in_lock(ctx: ActorContext, gfn: int, write: bool) -> bool:
+    """Take ``mmu_lock`` first, then translate and map in one critical section,
+    so that no invalidation can come between gup and the install. It trades
+    the race for two lock bugs: ``get_user_pages`` may sleep (it takes
+    ``mmap_lock``) under a spinlock, and it nests mmap_lock inside mmu_lock
+    while every host operation, through its synchronous notifier callback,
+    nests mmu_lock inside mmap_lock: the ABBA deadlock lockdep warns about,
+    and which a schedule that interleaves them turns into a hang.
+    """
+    kvm = ctx.model.kvm
+    await ctx.spin_lock(kvm.mmu_lock, "mmu_lock: then translate")
+    got = await get_user_pages(ctx, kvm.memslot.gfn_to_hva(gfn), write)
+    if got is None:
+        ctx.spin_unlock(kvm.mmu_lock)
+        return False
+    pfn, writable = got
+    kvm.install_spte(gfn, pfn, writable, ctx.name)
+    ctx.spin_unlock(kvm.mmu_lock)
+    await _release(ctx, pfn)
+    return True
+
+
 # ---- pin: PPC970, no fault interception, pages pinned for the VM's life ----
 
 
@@ -201,6 +226,13 @@ DESIGNS: dict[str, Design] = {
             "per page at fault time, seq snapshot + recheck under mmu_lock (KVM today)",
             _nothing,
             _fault_seq_retry,
+        ),
+        Design(
+            "gup_in_lock",
+            "get_user_pages and map under mmu_lock: no window, but a sleeping call in atomic"
+            " context and an ABBA lock order",
+            _nothing,
+            _fault_gup_in_lock,
         ),
         Design(
             "pin",

@@ -29,16 +29,13 @@ class Lockdep:
     _order: dict[tuple[str, str], str] = attrs.field(factory=dict)  # (outer, inner) -> where first seen
 
     def acquired(self, thread: str, lock: str, *, spins: bool, where: str) -> tuple[str, str] | None:
-        """Record ``thread`` taking ``lock``; return (kind, message) if that breaks a rule."""
+        """Record ``thread`` taking ``lock``; return (kind, message) if that breaks a rule.
+
+        An inconsistent order is reported before a sleep in atomic context
+        when both apply: it names the other thread's half of the deadlock.
+        """
         held = self._held.setdefault(thread, [])
         problem: tuple[str, str] | None = None
-        if not spins:
-            spinning = [name for name, s in held if s]
-            if spinning:
-                problem = (
-                    "sleep_in_atomic",
-                    f"{thread} takes {lock}, which may sleep, while holding spinlock {spinning[-1]}",
-                )
         for outer, _ in held:
             self._order.setdefault((outer, lock), where)
             reverse = self._order.get((lock, outer))
@@ -48,6 +45,12 @@ class Lockdep:
                     f"{thread} takes {lock} while holding {outer}, but {outer} was taken while"
                     f" holding {lock} at {reverse}: possible ABBA deadlock",
                 )
+        spinning = [name for name, s in held if s]
+        if problem is None and not spins and spinning:
+            problem = (
+                "sleep_in_atomic",
+                f"{thread} takes {lock}, which may sleep, while holding spinlock {spinning[-1]}",
+            )
         held.append((lock, spins))
         return problem
 

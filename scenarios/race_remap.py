@@ -66,7 +66,8 @@ SCENARIO = Scenario(
         "remap it under your feet. This needs to be done on a per-page basis at fault time.\""
     ),
     build=build,
-    designs=("setup_time", "no_retry", "seq_retry"),  # pin has its own scenario, pin_ppc970
+    # pin has its own scenario, pin_ppc970
+    designs=("setup_time", "no_retry", "seq_retry", "gup_in_lock"),
 )
 
 

@@ -16,6 +16,7 @@ EXPECTED = {
     ("race_remap", "setup_time"): (Outcome.BROKEN, "stale_spte"),
     ("race_remap", "no_retry"): (Outcome.BROKEN, "stale_spte"),
     ("race_remap", "seq_retry"): (Outcome.EXHAUSTED, ""),
+    ("race_remap", "gup_in_lock"): (Outcome.BROKEN, "deadlock"),
     ("multi_vma", "setup_time"): (Outcome.BROKEN, "spurious_efault"),
     ("multi_vma", "no_retry"): (Outcome.EXHAUSTED, ""),
     ("multi_vma", "seq_retry"): (Outcome.EXHAUSTED, ""),
