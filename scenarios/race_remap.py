@@ -7,7 +7,10 @@
 
 One vcpu writes gfn 0 twice; meanwhile the VMM mmap(MAP_FIXED)s a new
 mapping over the page backing it, so its frame is freed; the MMU-notifier
-dispatcher delivers the invalidation to KVM. Run it on its own with
+dispatcher delivers the invalidation to KVM. With ``-p move=1`` the VMM
+instead mremap()s guest RAM elsewhere and mmaps fresh memory in its place:
+no frame is freed, so a design that keeps a stale spte shows as divergence,
+not as a use after free. Run it on its own with
 ``python scenarios/race_remap.py``, or ``mmurace run race_remap``.
 """
 
@@ -16,15 +19,30 @@ from __future__ import annotations
 import functools
 import sys
 
-from actors import DESIGNS, ActorSpec, Mailbox, World, notifier_dispatcher, remapper, vcpu
+from actors import DESIGNS, ActorContext, ActorSpec, Mailbox, World, notifier_dispatcher, remapper, vcpu
+from actors.hostops import mmap
+from actors.mremap import mremap_move
 from actors.noise import buried
-from mmu import Model
+from mmu import PAGE_SIZE, Model
 from scenarios.base import Scenario
 
+#: where mremap moves guest RAM to, one step further for each move
+MOVE_DISTANCE = 0x100000
 
-def build(design: str, *, accesses: int = 2, remaps: int = 1, noise: int = 0) -> World:
-    """One guest page, ``accesses`` guest writes to it, ``remaps`` host remaps of it;
-    ``noise`` unrelated steps of their own work around the vcpu's and QEMU's racing ones."""
+
+async def _mover(ctx: ActorContext, notifier: Mailbox, hva: int, times: int) -> None:
+    """QEMU moving guest RAM away (mremap) and mapping fresh memory in its place."""
+    for i in range(1, times + 1):
+        if await mremap_move(ctx, notifier, hva, hva + i * MOVE_DISTANCE):
+            await mmap(ctx, hva, hva + PAGE_SIZE)
+
+
+def build(design: str, *, accesses: int = 2, remaps: int = 1, noise: int = 0, move: int = 0) -> World:
+    """One guest page, ``accesses`` guest writes to it, ``remaps`` host remaps of it
+    (mmap(MAP_FIXED), or with ``move`` 1, mremap away and mmap afresh); ``noise``
+    unrelated steps of their own work around the vcpu's and QEMU's racing ones."""
+    if move not in (0, 1):
+        raise ValueError(f"'move' must be 0 or 1 (got {move})")
     if accesses < 1:
         raise ValueError(f"'accesses' must be >= 1 (got {accesses})")
     if remaps < 0:
@@ -48,7 +66,7 @@ def build(design: str, *, accesses: int = 2, remaps: int = 1, noise: int = 0) ->
             ActorSpec(
                 "qemu",
                 buried(
-                    functools.partial(remapper, notifier=notifier, hva=hva, times=remaps),
+                    functools.partial(_mover if move else remapper, notifier=notifier, hva=hva, times=remaps),
                     noise,
                     "qemu runs its device models",
                 ),

@@ -84,3 +84,35 @@ async def test_noise_buries_the_race_without_changing_outcomes() -> None:
     assert found.result is not None
     survived = await hunt(Config(SCENARIO, "seq_retry", params=(("noise", 40),)), range(200))
     assert survived.result is None
+
+
+MOVED = (("move", 1),)
+
+
+async def test_mremap_moves_the_frame_instead_of_freeing_it() -> None:
+    """With -p move=1 the frame follows its pte to the new address: a stale
+    spte is no use after free but divergence, and today's KVM still survives."""
+    from actors import Executor
+    from mmurace.explore import Verdict, explore
+
+    moved = Config(SCENARIO, "no_retry", ("divergence",), params=MOVED, executor=Executor.DIRECT)
+    found = await hunt(moved, range(200))
+    assert found.result is not None and found.result.finding is not None
+    assert found.result.finding.oracle == "divergence"
+    never_freed = Config(SCENARIO, "no_retry", ("stale_spte", "corruption"), params=MOVED)
+    assert (await hunt(never_freed, range(300))).result is None
+    proof = await explore(Config(SCENARIO, "seq_retry", params=MOVED, executor=Executor.DIRECT), preemptions=None)
+    assert proof.verdict is Verdict.EXHAUSTED
+
+
+async def test_mremap_keeps_frame_and_reference() -> None:
+    result = await Config(SCENARIO, "seq_retry", params=MOVED).run(RandomWalk(3))
+    events = [e for s in result.steps for e in s.events]
+    assert "pte hva 0x40000000 -> pfn 0x100 cleared" in events
+    assert "pte hva 0x40100000 -> pfn 0x100 W" in events
+    assert not any("put_page pfn 0x100: ref 1->0" in e for e in events)
+
+
+def test_move_must_be_0_or_1() -> None:
+    with pytest.raises(ValueError, match=r"^'move' must be 0 or 1 \(got 2\)$"):
+        SCENARIO.build("seq_retry", move=2)
