@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 
 import attrs
 
+from . import refault
 from .context import ActorContext
 from .dirtylog import WriteProtect, wp_ignore, wp_zap
 from .gup import get_user_page, get_user_pages
@@ -94,23 +95,12 @@ async def _fault_seq_retry(ctx: ActorContext, gfn: int, write: bool) -> bool:
     """Today's KVM (x86 ``kvm_faultin_pfn`` + ``is_page_fault_stale``, PPC
     ``kvmppc_book3s_hv_page_fault``): snapshot ``mmu_invalidate_seq`` before
     gup (R1), recheck ``in_progress`` and seq under mmu_lock and map in the
-    same critical section (R2), else drop the page and retry.
-
-    A retry while an invalidation is still in progress would find it in
-    progress again and again until it ends: the vcpu spins. Those spins
-    change nothing, and a schedule that never lets the invalidating thread
-    finish is unfair, not a bug; so the re-fault waits for the invalidation
-    to end, and only retries caused by new invalidations count towards the
-    livelock bound.
+    same critical section (R2), else drop the page and retry (``actors.refault``).
     """
     kvm = ctx.model.kvm
     spinning = False
     for attempt in itertools.count(1):
-        await ctx.point(
-            "kvm_faultin_pfn",
-            guard=(lambda: kvm.in_progress == 0) if spinning else None,
-            waits_for="the invalidation in progress to end",
-        )
+        await refault.enter(ctx, "kvm_faultin_pfn", after_retry=spinning)
         mmu_seq = kvm.snapshot_seq()
         got = await get_user_pages(ctx, kvm.memslot.gfn_to_hva(gfn), write)
         if got is None:
@@ -124,14 +114,7 @@ async def _fault_seq_retry(ctx: ActorContext, gfn: int, write: bool) -> bool:
         await _release(ctx, pfn)
         if not retry:
             return True
-        ctx.note("RET_PF_RETRY: the guest re-faults")
-        spinning = kvm.in_progress != 0
-        if attempt == ctx.retry_bound:
-            ctx.report(
-                "livelock",
-                f"{ctx.name} retried its fault on gfn {gfn:#x} {attempt} times:"
-                " invalidations keep landing between gup and the recheck",
-            )
+        spinning = refault.retry(ctx, gfn, attempt, "RET_PF_RETRY: the guest re-faults")
     raise AssertionError("unreachable")
 
 

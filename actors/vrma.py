@@ -21,6 +21,7 @@ import itertools
 
 from mmu import PAGE_SIZE
 
+from . import refault
 from .context import ActorContext
 from .gup import get_user_pages
 
@@ -81,11 +82,7 @@ async def fault_vrma(ctx: ActorContext, gfn: int, write: bool, *, checked: bool)
     hva = kvm.memslot.gfn_to_hva(gfn)
     spinning = False
     for attempt in itertools.count(1):
-        await ctx.point(
-            "kvmppc_book3s_hv_page_fault",
-            guard=(lambda: kvm.in_progress == 0) if spinning else None,
-            waits_for="the invalidation in progress to end",
-        )
+        await refault.enter(ctx, "kvmppc_book3s_hv_page_fault", after_retry=spinning)
         psize = kvm.vrma_page_size()
         if psize is None:
             ctx.note("hpte_setup_done == 0: KVM_RUN fails")
@@ -111,12 +108,5 @@ async def fault_vrma(ctx: ActorContext, gfn: int, write: bool, *, checked: bool)
         frames.put_page(pfn)
         if not retry:
             return True
-        ctx.note("RESUME_GUEST: the guest re-faults")
-        spinning = kvm.in_progress != 0
-        if attempt == ctx.retry_bound:
-            ctx.report(
-                "livelock",
-                f"{ctx.name} retried its fault on gfn {gfn:#x} {attempt} times:"
-                " invalidations keep landing between gup and the recheck",
-            )
+        spinning = refault.retry(ctx, gfn, attempt, "RESUME_GUEST: the guest re-faults")
     raise AssertionError("unreachable")
