@@ -32,7 +32,7 @@ from mmu import ORACLES
 
 from . import api
 from .errors import UsageError
-from .report import render_run, render_trace, replay_command, to_json, verdict
+from .report import count, render_run, render_trace, replay_command, to_json, verdict
 
 _out = Console(highlight=False, soft_wrap=True)
 
@@ -161,21 +161,29 @@ def _one(h: api.Hunt, span: range, threads: bool) -> None:
 
 
 def _story(sc: api.Scenario, hunts: list[api.Hunt], threads: bool) -> None:
+    """Each design's first race, shrunk to its fewest preemptions: the thread's argument."""
+    from .shrink import shrink
+
     _echo(f"{sc.name}: {sc.summary}\n{sc.story}\n")
+    shown = []
     for h in hunts:
         _echo(f"\n== {h.config.design}: {DESIGNS[h.config.design].summary}\n")
         if h.result is None:
             _echo(f"survived {h.tried} schedules, no violation\n")
+            shown.append(None)
             continue
-        _echo(render_trace(h.result, details=False, threads=threads) + verdict(h.result) + "\n")
-        _echo(f"found by seed {h.seed}; details: {replay_command(h.config, h.result)}\n")
+        race = shrink(h.config, h.result).result
+        shown.append(race)
+        _echo(render_trace(race, details=False, threads=threads) + verdict(race) + "\n")
+        _echo(f"found by seed {h.seed} as {h.result.schedule.encode()}, shrunk to"
+              f" {count(race.schedule.preemptions, 'preemption')}: {replay_command(h.config, race)}\n")
     table = Table(box=None, show_edge=False, pad_edge=False)
     for col in ("design", "result", "schedules", "seed"):
         table.add_column(col)
-    for h in hunts:
-        f = h.result.finding if h.result is not None else None
-        table.add_row(h.config.design, "survived" if f is None else f"{f.oracle} at step {f.step}",
-                      str(h.tried), "-" if h.seed is None else str(h.seed))
+    for h, race in zip(hunts, shown, strict=True):
+        f = race.finding if race is not None else None
+        result = "survived" if f is None else f"{f.oracle} at step {f.step}"
+        table.add_row(h.config.design, result, str(h.tried), "-" if h.seed is None else str(h.seed))
     _echo("\n")
     _out.print(table)
 

@@ -48,7 +48,8 @@ def render_trace(result: RunResult, *, details: bool = True, threads: bool = Fal
     fatal = result.finding.step if result.finding else None
     margin = len(f">>{len(result.steps)}")
     rows = ["#".rjust(margin) + " " + _GAP.join(a.ljust(width) for a in actors).rstrip()]
-    rows.append("-" * margin + " " + _GAP.join("-" * width for _ in actors))
+    if details:  # a rule between header and steps, where cells span several lines
+        rows.append("-" * margin + " " + _GAP.join("-" * width for _ in actors))
     for step in result.steps:
         col = actors.index(column_of(step))
         lines = _cell([step.label, *step.events] if details else [step.label], width)

@@ -28,6 +28,8 @@ def test_story_covers_every_design_and_exits_1(capsys: pytest.CaptureFixture[str
         assert f"== {design}:" in out
     assert "survived 300 schedules" in out
     assert out.count("VIOLATION stale_spte") == 2
+    assert "found by seed 42 as v1:10:2=1,8=1, shrunk to 1 preemption:" \
+        " mmurace replay race_remap --design no_retry --schedule v1:10:2=1" in out
     assert len(out.splitlines()) < 60, "the story must fit one screen"
 
 
