@@ -23,6 +23,9 @@ class Frame:
     refcount: int = 0  # invariant: >= 0; 0 exactly when free
     generation: int = 0  # bumped by every alloc_page
     free: bool = True
+    #: ``PageKsm``: a stable KSM page, shared read-only by every mapping merged into
+    #: it; cleared when the frame is reallocated
+    ksm: bool = False
 
 
 @attrs.define(eq=False)
@@ -62,6 +65,7 @@ class FrameTable:
         frame.free = False
         frame.refcount = 1
         frame.generation += 1
+        frame.ksm = False
         self.log.append(f"alloc_page -> pfn {frame.pfn:#x} gen {frame.generation}")
         return frame.pfn
 
@@ -102,6 +106,21 @@ class FrameTable:
         self.fp.read(("frame", src))
         self.fp.write(("frame", dst))
         self.log.append(f"copy pfn {src:#x} -> pfn {dst:#x}")
+
+    def set_ksm(self, pfn: int) -> None:
+        """Make a frame a KSM page (``folio_set_stable_node``): from now on every pte
+        mapping it is read-only and a write must break COW first."""
+        frame = self.frames[pfn]
+        if frame.free:
+            raise AssertionError(f"set_ksm on free pfn {pfn:#x}")
+        self.fp.write(("frame", pfn))
+        frame.ksm = True
+        self.log.append(f"pfn {pfn:#x} is now a KSM page (stable_node)")
+
+    def is_ksm(self, pfn: int) -> bool:
+        """Return whether the frame is a KSM page (``folio_test_ksm``)."""
+        self.fp.read(("frame", pfn))
+        return self.frames[pfn].ksm
 
     def is_current(self, pfn: int, generation: int) -> bool:
         """Return whether ``pfn`` is still the allocation made at ``generation``."""

@@ -158,6 +158,23 @@ class HostMm:
         self.ptes[hva] = attrs.evolve(pte, writable=False)
         self.log.append(f"pte hva {hva:#x} -> pfn {pte.pfn:#x} write-protected")
 
+    def mkwrite_pte(self, hva: int, who: str) -> None:
+        """Set the pte's write bit on the same frame (``wp_page_reuse``:
+        ``ptep_set_access_flags``); needs mmap_lock. Adding a permission needs no notifier."""
+        self._assert_held(who, write=False)
+        self.fp.write(("pte", hva))
+        pte = self.ptes[hva]
+        self.ptes[hva] = attrs.evolve(pte, writable=True)
+        self.log.append(f"pte hva {hva:#x} -> pfn {pte.pfn:#x} made writable")
+
+    def mapcount(self, pfn: int, who: str) -> int:
+        """Return how many present ptes map ``pfn`` (``page_mapcount``, as the rmap
+        knows it); needs mmap_lock. Migration entries are not mappings."""
+        self._assert_held(who, write=False)
+        for hva in sorted(self.ptes):
+            self.fp.read(("pte", hva))
+        return sum(pte.pfn == pfn for pte in self.ptes.values())
+
     def migration_entry(self, hva: int, who: str) -> HostPte | None:
         """Return the pte a migration entry at ``hva`` stands for; needs mmap_lock."""
         self._assert_held(who, write=False)

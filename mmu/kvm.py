@@ -76,6 +76,9 @@ class Kvm:
     efaults: list[tuple[int, bool, bool]] = attrs.field(factory=list)
     #: guest accesses that went through an spte whose frame is no longer the one mapped
     bad_accesses: list[str] = attrs.field(factory=list)
+    #: guest writes that landed in a KSM page (through a writable spte that survived
+    #: the merge): every mapping sharing the page sees them
+    ksm_writes: list[str] = attrs.field(factory=list)
     dirty_log: DirtyLog = attrs.field(
         default=attrs.Factory(lambda self: DirtyLog(self.log, self.fp), takes_self=True)
     )
@@ -254,5 +257,11 @@ class Kvm:
             self.bad_accesses.append(
                 f"guest {kind} of gfn {gfn:#x} went through a stale spte: "
                 + self.frames.describe(spte.pfn, spte.generation)
+            )
+        elif write and self.frames.is_ksm(spte.pfn):
+            self.fp.write(("kvm", "ksm_writes"))
+            self.ksm_writes.append(
+                f"guest write of gfn {gfn:#x} landed in KSM page pfn {spte.pfn:#x},"
+                " shared read-only by every mapping merged into it"
             )
         return spte

@@ -217,6 +217,23 @@ def vrma_psize(model: Model) -> Violation | None:
     return None
 
 
+def ksm_write(model: Model) -> Violation | None:
+    """A guest write landed in a KSM page, through an spte that survived the merge.
+
+    KSM shares one read-only frame among every mapping whose content it
+    found identical (KERNEL.md section 3, "KSM merge" row): a write must
+    fault and break COW (``wp_page_copy``) first. The merge's
+    invalidate_range_start zaps the leaf before the pte is write-protected
+    (R4), and a fault that got the page before it must see seq move (R1,
+    R2), else a writable leaf survives and the guest silently changes the
+    memory of every other mapping of the page. ``writable_spte`` sees the
+    leaf; this sees the write itself.
+    """
+    if model.kvm.ksm_writes:
+        return Violation("ksm_write", model.kvm.ksm_writes[0])
+    return None
+
+
 Oracle = Callable[[Model], Violation | None]
 
 #: every oracle by name, in the order they are checked
@@ -230,4 +247,5 @@ ORACLES: dict[str, Oracle] = {
     "pinned_pages": pinned_pages,
     "lost_dirty": lost_dirty,
     "vrma_psize": vrma_psize,
+    "ksm_write": ksm_write,
 }
