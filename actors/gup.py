@@ -1,7 +1,10 @@
 """``get_user_pages``: hva -> pfn with a page reference, under ``mmap_lock`` for read.
 
 The slow path as one step: the remapper changes ptes only with ``mmap_lock``
-held for write, so nothing it does can land inside this step.
+held for write, so nothing it does can land inside this step. A write to a
+read-only pte in a writable VMA (a KSM page) is the exception: the fault
+breaks COW (``actors.cow``), which calls the notifier, so it takes steps of
+its own before the walk is retried.
 """
 
 from __future__ import annotations
@@ -9,6 +12,7 @@ from __future__ import annotations
 from mmu import Vma
 
 from .context import ActorContext
+from .cow import cow_needed, do_wp_page
 
 
 def get_user_page(ctx: ActorContext, hva: int, write: bool) -> tuple[int, bool] | None:
@@ -24,6 +28,8 @@ def get_user_page(ctx: ActorContext, hva: int, write: bool) -> tuple[int, bool] 
         return None
     if mm.migration_entry(hva, ctx.name) is not None:  # only get_user_pages can wait
         raise AssertionError(f"get_user_page found a migration entry at hva {hva:#x}")
+    if write and cow_needed(ctx, hva):  # only get_user_pages can call the notifier
+        raise AssertionError(f"get_user_page needs a COW break at hva {hva:#x}")
     pte = mm.follow_pte(hva, ctx.name)
     if pte is None:
         ctx.note("handle_mm_fault: not present, fault in a new page")
@@ -38,16 +44,26 @@ async def get_user_pages(ctx: ActorContext, hva: int, write: bool) -> tuple[int,
 
     A migration entry makes the fault sleep in ``migration_entry_wait`` (still
     holding ``mmap_lock`` for read) until ``remove_migration_ptes`` replaced it.
+    A write to a read-only pte in a writable VMA faults with FAULT_FLAG_WRITE
+    (``faultin_page`` -> ``handle_mm_fault`` -> ``do_wp_page``), then the walk
+    is retried. A walk that needs no COW break takes exactly the steps it
+    always did.
     """
     mm = ctx.model.mm
     await ctx.down_read(mm.mmap_lock, "get_user_pages")
-    while mm.migration_entry(hva, ctx.name) is not None:
-        ctx.note("do_swap_page: migration entry")
-        await ctx.point(
-            "migration_entry_wait: retry the fault",
-            guard=lambda: hva not in mm.migration,
-            waits_for=f"the migration of hva {hva:#x}",
-        )
+    while True:
+        while mm.migration_entry(hva, ctx.name) is not None:
+            ctx.note("do_swap_page: migration entry")
+            await ctx.point(
+                "migration_entry_wait: retry the fault",
+                guard=lambda: hva not in mm.migration,
+                waits_for=f"the migration of hva {hva:#x}",
+            )
+        if not (write and cow_needed(ctx, hva)):
+            break
+        ctx.note("follow_page_mask: read-only pte, faultin_page(FOLL_WRITE)")
+        await do_wp_page(ctx, hva)
+        await ctx.point("__get_user_pages: retry follow_page_mask")
     got = get_user_page(ctx, hva, write)
     ctx.up_read(mm.mmap_lock)
     return got

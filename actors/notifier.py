@@ -10,10 +10,31 @@ in the same section (R2), zap and flush before start returns (R4), and
 
 from __future__ import annotations
 
+import weakref
+
 import attrs
+
+from mmu import HostMm
 
 from .context import ActorContext
 from .mailbox import Mailbox
+
+#: ``mm->notifier_subscriptions``: the dispatcher serving each mm's invalidations.
+#: Weak: a world and its mm die after their run.
+_SUBSCRIPTIONS: weakref.WeakKeyDictionary[HostMm, Mailbox] = weakref.WeakKeyDictionary()
+
+
+def subscription(mm: HostMm) -> Mailbox:
+    """Return the mailbox of the notifier registered on ``mm``, for host code that
+    invalidates from a thread holding no mailbox (a vcpu's gup breaking COW).
+
+    Raises:
+        LookupError: no notifier dispatcher runs for ``mm`` in this world.
+    """
+    box = _SUBSCRIPTIONS.get(mm)
+    if box is None:
+        raise LookupError("no mmu notifier is registered on this mm: the world needs a notifier_dispatcher")
+    return box
 
 
 @attrs.frozen
@@ -40,6 +61,9 @@ async def notifier_dispatcher(ctx: ActorContext, box: Mailbox, *, arch_unmap: bo
     (``kvm_unmap_hva_range_hv``) does nothing, so sptes survive it.
     """
     kvm = ctx.model.kvm
+    # kvm_init_mmu_notifier -> mmu_notifier_register(&kvm->mmu_notifier, current->mm):
+    # done before the first point, so before any step of any actor
+    _SUBSCRIPTIONS[ctx.model.mm] = box
     while True:
         request = await ctx.receive(box, "mmu_notifier")
         msg = request.message

@@ -1,0 +1,83 @@
+"""A write fault on a read-only pte in a writable VMA: reuse the page, or break COW.
+
+``handle_mm_fault(FAULT_FLAG_WRITE)`` -> ``do_wp_page`` (mm/memory.c), in the
+kernel's order (KERNEL.md section 3, "COW break (wp_page_copy)" row). A page
+nobody else may see is reused: the pte gets its write bit back, on the same
+frame, so no notifier is needed. A KSM page, or one somebody else holds a
+reference on, is copied: ``wp_page_copy`` allocates and copies outside the
+page-table lock, then brackets the pte switch with invalidate_range_start/end,
+so KVM's leaf to the old page is zapped before the pte moves (R4) and a fault
+that resolved the old page meanwhile sees seq move (R1, R2).
+
+The caller (``get_user_pages``, KSM's ``break_cow``) holds ``mmap_lock`` for
+read throughout, as ``handle_mm_fault`` runs under it.
+"""
+
+from __future__ import annotations
+
+from mmu import PAGE_SIZE
+
+from .context import ActorContext
+from .hostops import invalidate_end, invalidate_start
+from .notifier import subscription
+
+
+def cow_needed(ctx: ActorContext, hva: int) -> bool:
+    """Would a write through ``hva`` need ``do_wp_page``: a present read-only pte in a
+    writable VMA? Reads what ``get_user_page`` reads, and logs nothing."""
+    mm = ctx.model.mm
+    vma = mm.find_vma(hva, ctx.name)
+    pte = mm.follow_pte(hva, ctx.name)
+    return vma is not None and "w" in vma.prot and pte is not None and not pte.writable
+
+
+async def do_wp_page(ctx: ActorContext, hva: int) -> None:
+    """``do_wp_page`` on the read-only pte at ``hva``; returns with the pte writable,
+    or changed by somebody else (the caller retries its walk either way).
+
+    The first part runs in the caller's step, under the pte lock:
+    ``wp_page_reuse`` if the page is not KSM and its only reference is the
+    pte's (XX: the kernel's ``wp_can_reuse_anon_folio`` also weighs the swap
+    cache and ``PageAnonExclusive``); otherwise ``folio_get`` and copy.
+    """
+    mm, frames = ctx.model.mm, ctx.model.frames
+    orig = mm.follow_pte(hva, ctx.name)
+    assert orig is not None and not orig.writable, f"do_wp_page without a read-only pte at {hva:#x}"
+    old = orig.pfn
+    if not frames.is_ksm(old) and frames.refcount(old) == 1:
+        ctx.note("do_wp_page: page exclusive to this mapping, wp_page_reuse")
+        mm.mkwrite_pte(hva, ctx.name)
+        return
+    why = "a KSM page" if frames.is_ksm(old) else "page shared"
+    ctx.note(f"do_wp_page: {why}, copy (folio_get)")
+    frames.get_page(old)  # do_wp_page's reference, dropped after end
+    await wp_page_copy(ctx, hva, old, orig.writable)
+
+
+async def wp_page_copy(ctx: ActorContext, hva: int, old: int, orig_writable: bool) -> None:
+    """``wp_page_copy``: alloc + copy, start, under the pte lock ``pte_same`` ->
+    ``ptep_clear_flush``, ``set_pte_at(new, writable)``, ``folio_remove_rmap_pte(old)``
+    ("Only after switching the pte to the new page may we remove the mapcount")
+    and ``folio_put`` of the mapping's reference; end; ``folio_put(old)``."""
+    mm, frames = ctx.model.mm, ctx.model.frames
+    notifier = subscription(mm)
+    await ctx.point("wp_page_copy: alloc_page, copy_user_highpage")
+    new = frames.alloc_page()
+    frames.copy_page(old, new)
+    await invalidate_start(
+        ctx,
+        notifier,
+        hva,
+        hva + PAGE_SIZE,
+        resume="wp_page_copy: pte_same, ptep_clear_flush, set_pte_at(new)",
+    )
+    pte = mm.follow_pte(hva, ctx.name)
+    if pte is not None and pte.pfn == old and pte.writable == orig_writable:
+        mapped = mm.zap_pte(hva, ctx.name)  # ptep_clear_flush: hands over the mapping's reference
+        mm.set_pte(hva, new, True, ctx.name)  # the allocation's reference becomes the pte's
+        frames.put_page(mapped.pfn)  # folio_remove_rmap_pte; folio_put(old) under the pte lock
+    else:
+        ctx.note("!pte_same: somebody changed the pte meanwhile, drop the copy")
+        frames.put_page(new)
+    await invalidate_end(ctx, notifier, hva, hva + PAGE_SIZE, resume="wp_page_copy: folio_put(old)")
+    frames.put_page(old)
