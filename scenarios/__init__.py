@@ -2,6 +2,7 @@
 
 from .base import Scenario as Scenario
 from .dirty_log import SCENARIO as _dirty_log
+from .ksm_merge import SCENARIO as _ksm_merge
 from .migrate_page import SCENARIO as _migrate_page
 from .mprotect_ro import SCENARIO as _mprotect_ro
 from .multi_vma import SCENARIO as _multi_vma
@@ -16,6 +17,7 @@ CATALOG: dict[str, Scenario] = {
         _race_remap,
         _multi_vma,
         _mprotect_ro,
+        _ksm_merge,
         _dirty_log,
         _vrma_psize,
         _pin_ppc970,

@@ -24,6 +24,10 @@ EXPECTED = {
     ("mprotect_ro", "setup_time"): (Outcome.BROKEN, "writable_spte"),
     ("mprotect_ro", "no_retry"): (Outcome.BROKEN, "writable_spte"),
     ("mprotect_ro", "seq_retry"): (Outcome.EXHAUSTED, ""),
+    ("ksm_merge", "setup_time"): (Outcome.BROKEN, "writable_spte"),
+    ("ksm_merge", "no_retry"): (Outcome.BROKEN, "writable_spte"),
+    ("ksm_merge", "seq_retry"): (Outcome.SURVIVED, ""),  # too big to exhaust within EXPLORE_LIMIT
+    ("ksm_merge", "pin"): (Outcome.SURVIVED, ""),
     ("pin_ppc970", "setup_time"): (Outcome.BROKEN, "stale_spte"),
     ("pin_ppc970", "seq_retry"): (Outcome.EXHAUSTED, ""),
     ("pin_ppc970", "pin"): (Outcome.BROKEN, "divergence"),

@@ -1,0 +1,111 @@
+"""KSM merges two guest pages while the guest writes them.
+
+    "What happens if mmu notifiers tell you to write protect a page?"
+    (Avi Kivity, 2011-11-20)
+
+One vcpu writes gfn 0 and gfn 1 in turn, ``accesses`` times each, the same
+bytes to both; once the VM runs, ksmd finds the two pages identical and
+merges them (``actors.ksm``): gfn 1's page becomes a read-only KSM page, gfn
+0's address is switched to it and its own page freed. A guest write after
+that must fault, and get_user_pages(FOLL_WRITE) must break COW
+(``wp_page_copy``) to give the guest a private page again. A writable spte
+that survives the merge lets the guest write into the shared page
+(``ksm_write``, and ``writable_spte`` before it); an spte to the replaced
+page is stale once it is freed. Run it with ``python scenarios/ksm_merge.py``,
+or ``mmurace run ksm_merge``.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+
+import attrs
+
+from actors import DESIGNS, ActorContext, ActorSpec, Design, Mailbox, World, notifier_dispatcher, vcpu
+from actors.ksm import ksm_merge
+from mmu import Model
+from scenarios.base import Scenario, full_world
+
+
+@attrs.define(eq=False)
+class _Registered:
+    """Set once the vcpu registered guest memory; not model state, only a start signal."""
+
+    done: bool = False
+
+
+def _registering(design: Design, registered: _Registered) -> Design:
+    async def prepare(ctx: ActorContext) -> None:
+        await design.prepare(ctx)
+        registered.done = True
+
+    return attrs.evolve(design, prepare=prepare)
+
+
+async def _ksmd(
+    ctx: ActorContext, notifier: Mailbox, page_hva: int, tree_hva: int, registered: _Registered
+) -> None:
+    # QEMU madvise(MADV_MERGEABLE)s guest RAM once it is registered; ksmd scans after that
+    await ctx.point("ksm_do_scan", guard=lambda: registered.done, waits_for="the VM to run")
+    await ksm_merge(ctx, notifier, page_hva, tree_hva)
+
+
+def world(design: Design, *, accesses: int = 1) -> World:
+    """Two guest pages, each written ``accesses`` times, merged once by ksmd."""
+    if accesses < 1:
+        raise ValueError(f"'accesses' must be >= 1 (got {accesses})")
+    model = Model.build(npages=2)
+    notifier = Mailbox("mmu_notifier")
+    slot = model.kvm.memslot
+    registered = _Registered()
+    return full_world(
+        model,
+        (
+            ActorSpec(
+                "vcpu0",
+                functools.partial(vcpu, design=_registering(design, registered), gfns=(0, 1) * accesses),
+            ),
+            ActorSpec(
+                "ksmd",
+                functools.partial(
+                    _ksmd,
+                    notifier=notifier,
+                    page_hva=slot.gfn_to_hva(1),
+                    tree_hva=slot.gfn_to_hva(0),
+                    registered=registered,
+                ),
+            ),
+            ActorSpec(
+                "notifier",
+                functools.partial(notifier_dispatcher, box=notifier, arch_unmap=design.uses_mmu_notifiers),
+                daemon=True,
+            ),
+        ),
+    )
+
+
+def build(design: str, *, accesses: int = 1) -> World:
+    """``world`` for the design called ``design``."""
+    return world(DESIGNS[design], accesses=accesses)
+
+
+SCENARIO = Scenario(
+    name="ksm_merge",
+    summary="ksmd merges two identical guest pages into one read-only KSM page while a vcpu writes them",
+    story=(
+        "Avi: \"What happens if mmu notifiers tell you to write protect a page?\" Paul: \"On POWER7, "
+        "we have to remove access to the page ...\" Avi: \"Ok, so no ksm for you.\" A guest write "
+        "must never land in the shared KSM page."
+    ),
+    build=build,
+    designs=("setup_time", "no_retry", "seq_retry", "pin"),
+)
+
+
+if __name__ == "__main__":
+    # The file's own entry point sits above the layers: the scenario code
+    # above imports nothing from mmurace.
+    from mmurace.cli import main
+
+    sys.exit(main(["run", "ksm_merge", *sys.argv[1:]]))
