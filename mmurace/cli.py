@@ -27,7 +27,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
-from actors import DEFAULT_MAX_RETRIES, DEFAULT_MAX_STEPS, DESIGNS, Executor
+from actors import DEFAULT_MAX_RETRIES, DEFAULT_MAX_STEPS, DESIGNS, Executor, RunResult
 from mmu import ORACLES
 
 from . import api
@@ -165,7 +165,7 @@ def _story(sc: api.Scenario, hunts: list[api.Hunt], threads: bool) -> None:
     from .shrink import shrink
 
     _echo(f"{sc.name}: {sc.summary}\n{sc.story}\n")
-    shown = []
+    shown: list[RunResult | None] = []
     for h in hunts:
         _echo(f"\n== {h.config.design}: {DESIGNS[h.config.design].summary}\n")
         if h.result is None:
@@ -180,8 +180,8 @@ def _story(sc: api.Scenario, hunts: list[api.Hunt], threads: bool) -> None:
     table = Table(box=None, show_edge=False, pad_edge=False)
     for col in ("design", "result", "schedules", "seed"):
         table.add_column(col)
-    for h, race in zip(hunts, shown, strict=True):
-        f = race.finding if race is not None else None
+    for h, shrunk in zip(hunts, shown, strict=True):
+        f = shrunk.finding if shrunk is not None else None
         result = "survived" if f is None else f"{f.oracle} at step {f.step}"
         table.add_row(h.config.design, result, str(h.tried), "-" if h.seed is None else str(h.seed))
     _echo("\n")
