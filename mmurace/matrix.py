@@ -28,8 +28,10 @@ from .stress import Kind, stress
 
 #: schedules per strategy per cell when no --budget is given
 DEFAULT_BUDGET = 300
-#: runs the exhaustive search may spend on a cell before it settles for "survived"
+#: runs the exhaustive search may spend on a cell, per preemption bound
 EXPLORE_LIMIT = 3000
+#: preemption bounds the exhaustive search tries in turn (None: unbounded)
+EXPLORE_BOUNDS: tuple[int | None, ...] = (1, 2, None)
 
 
 class Outcome(enum.Enum):
@@ -49,13 +51,17 @@ class Cell:
     oracle: str = ""
     schedule: str = ""  # the shortest failing schedule found
     schedules: int = 0  # schedules run for this cell, searches included
+    bound: int | None = None  # the preemption bound an EXHAUSTED cell was proved for
 
     def text(self) -> str:
         if self.outcome is Outcome.BROKEN:
             p = Schedule.decode(self.schedule).preemptions
             return f"{self.oracle} ({p} preemption{'' if p == 1 else 's'})"
         if self.outcome is Outcome.EXHAUSTED:
-            return f"exhausted ({self.schedules} runs)"
+            if self.bound is None:
+                return f"exhausted ({self.schedules} runs)"
+            plural = "" if self.bound == 1 else "s"
+            return f"exhausted <={self.bound} preemption{plural} ({self.schedules} runs)"
         if self.outcome is Outcome.SURVIVED:
             return f"survived {self.schedules}"
         return "n/a"
@@ -83,13 +89,17 @@ def judge(scenario: str, design: str, budget: int) -> Cell:
         tried += outcome.schedules
         if outcome.groups:
             return _broken(config, outcome.groups[0].first.result, tried)
-    search = trio.run(functools.partial(explore, config, preemptions=None, limit=EXPLORE_LIMIT))
-    tried += search.executions + search.pruned
-    if search.result is not None:
-        return _broken(config, search.result, tried)
-    if search.verdict is Verdict.EXHAUSTED:
-        return Cell(scenario, design, Outcome.EXHAUSTED, schedules=search.executions + search.pruned)
-    return Cell(scenario, design, Outcome.SURVIVED, schedules=tried)
+    proved: Cell | None = None  # the largest bound exhausted so far
+    for bound in EXPLORE_BOUNDS:
+        search = trio.run(functools.partial(explore, config, preemptions=bound, limit=EXPLORE_LIMIT))
+        runs = search.executions + search.pruned
+        tried += runs
+        if search.result is not None:
+            return _broken(config, search.result, tried)
+        if search.verdict is not Verdict.EXHAUSTED:
+            break
+        proved = Cell(scenario, design, Outcome.EXHAUSTED, schedules=runs, bound=bound)
+    return proved or Cell(scenario, design, Outcome.SURVIVED, schedules=tried)
 
 
 def matrix(

@@ -26,8 +26,9 @@ EXPECTED = {
     ("mprotect_ro", "seq_retry"): (Outcome.EXHAUSTED, ""),
     ("ksm_merge", "setup_time"): (Outcome.BROKEN, "writable_spte"),
     ("ksm_merge", "no_retry"): (Outcome.BROKEN, "writable_spte"),
-    ("ksm_merge", "seq_retry"): (Outcome.SURVIVED, ""),  # too big to exhaust within EXPLORE_LIMIT
-    ("ksm_merge", "pin"): (Outcome.SURVIVED, ""),
+    # too big to exhaust unbounded within EXPLORE_LIMIT: proved for one preemption
+    ("ksm_merge", "seq_retry"): (Outcome.EXHAUSTED, ""),
+    ("ksm_merge", "pin"): (Outcome.EXHAUSTED, ""),
     ("pin_ppc970", "setup_time"): (Outcome.BROKEN, "stale_spte"),
     ("pin_ppc970", "seq_retry"): (Outcome.EXHAUSTED, ""),
     ("pin_ppc970", "pin"): (Outcome.BROKEN, "divergence"),
@@ -74,3 +75,12 @@ def test_matrix_command(capsys: pytest.CaptureFixture[str]) -> None:
 def test_matrix_rejects_unknown_names(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["matrix", "--design", "seqretry"]) == 2
     assert capsys.readouterr().err == "mmurace: error: unknown design 'seqretry': did you mean 'seq_retry'?\n"
+
+
+def test_a_cell_too_big_to_exhaust_unbounded_is_proved_for_a_bound() -> None:
+    cell = judge("ksm_merge", "seq_retry", budget=50)
+    assert (cell.outcome, cell.bound) == (Outcome.EXHAUSTED, 1)
+    assert cell.text().startswith("exhausted <=1 preemption (")
+    small = judge("race_remap", "seq_retry", budget=50)
+    assert (small.outcome, small.bound) == (Outcome.EXHAUSTED, None)
+    assert small.text().startswith("exhausted (")
