@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import attrs
 
-from actors import DESIGNS, ActorSpec, World
+from actors import DESIGNS, ActorContext, ActorSpec, Design, World
 from mmu import Model
 
 
@@ -40,3 +40,21 @@ def full_world(model: Model, actors: tuple[ActorSpec, ...]) -> World:
     """A world judged by every oracle; the runtime judges the end-of-run ones
     once every non-daemon actor finished."""
     return World(model, actors)
+
+
+@attrs.define(eq=False)
+class Registered:
+    """Set once the vcpu registered guest memory: a start signal for kernel
+    threads (ksmd, kcompactd) that only act on a running VM; not model state."""
+
+    done: bool = False
+
+
+def registering(design: Design, registered: Registered) -> Design:
+    """``design`` whose registration (``prepare``) also sets ``registered``."""
+
+    async def prepare(ctx: ActorContext) -> None:
+        await design.prepare(ctx)
+        registered.done = True
+
+    return attrs.evolve(design, prepare=prepare)

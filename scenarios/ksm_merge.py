@@ -20,31 +20,14 @@ from __future__ import annotations
 import functools
 import sys
 
-import attrs
-
 from actors import DESIGNS, ActorContext, ActorSpec, Design, Mailbox, World, notifier_dispatcher, vcpu
 from actors.ksm import ksm_merge
 from mmu import Model
-from scenarios.base import Scenario, full_world
-
-
-@attrs.define(eq=False)
-class _Registered:
-    """Set once the vcpu registered guest memory; not model state, only a start signal."""
-
-    done: bool = False
-
-
-def _registering(design: Design, registered: _Registered) -> Design:
-    async def prepare(ctx: ActorContext) -> None:
-        await design.prepare(ctx)
-        registered.done = True
-
-    return attrs.evolve(design, prepare=prepare)
+from scenarios.base import Registered, Scenario, full_world, registering
 
 
 async def _ksmd(
-    ctx: ActorContext, notifier: Mailbox, page_hva: int, tree_hva: int, registered: _Registered
+    ctx: ActorContext, notifier: Mailbox, page_hva: int, tree_hva: int, registered: Registered
 ) -> None:
     # QEMU madvise(MADV_MERGEABLE)s guest RAM once it is registered; ksmd scans after that
     await ctx.point("ksm_do_scan", guard=lambda: registered.done, waits_for="the VM to run")
@@ -58,13 +41,13 @@ def world(design: Design, *, accesses: int = 1) -> World:
     model = Model.build(npages=2)
     notifier = Mailbox("mmu_notifier")
     slot = model.kvm.memslot
-    registered = _Registered()
+    registered = Registered()
     return full_world(
         model,
         (
             ActorSpec(
                 "vcpu0",
-                functools.partial(vcpu, design=_registering(design, registered), gfns=(0, 1) * accesses),
+                functools.partial(vcpu, design=registering(design, registered), gfns=(0, 1) * accesses),
             ),
             ActorSpec(
                 "ksmd",

@@ -17,8 +17,6 @@ from __future__ import annotations
 import functools
 import sys
 
-import attrs
-
 from actors import (
     DESIGNS,
     ActorContext,
@@ -31,26 +29,11 @@ from actors import (
 )
 from actors.migrate import migrate_page
 from mmu import Model
-from scenarios.base import Scenario, full_world
-
-
-@attrs.define(eq=False)
-class _Registered:
-    """Set once the vcpu registered guest memory; not model state, only a start signal."""
-
-    done: bool = False
-
-
-def _registering(design: Design, registered: _Registered) -> Design:
-    async def prepare(ctx: ActorContext) -> None:
-        await design.prepare(ctx)
-        registered.done = True
-
-    return attrs.evolve(design, prepare=prepare)
+from scenarios.base import Registered, Scenario, full_world, registering
 
 
 async def _kcompactd(
-    ctx: ActorContext, notifier: Mailbox, hva: int, times: int, registered: _Registered
+    ctx: ActorContext, notifier: Mailbox, hva: int, times: int, registered: Registered
 ) -> None:
     await ctx.point("kcompactd_do_work", guard=lambda: registered.done, waits_for="the VM to run")
     for _ in range(times):
@@ -66,14 +49,14 @@ def world(design: Design, *, accesses: int = 2, migrations: int = 1) -> World:
     model = Model.build(npages=1)
     notifier = Mailbox("mmu_notifier")
     hva = model.kvm.memslot.gfn_to_hva(0)
-    registered = _Registered()
+    registered = Registered()
     return full_world(
         model,
         (
             ActorSpec(
                 "vcpu0",
                 functools.partial(
-                    vcpu, design=_registering(design, registered), gfns=(0,) * accesses
+                    vcpu, design=registering(design, registered), gfns=(0,) * accesses
                 ),
             ),
             ActorSpec(
