@@ -26,6 +26,10 @@ class Frame:
     #: ``PageKsm``: a stable KSM page, shared read-only by every mapping merged into
     #: it; cleared when the frame is reallocated
     ksm: bool = False
+    #: a compound tail's head pfn (``compound_head``): references go to the head
+    head: int | None = None
+    #: base pages of the compound page this frame heads (``folio_nr_pages``)
+    nr_pages: int = 1
 
 
 @attrs.define(eq=False)
@@ -69,8 +73,14 @@ class FrameTable:
         self.log.append(f"alloc_page -> pfn {frame.pfn:#x} gen {frame.generation}")
         return frame.pfn
 
+    def compound_head(self, pfn: int) -> int:
+        """Return the pfn that holds ``pfn``'s references (``compound_head``)."""
+        head = self.frames[pfn].head
+        return pfn if head is None else head
+
     def get_page(self, pfn: int) -> None:
-        """Take a reference on a frame in use (``get_page``)."""
+        """Take a reference on a frame in use (``get_page``; a tail's goes to its head)."""
+        pfn = self.compound_head(pfn)
         frame = self.frames[pfn]
         self.fp.write(("frame", pfn))
         if frame.free:
@@ -79,19 +89,72 @@ class FrameTable:
         self.log.append(f"get_page pfn {pfn:#x}: ref {frame.refcount - 1}->{frame.refcount}")
 
     def put_page(self, pfn: int) -> None:
-        """Drop a reference; the last one frees the frame (``put_page``)."""
+        """Drop a reference; the last one frees the frame, or the whole compound
+        page it heads (``put_page``)."""
+        pfn = self.compound_head(pfn)
         frame = self.frames[pfn]
         self.fp.write(("frame", pfn))
         if frame.refcount <= 0:
             raise AssertionError(f"put_page on pfn {pfn:#x} with refcount {frame.refcount}")
         frame.refcount -= 1
         if frame.refcount == 0:
-            frame.free = True
-            self._free.append(pfn)
+            for sub in range(pfn, pfn + frame.nr_pages):
+                self.frames[sub].free = True
+                self.frames[sub].head = None
+                self._free.append(sub)
+                self.fp.write(("frame", sub))
             self.fp.write(("freelist",))
-            self.log.append(f"put_page pfn {pfn:#x}: ref 1->0, frame freed")
+            what = "frame" if frame.nr_pages == 1 else f"compound page of {frame.nr_pages}"
+            frame.nr_pages = 1
+            self.log.append(f"put_page pfn {pfn:#x}: ref 1->0, {what} freed")
         else:
             self.log.append(f"put_page pfn {pfn:#x}: ref {frame.refcount + 1}->{frame.refcount}")
+
+    def alloc_compound(self, nr_pages: int) -> int:
+        """Take ``nr_pages`` contiguous free frames, aligned to ``nr_pages``, as one
+        compound page whose head holds the one reference (``alloc_pages(order)``,
+        ``prep_compound_page``); return the head pfn. The lowest such run is taken."""
+        free = set(self._free)
+        head = next(
+            (p for p in sorted(free) if p % nr_pages == 0 and all(p + i in free for i in range(nr_pages))),
+            None,
+        )
+        if head is None:
+            raise MemoryError(f"no {nr_pages} contiguous free frames: give the scenario more frames")
+        self._free = deque(p for p in self._free if not head <= p < head + nr_pages)
+        self.fp.write(("freelist",))
+        for sub in range(head, head + nr_pages):
+            frame = self.frames[sub]
+            self.fp.write(("frame", sub))
+            frame.free, frame.ksm, frame.generation = False, False, frame.generation + 1
+            frame.refcount, frame.head = (1, None) if sub == head else (0, head)
+        self.frames[head].nr_pages = nr_pages
+        gen = self.frames[head].generation
+        self.log.append(f"alloc_pages(compound) -> pfn {head:#x}-{head + nr_pages - 1:#x} gen {gen}")
+        return head
+
+    def split_compound(self, head: int, mapped: int) -> None:
+        """``split_huge_page``: the compound page at ``head`` becomes ``nr_pages`` base
+        pages, each tail with its own reference for the pte that maps it.
+
+        ``__split_huge_pmd`` first gives every pte a reference on the head
+        (``page_ref_add(page, HPAGE_PMD_NR - 1)``); the split hands ``mapped - 1``
+        of them to the tails and leaves any other reference (a gup in flight,
+        taken through the head's pfn) on the head.
+        """
+        frame = self.frames[head]
+        n = frame.nr_pages
+        if frame.head is not None or n != mapped:
+            raise AssertionError(f"split_compound of pfn {head:#x}: not a head mapped by {mapped}")
+        for sub in range(head + 1, head + n):
+            self.fp.write(("frame", sub))
+            self.frames[sub].head = None
+            self.frames[sub].refcount = 1
+        self.fp.write(("frame", head))
+        frame.nr_pages = 1
+        self.log.append(
+            f"split_huge_page pfn {head:#x}: {n} base pages, head ref {frame.refcount}, tails ref 1"
+        )
 
     def refcount(self, pfn: int) -> int:
         """Return the frame's reference count (``folio_ref_count``)."""

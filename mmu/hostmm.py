@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import attrs
 
+from .constants import HPAGE_PAGES, HPAGE_SIZE, PAGE_SIZE
 from .footprint import Footprint
 from .frames import FrameTable
 from .locks import LockError, RwSem
@@ -62,6 +63,11 @@ class HostMm:
     ptes: dict[int, HostPte] = attrs.field(factory=dict)
     #: hva -> the pte a migration entry replaced: not present, a fault waits on it
     migration: dict[int, HostPte] = attrs.field(factory=dict)
+    #: haddr -> head pfn of a transparent huge page mapped by one PMD. The
+    #: HPAGE_PAGES hvas under it keep an entry in ``ptes`` (-> head + i), so that
+    #: whoever translates an hva sees the same thing; the PMD holds the one
+    #: reference, on the head
+    pmds: dict[int, int] = attrs.field(factory=dict)
 
     def _assert_held(self, who: str, *, write: bool) -> None:
         held = self.mmap_lock.held_by(who, write=True) or (
@@ -123,6 +129,8 @@ class HostMm:
     def clear_pte(self, hva: int, who: str) -> HostPte:
         """Unmap ``hva`` and hand its reference to the caller (``ptep_get_and_clear``)."""
         self._assert_held(who, write=True)
+        if hva - hva % HPAGE_SIZE in self.pmds:  # a sanity check, not a read of the model
+            raise AssertionError(f"clear_pte of hva {hva:#x} under a huge pmd: split it first")
         self.fp.write(("pte", hva))
         pte = self.ptes.pop(hva)
         self.log.append(f"pte hva {hva:#x} -> pfn {pte.pfn:#x} cleared")
@@ -215,7 +223,81 @@ class HostMm:
         """``clear_pte`` for a zap that holds mmap_lock only for read
         (``madvise(MADV_DONTNEED)`` -> ``zap_page_range_single``)."""
         self._assert_held(who, write=False)
+        if hva - hva % HPAGE_SIZE in self.pmds:  # a sanity check, not a read of the model
+            raise AssertionError(f"zap_pte of hva {hva:#x} under a huge pmd: split it first")
         self.fp.write(("pte", hva))
         pte = self.ptes.pop(hva)
         self.log.append(f"pte hva {hva:#x} -> pfn {pte.pfn:#x} cleared")
         return pte
+
+    # ---- transparent huge pages (KERNEL.md section 3, THP rows) ----
+
+    def pmd_mapped(self, hva: int) -> bool:
+        """Return whether a huge PMD maps ``hva`` (``pmd_trans_huge``)."""
+        haddr = hva - hva % HPAGE_SIZE
+        self.fp.read(("pmd", haddr))
+        return haddr in self.pmds
+
+    def mapping_size(self, hva: int) -> int:
+        """The size the host maps ``hva`` with (``host_pfn_mapping_level``).
+
+        The kernel walks the host page table locklessly with interrupts off,
+        so no lock is asserted: only the caller knows whether the answer can
+        still be trusted (F6). A VMA's own large page size counts too.
+        """
+        if self.pmd_mapped(hva):
+            return HPAGE_SIZE
+        self.fp.read(("vmas",))
+        vma = next((v for v in self.vmas if v.contains(hva)), None)
+        return PAGE_SIZE if vma is None else vma.page_size
+
+    def set_pmd(self, haddr: int, head: int, writable: bool, who: str) -> None:
+        """Map the compound page ``head`` at ``haddr`` with one PMD, taking over the
+        caller's reference (``set_pmd_at``, ``do_huge_pmd_anonymous_page``); needs mmap_lock."""
+        self._assert_held(who, write=False)
+        frame = self.frames[head]
+        if haddr % HPAGE_SIZE or frame.free or frame.nr_pages != HPAGE_PAGES:
+            raise AssertionError(f"set_pmd at {haddr:#x}: pfn {head:#x} is no live huge page, or misaligned")
+        hvas = range(haddr, haddr + HPAGE_SIZE, PAGE_SIZE)
+        if haddr in self.pmds or any(h in self.ptes for h in hvas):
+            raise AssertionError(f"set_pmd over a present mapping at {haddr:#x}")
+        self.fp.write(("pmd", haddr))
+        for i, hva in enumerate(hvas):
+            self.fp.write(("pte", hva))
+            self.ptes[hva] = HostPte(head + i, writable)
+        self.pmds[haddr] = head
+        self.log.append(f"pmd hva {haddr:#x} -> huge pfn {head:#x}{' W' if writable else ' RO'}")
+
+    def split_pmd(self, haddr: int, who: str) -> None:
+        """``__split_huge_pmd_locked`` under the pmd lock: ``pmdp_invalidate``, one pte
+        per base page (-> head + i, same writability), ``pmd_populate``.
+
+        XX: the kernel leaves the folio compound, every pte's reference on the
+        head, and ``split_huge_page`` hands them to the tails later (deferred
+        split queue); the model does both here, so a base page zapped after the
+        split is freed at once, as it is once the deferred split has run.
+        Needs mmap_lock (callers such as madvise and mprotect hold it for read).
+        """
+        self._assert_held(who, write=False)
+        self.fp.write(("pmd", haddr))
+        head = self.pmds.pop(haddr)
+        for hva in range(haddr, haddr + HPAGE_SIZE, PAGE_SIZE):
+            self.fp.write(("pte", hva))
+        self.log.append(f"pmd hva {haddr:#x} -> huge pfn {head:#x} split into {HPAGE_PAGES} ptes")
+        self.frames.split_compound(head, HPAGE_PAGES)
+
+    def collapse_flush(self, haddr: int, who: str) -> dict[int, HostPte]:
+        """``pmdp_collapse_flush``: detach the pte table under ``haddr`` (no pte is
+        reachable any more, gup-fast included) and flush; the ptes' references
+        go to the caller. Needs mmap_lock for write (khugepaged's ``mmap_write_lock``)."""
+        self._assert_held(who, write=True)
+        if haddr % HPAGE_SIZE or haddr in self.pmds:
+            raise AssertionError(f"collapse_flush at {haddr:#x}: misaligned or already huge")
+        self.fp.write(("pmd", haddr))
+        cleared = {}
+        for hva in range(haddr, haddr + HPAGE_SIZE, PAGE_SIZE):
+            self.fp.write(("pte", hva))
+            if hva in self.ptes:
+                cleared[hva] = self.ptes.pop(hva)
+        self.log.append(f"pmd hva {haddr:#x}: pte table of {len(cleared)} ptes detached, tlb flushed")
+        return cleared

@@ -116,13 +116,20 @@ class Kvm:
         in_range = self.memslot.gfns_in(start, end)
         for gfn in in_range:  # absent ones too: a later install there depends on this zap
             self.fp.write(("spte", gfn))
-        zapped = [gfn for gfn in in_range if gfn in self.sptes]
+        # a huge leaf is zapped whole when any page under it is (x86 zaps the 2M spte)
+        zapped = [gfn for gfn in sorted(self.sptes) if set(self.covered(gfn)) & set(in_range)]
         for gfn in zapped:
             spte = self.sptes.pop(gfn)
             self.log.append(f"zap spte gfn {gfn:#x} -> pfn {spte.pfn:#x}")
         if not zapped:
             self.log.append("no spte in range")
         return len(zapped)
+
+    def covered(self, gfn: int) -> range:
+        """The gfns of the memslot the leaf at ``gfn`` maps (one, unless it is huge)."""
+        pages = self.sptes[gfn].page_size // PAGE_SIZE if gfn in self.sptes else 1
+        end = self.memslot.base_gfn + self.memslot.npages
+        return range(gfn, min(gfn + pages, end))
 
     def retry(self, mmu_seq: int, who: str) -> bool:
         """``mmu_invalidate_retry``: must the fault retry? (R2: under mmu_lock)."""
@@ -152,6 +159,8 @@ class Kvm:
         self.fp.read(("frame", pfn))
         frame = self.frames[pfn]
         self.sptes[gfn] = Spte(pfn, writable, frame.generation, page_size)
+        for covered in self.covered(gfn)[1:]:  # a huge leaf maps these too
+            self.fp.write(("spte", covered))
         size = "" if page_size == PAGE_SIZE else f" {page_size // 1024}K page"
         self.log.append(f"spte gfn {gfn:#x} -> pfn {pfn:#x}{' W' if writable else ' RO'}{size}")
         if writable and self.dirty_log.logging():

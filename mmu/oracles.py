@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 import attrs
 
+from .constants import HPAGE_SIZE, PAGE_SIZE
 from .model import Model
 
 
@@ -120,8 +121,10 @@ def leaked_refs(model: Model) -> Violation | None:
     if not model.ended:
         return None
     expected: dict[int, int] = {}
-    for pte in list(model.mm.ptes.values()) + list(model.mm.migration.values()):
-        expected[pte.pfn] = expected.get(pte.pfn, 0) + 1
+    huge = {hva for haddr in model.mm.pmds for hva in range(haddr, haddr + HPAGE_SIZE, PAGE_SIZE)}
+    ptes = [pte for hva, pte in model.mm.ptes.items() if hva not in huge]
+    for pfn in [*(pte.pfn for pte in ptes + list(model.mm.migration.values())), *model.mm.pmds.values()]:
+        expected[pfn] = expected.get(pfn, 0) + 1  # a huge PMD's one reference is on the head
     for pfn in model.kvm.pinned.values():
         expected[pfn] = expected.get(pfn, 0) + 1
     for pfn in sorted(model.frames.frames):
@@ -198,10 +201,12 @@ def vrma_psize(model: Model) -> Violation | None:
     ``writable_spte``; a leaf with no VMA behind it is ``divergence``'s case.
 
     XX: frames are base pages; a large host page is modelled by its VMA's
-    page size, not by contiguous frames.
+    page size, not by contiguous frames. Only VRMA leaves are judged here
+    (none before the VRMA is set up); huge leaves over transparent huge
+    pages are ``huge_spte``'s.
     """
     kvm, mm = model.kvm, model.mm
-    if kvm.in_progress:
+    if kvm.in_progress or kvm.vrma_psize is None:
         return None
     for gfn in sorted(kvm.sptes):
         spte = kvm.sptes[gfn]
@@ -234,6 +239,44 @@ def ksm_write(model: Model) -> Violation | None:
     return None
 
 
+def huge_spte(model: Model) -> Violation | None:
+    """A leaf maps a larger page than the host maps its hva with (O4), e.g. a
+    huge spte over a transparent huge page the host has split.
+
+    KVM may map a huge leaf only while the host maps the whole range with one
+    PMD, and must read that under mmu_lock after the retry check (F6, R5):
+    after a split the base pages are freed one by one (madvise(DONTNEED)),
+    and a surviving huge leaf keeps the guest on them. Judged outside
+    invalidations. A VMA's large page size counts as its host mapping size,
+    so a VRMA leaf larger than the VMA's pages is also ``vrma_psize``'s case,
+    which is checked first.
+    """
+    kvm, mm = model.kvm, model.mm
+    if kvm.in_progress:
+        return None
+    for gfn in sorted(kvm.sptes):
+        spte = kvm.sptes[gfn]
+        if spte.page_size == PAGE_SIZE:
+            continue
+        hva = kvm.memslot.gfn_to_hva(gfn)
+        vma = next((v for v in mm.vmas if v.contains(hva)), None)
+        host = PAGE_SIZE if vma is None else vma.page_size
+        if hva - hva % HPAGE_SIZE in mm.pmds:
+            host = max(host, HPAGE_SIZE)
+        if spte.page_size > host:
+            gone = [
+                pfn for pfn in range(spte.pfn, spte.pfn + spte.page_size // PAGE_SIZE)
+                if pfn in model.frames.frames and model.frames[pfn].free
+            ]
+            freed = f"; pfn {', '.join(f'{p:#x}' for p in gone)} under it freed" if gone else ""
+            return Violation(
+                "huge_spte",
+                f"spte gfn {gfn:#x} -> pfn {spte.pfn:#x} maps a {spte.page_size // 1024}K page, but the"
+                f" host maps hva {hva:#x} with {host // 1024}K{freed}",
+            )
+    return None
+
+
 Oracle = Callable[[Model], Violation | None]
 
 #: every oracle by name, in the order they are checked
@@ -248,4 +291,5 @@ ORACLES: dict[str, Oracle] = {
     "lost_dirty": lost_dirty,
     "vrma_psize": vrma_psize,
     "ksm_write": ksm_write,
+    "huge_spte": huge_spte,
 }
