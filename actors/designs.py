@@ -16,6 +16,7 @@ from . import refault
 from .context import ActorContext
 from .dirtylog import WriteProtect, wp_ignore, wp_zap
 from .gup import get_user_page, get_user_pages
+from .hugepage import fault_huge
 from .vrma import fault_vrma, setup_htab_rma
 
 
@@ -252,6 +253,20 @@ DESIGNS: dict[str, Design] = {
             _nothing,
             _fault_seq_retry,
             write_protect=wp_zap,
+        ),
+        Design(
+            "level_early",
+            "huge leaves: host mapping level read when the fault starts, before the seq"
+            " snapshot (breaks F6/R5)",
+            _nothing,
+            functools.partial(fault_huge, locked=False),
+        ),
+        Design(
+            "level_locked",
+            "huge leaves: host_pfn_mapping_level read under mmu_lock after the retry check"
+            " (x86 today)",
+            _nothing,
+            functools.partial(fault_huge, locked=True),
         ),
     )
 }
