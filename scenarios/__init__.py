@@ -8,6 +8,7 @@ from .mprotect_ro import SCENARIO as _mprotect_ro
 from .multi_vma import SCENARIO as _multi_vma
 from .pin_ppc970 import SCENARIO as _pin_ppc970
 from .race_remap import SCENARIO as _race_remap
+from .thp_split import SCENARIO as _thp_split
 from .vrma_psize import SCENARIO as _vrma_psize
 
 #: every scenario by name, in the order the review thread raises them
@@ -22,5 +23,6 @@ CATALOG: dict[str, Scenario] = {
         _vrma_psize,
         _pin_ppc970,
         _migrate_page,
+        _thp_split,
     )
 }

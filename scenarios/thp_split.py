@@ -1,0 +1,101 @@
+"""A transparent huge page split (and collapsed again) under a faulting vcpu.
+
+    "decide final mapping size under the lock"  (KERNEL.md F6: x86
+    ``host_pfn_mapping_level`` is safe "only if 1) retry was checked after
+    taking mmu_lock, and 2) mmu_lock is taken now")
+
+Guest RAM is one THP: ``HPAGE_PAGES`` frames (4 standing for 512) mapped by
+one PMD. The vcpu writes gfn 0 ``accesses`` times, and may map it with a
+huge leaf. Meanwhile the host splits the PMD (``__split_huge_pmd``) and then
+madvise(MADV_DONTNEED)s the second base page, which frees it; with
+``collapse=1`` khugepaged then collapses the range into a new huge page.
+A design that read the host mapping level before its seq snapshot may map
+the split page huge after all: the leaf covers the freed base page
+(``huge_spte``, KERNEL.md O4). Reading it under mmu_lock after the retry
+check (``level_locked``) cannot. The other designs map base pages only,
+so the scenario says nothing about them.
+
+Run it with ``python scenarios/thp_split.py``.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+
+from actors import DESIGNS, ActorContext, ActorSpec, Design, Mailbox, World, notifier_dispatcher, vcpu
+from actors.hostops import madvise_dontneed
+from actors.thp import thp_collapse, thp_split
+from mmu import PAGE_SIZE, Model, Region
+from mmu.constants import HPAGE_PAGES
+from scenarios.base import Scenario, full_world
+
+
+def _with_thp(model: Model) -> Model:
+    """Back guest RAM with one huge page, as a first touch of an aligned
+    THP-enabled VMA does (``do_huge_pmd_anonymous_page``); not a step."""
+    mm, setup = model.mm, "setup"
+    mm.mmap_lock.acquire(setup, write=True)
+    mm.set_pmd(model.kvm.memslot.userspace_addr, model.frames.alloc_compound(HPAGE_PAGES), True, setup)
+    mm.mmap_lock.release(setup, write=True)
+    model.log.clear()
+    model.fp.clear()
+    return model
+
+
+async def _qemu(ctx: ActorContext, notifier: Mailbox, haddr: int) -> None:
+    await thp_split(ctx, notifier, haddr)
+    await madvise_dontneed(ctx, notifier, haddr + PAGE_SIZE, haddr + 2 * PAGE_SIZE)
+
+
+async def _khugepaged(ctx: ActorContext, notifier: Mailbox, haddr: int) -> None:
+    mm = ctx.model.mm
+    await ctx.point(
+        "khugepaged_scan_pmd", guard=lambda: haddr not in mm.pmds, waits_for="a pte-mapped range"
+    )
+    await thp_collapse(ctx, notifier, haddr)
+
+
+def world(design: Design, *, accesses: int = 2, collapse: int = 0) -> World:
+    """One THP of guest RAM written ``accesses`` times at gfn 0, split and partly
+    freed by the host, and collapsed again by khugepaged if ``collapse``."""
+    if accesses < 1:
+        raise ValueError(f"'accesses' must be >= 1 (got {accesses})")
+    if collapse not in (0, 1):
+        raise ValueError(f"'collapse' must be 0 or 1 (got {collapse})")
+    model = _with_thp(Model.build_regions(Region(HPAGE_PAGES, populated=False), nframes=3 * HPAGE_PAGES))
+    notifier = Mailbox("mmu_notifier")
+    haddr = model.kvm.memslot.userspace_addr
+    actors = [
+        ActorSpec("vcpu0", functools.partial(vcpu, design=design, gfns=(0,) * accesses)),
+        ActorSpec("qemu", functools.partial(_qemu, notifier=notifier, haddr=haddr)),
+    ]
+    if collapse:
+        actors.append(ActorSpec("khugepaged", functools.partial(_khugepaged, notifier=notifier, haddr=haddr)))
+    actors.append(ActorSpec("notifier", functools.partial(notifier_dispatcher, box=notifier), daemon=True))
+    return full_world(model, tuple(actors))
+
+
+def build(design: str, *, accesses: int = 2, collapse: int = 0) -> World:
+    """``world`` for the design called ``design``."""
+    return world(DESIGNS[design], accesses=accesses, collapse=collapse)
+
+
+SCENARIO = Scenario(
+    name="thp_split",
+    summary="the host splits the THP backing guest RAM and frees one base page (khugepaged may collapse it)",
+    story=(
+        "KERNEL.md F6: decide the final mapping size under mmu_lock, after the retry check; "
+        "a huge leaf must not outlive the host's huge page."
+    ),
+    build=build,
+    designs=("level_early", "level_locked"),
+)
+
+
+if __name__ == "__main__":
+    # The file's own entry point sits above the layers: the scenario code
+    # above imports nothing from mmurace.
+    from mmurace.cli import main
+
+    sys.exit(main(["run", "thp_split", *sys.argv[1:]]))

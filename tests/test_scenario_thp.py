@@ -1,0 +1,178 @@
+"""thp_split: a huge leaf must not outlive the host's huge page (O4, F6).
+
+Bounds: level_early is caught by ``huge_spte`` within 100 seeds (seed 3
+today; seed 25 with collapse=1); level_locked survives 300 seeds and is
+exhausted for 2 preemptions (1 with collapse=1; unbounded it is exhausted
+too, in 1112 runs, too slow for the suite). The host operations on their
+own: the split keeps every base page mapped with its own reference, the
+collapse copies into a new huge page and frees the old ones.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import pytest
+
+from actors import DESIGNS, ActorContext, ActorSpec, Executor, Mailbox, notifier_dispatcher
+from actors.hostops import madvise_dontneed
+from actors.thp import thp_collapse, thp_split
+from mmu import PAGE_SIZE, Model
+from mmu.constants import HPAGE_SIZE
+from mmu.oracles import huge_spte, leaked_refs
+from mmurace import Config, RandomWalk, Replay, hunt
+from mmurace.explore import Verdict, explore
+from mmurace.report import render_run
+from scenarios import CATALOG
+from scenarios.base import full_world
+from scenarios.thp_split import world as thp_world
+from tests.hunting import run
+
+SCENARIO = CATALOG["thp_split"]
+HADDR = 0x40000000
+HEAD = 0x100
+SCENARIO_DESIGN = DESIGNS["level_locked"]
+
+
+def config(design: str, *oracles: str, **params: int) -> Config:
+    return Config(SCENARIO, design, oracles, params=tuple(params.items()), executor=Executor.DIRECT)
+
+
+@pytest.mark.parametrize("params", [{}, {"collapse": 1}])
+async def test_level_early_maps_a_split_page_huge(params: dict[str, int]) -> None:
+    found = await hunt(config("level_early", **params), range(100))
+    assert found.result is not None, "level_early survived 100 seeds"
+    finding = found.result.finding
+    assert finding is not None and finding.oracle == "huge_spte"
+    assert "maps a 16K page, but the host maps hva 0x40000000 with 4K" in finding.message
+    labels = [(s.actor, s.label) for s in found.result.steps]
+    level = labels.index(("vcpu0", "kvm_tdp_page_fault"))
+    split = labels.index(("qemu", "__split_huge_pmd: pmd_lock, pmdp_invalidate, pmd_populate"))
+    snapshot = labels.index(("vcpu0", "mmu_seq = mmu_invalidate_seq"))
+    assert level < split < snapshot, "the whole split falls between the level read and the seq snapshot"
+    assert found.result.steps[finding.step].label.startswith("mmu_lock: is_page_fault_stale")
+
+
+@pytest.mark.parametrize("params", [{}, {"collapse": 1}])
+async def test_level_locked_survives_300_seeds(params: dict[str, int]) -> None:
+    assert (await hunt(config("level_locked", **params), range(300))).result is None
+
+
+@pytest.mark.parametrize(("params", "bound"), [({}, 2), ({"collapse": 1}, 1)])
+async def test_level_locked_is_exhausted(params: dict[str, int], bound: int) -> None:
+    search = await explore(config("level_locked", **params), preemptions=bound)
+    assert search.verdict is Verdict.EXHAUSTED and search.result is None
+
+
+async def test_level_locked_does_map_huge_when_it_may() -> None:
+    events = [e for seed in range(10) for s in (await config("level_locked").run(RandomWalk(seed))).steps for e in s.events]
+    assert "spte gfn 0x0 -> pfn 0x100 W 16K page" in events, "the safe design still uses huge leaves"
+    assert "spte gfn 0x0 -> pfn 0x100 W" in events, "and base leaves after the split"
+
+
+@pytest.mark.parametrize("design", SCENARIO.designs)
+async def test_replay_gives_the_identical_run(design: str) -> None:
+    for seed in range(10):
+        first = await config(design, collapse=1).run(RandomWalk(seed))
+        again = await config(design, collapse=1).run(Replay(first.schedule))
+        assert again == first
+        assert render_run(config(design, collapse=1), again) == render_run(config(design, collapse=1), first)
+
+
+def test_collapse_must_be_0_or_1() -> None:
+    with pytest.raises(ValueError, match=r"^'collapse' must be 0 or 1 \(got 2\)$"):
+        SCENARIO.build("level_locked", collapse=2)
+
+
+# ---- the host operations and the oracle on their own ----
+
+
+def _host_run(*ops: str) -> tuple[Model, tuple[str, ...]]:
+    """Run the host operations ``ops`` in turn on a world with a THP and a huge leaf."""
+    world = thp_world(SCENARIO_DESIGN)
+    model = world.model
+    model.kvm.mmu_lock.acquire("setup")
+    model.kvm.install_spte(0, HEAD, True, "setup", page_size=HPAGE_SIZE)
+    model.kvm.mmu_lock.release("setup")
+    model.log.clear()
+    model.fp.clear()
+    notifier = Mailbox("mmu_notifier")
+
+    async def host(ctx: ActorContext) -> None:
+        for op in ops:
+            if op == "split":
+                assert await thp_split(ctx, notifier, HADDR)
+            elif op == "dontneed":
+                await madvise_dontneed(ctx, notifier, HADDR + PAGE_SIZE, HADDR + 2 * PAGE_SIZE)
+            else:
+                assert await thp_collapse(ctx, notifier, HADDR)
+
+    actors = (
+        ActorSpec("host", host),
+        ActorSpec("notifier", functools.partial(notifier_dispatcher, box=notifier), daemon=True),
+    )
+    result = run(full_world(model, actors), RandomWalk(0))
+    assert result.finding is None, result.finding
+    return model, tuple(e for s in result.steps for e in s.events)
+
+
+
+
+
+def test_split_maps_each_base_page_with_its_own_reference() -> None:
+    m, events = _host_run("split")
+    assert m.mm.pmds == {} and not m.kvm.sptes, "start zapped the huge leaf"
+    assert {h: p.pfn for h, p in m.mm.ptes.items()} == {HADDR + i * PAGE_SIZE: HEAD + i for i in range(4)}
+    assert [(m.frames[HEAD + i].refcount, m.frames[HEAD + i].head) for i in range(4)] == [(1, None)] * 4
+    assert "zap spte gfn 0x0 -> pfn 0x100" in events
+    assert leaked_refs(m) is None
+
+
+def test_dontneed_after_split_frees_one_base_page() -> None:
+    m, _ = _host_run("split", "dontneed")
+    assert m.frames[HEAD + 1].free and not m.frames[HEAD].free
+    assert sorted(m.mm.ptes) == [HADDR, HADDR + 2 * PAGE_SIZE, HADDR + 3 * PAGE_SIZE]
+
+
+def test_dontneed_of_a_huge_page_splits_it_first() -> None:
+    m, events = _host_run("dontneed")
+    assert "pmd hva 0x40000000 -> huge pfn 0x100 split into 4 ptes" in events
+    assert m.frames[HEAD + 1].free and m.mm.pmds == {}
+
+
+def test_collapse_copies_into_a_new_huge_page_and_frees_the_old() -> None:
+    m, events = _host_run("split", "dontneed", "collapse")
+    new = 0x104
+    assert m.mm.pmds == {HADDR: new}
+    assert {h: p.pfn for h, p in m.mm.ptes.items()} == {HADDR + i * PAGE_SIZE: new + i for i in range(4)}
+    assert [m.frames[new + i].refcount for i in range(4)] == [1, 0, 0, 0], "the PMD's one reference, on the head"
+    assert all(m.frames[HEAD + i].free for i in range(4))
+    assert "copy pfn 0x102 -> pfn 0x106" in events and "copy pfn 0x101 -> pfn 0x105" not in events
+    assert leaked_refs(m) is None
+
+
+def test_a_tail_reference_goes_to_the_head_and_the_compound_is_freed_whole() -> None:
+    m = thp_world(SCENARIO_DESIGN).model
+    m.frames.get_page(HEAD + 2)
+    assert (m.frames[HEAD].refcount, m.frames[HEAD + 2].refcount) == (2, 0)
+    m.frames.put_page(HEAD + 2)
+    m.frames.put_page(HEAD)
+    assert all(m.frames[HEAD + i].free for i in range(4))
+
+
+def test_huge_spte_judges_the_host_mapping_size() -> None:
+    m, _ = _host_run()
+    assert huge_spte(m) is None, "a huge leaf over a huge PMD is fine"
+    m.mm.mmap_lock.acquire("t", write=False)
+    m.mm.split_pmd(HADDR, "t")
+    m.mm.zap_pte(HADDR + PAGE_SIZE, "t")
+    m.mm.mmap_lock.release("t", write=False)
+    m.frames.put_page(HEAD + 1)
+    m.kvm.mmu_lock.acquire("t")
+    m.kvm.install_spte(0, HEAD, True, "t", page_size=HPAGE_SIZE)
+    m.kvm.mmu_lock.release("t")
+    violation = huge_spte(m)
+    assert violation is not None
+    assert violation.message.endswith("with 4K; pfn 0x101 under it freed")
+    m.kvm.in_progress = 1
+    assert huge_spte(m) is None
