@@ -176,3 +176,12 @@ def test_huge_spte_judges_the_host_mapping_size() -> None:
     assert violation.message.endswith("with 4K; pfn 0x101 under it freed")
     m.kvm.in_progress = 1
     assert huge_spte(m) is None
+
+
+async def test_explore_finds_level_early_within_one_preemption_and_it_replays() -> None:
+    search = await explore(config("level_early"), preemptions=1)
+    assert search.verdict is Verdict.FOUND and search.result is not None
+    assert search.result.finding is not None and search.result.finding.oracle == "huge_spte"
+    again = await config("level_early").run(Replay(search.result.schedule))
+    assert again == search.result
+    assert render_run(config("level_early"), again) == render_run(config("level_early"), search.result)
