@@ -3,7 +3,10 @@
 A frame whose refcount drops to 0 is freed (``put_page`` -> ``__free_pages``)
 and goes to the tail of the free list; ``alloc_page`` hands out the head and
 bumps the frame's generation, so "the same pfn" after a reuse is told apart
-from the frame a stale spte was installed for.
+from the frame a stale spte was installed for. A compound page (a
+transparent huge page) is a run of frames allocated together whose
+references all live on its head, until ``split_huge_page`` gives each base
+page its own.
 """
 
 from __future__ import annotations
@@ -133,28 +136,42 @@ class FrameTable:
         self.log.append(f"alloc_pages(compound) -> pfn {head:#x}-{head + nr_pages - 1:#x} gen {gen}")
         return head
 
-    def split_compound(self, head: int, mapped: int) -> None:
-        """``split_huge_page``: the compound page at ``head`` becomes ``nr_pages`` base
-        pages, each tail with its own reference for the pte that maps it.
+    def page_ref_add(self, pfn: int, nr: int) -> None:
+        """Take ``nr`` references at once on a frame in use (``page_ref_add``)."""
+        frame = self.frames[pfn]
+        if frame.free or frame.head is not None:
+            raise AssertionError(f"page_ref_add on pfn {pfn:#x}: free, or a tail")
+        self.fp.write(("frame", pfn))
+        frame.refcount += nr
+        self.log.append(f"page_ref_add pfn {pfn:#x}: ref {frame.refcount - nr}->{frame.refcount}")
 
-        ``__split_huge_pmd`` first gives every pte a reference on the head
-        (``page_ref_add(page, HPAGE_PMD_NR - 1)``); the split hands ``mapped - 1``
-        of them to the tails and leaves any other reference (a gup in flight,
-        taken through the head's pfn) on the head.
+    def split_compound(self, head: int) -> bool:
+        """``split_huge_page`` of a pte-mapped compound page whose every pte holds a
+        reference on the head: each base page gets its own. Return whether it split.
+
+        ``can_split_folio``: with any other reference (a gup in flight, which
+        took it through whichever base page it resolved) the split is refused
+        and the page stays compound: its base pages are then freed together,
+        when the head's last reference goes.
         """
         frame = self.frames[head]
         n = frame.nr_pages
-        if frame.head is not None or n != mapped:
-            raise AssertionError(f"split_compound of pfn {head:#x}: not a head mapped by {mapped}")
+        self.fp.write(("frame", head))
+        if frame.head is not None or n == 1:
+            raise AssertionError(f"split_compound of pfn {head:#x}: not a compound head")
+        if frame.refcount != n:
+            extra = frame.refcount - n
+            self.log.append(
+                f"split_huge_page pfn {head:#x}: {extra} extra reference(s), -EAGAIN: stays compound"
+            )
+            return False
         for sub in range(head + 1, head + n):
             self.fp.write(("frame", sub))
             self.frames[sub].head = None
             self.frames[sub].refcount = 1
-        self.fp.write(("frame", head))
-        frame.nr_pages = 1
-        self.log.append(
-            f"split_huge_page pfn {head:#x}: {n} base pages, head ref {frame.refcount}, tails ref 1"
-        )
+        frame.refcount, frame.nr_pages = 1, 1
+        self.log.append(f"split_huge_page pfn {head:#x}: {n} base pages, ref 1 each")
+        return True
 
     def refcount(self, pfn: int) -> int:
         """Return the frame's reference count (``folio_ref_count``)."""

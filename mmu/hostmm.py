@@ -270,13 +270,14 @@ class HostMm:
 
     def split_pmd(self, haddr: int, who: str) -> None:
         """``__split_huge_pmd_locked`` under the pmd lock: ``pmdp_invalidate``, one pte
-        per base page (-> head + i, same writability), ``pmd_populate``.
+        per base page (-> head + i, same writability), each holding a reference on
+        the head (``page_ref_add(HPAGE_PMD_NR - 1)``), ``pmd_populate``.
 
-        XX: the kernel leaves the folio compound, every pte's reference on the
-        head, and ``split_huge_page`` hands them to the tails later (deferred
-        split queue); the model does both here, so a base page zapped after the
-        split is freed at once, as it is once the deferred split has run.
-        Needs mmap_lock (callers such as madvise and mprotect hold it for read).
+        XX: ``split_huge_page`` (the folio split) runs later, from the deferred
+        split queue; the model tries it once, here, and never again: without
+        extra references each base page gets its own and is freed on its own
+        when zapped; else the page stays compound. Needs mmap_lock (callers
+        such as madvise and mprotect hold it for read).
         """
         self._assert_held(who, write=False)
         self.fp.write(("pmd", haddr))
@@ -284,7 +285,8 @@ class HostMm:
         for hva in range(haddr, haddr + HPAGE_SIZE, PAGE_SIZE):
             self.fp.write(("pte", hva))
         self.log.append(f"pmd hva {haddr:#x} -> huge pfn {head:#x} split into {HPAGE_PAGES} ptes")
-        self.frames.split_compound(head, HPAGE_PAGES)
+        self.frames.page_ref_add(head, HPAGE_PAGES - 1)
+        self.frames.split_compound(head)
 
     def collapse_flush(self, haddr: int, who: str) -> dict[int, HostPte]:
         """``pmdp_collapse_flush``: detach the pte table under ``haddr`` (no pte is

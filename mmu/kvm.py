@@ -51,6 +51,8 @@ class Spte:
     generation: int
     #: the size of the page the leaf maps (a VRMA HPTE's is the VRMA page size)
     page_size: int = PAGE_SIZE
+    #: a huge leaf's frame generations after the first, one per base page it covers
+    tail_generations: tuple[int, ...] = ()
 
 
 @attrs.define(eq=False)
@@ -159,8 +161,16 @@ class Kvm:
         self.fp.read(("frame", pfn))
         frame = self.frames[pfn]
         self.sptes[gfn] = Spte(pfn, writable, frame.generation, page_size)
-        for covered in self.covered(gfn)[1:]:  # a huge leaf maps these too
+        tails = self.covered(gfn)[1:]  # a huge leaf maps these too
+        for covered in tails:
             self.fp.write(("spte", covered))
+            self.fp.read(("frame", pfn + covered - gfn))
+        if tails:
+            gens = tuple(self.frames[pfn + g - gfn].generation for g in tails)
+            self.sptes[gfn] = Spte(pfn, writable, frame.generation, page_size, gens)
+            for g in tails:  # the huge leaf replaces the table of base leaves under it
+                if self.sptes.pop(g, None) is not None:
+                    self.log.append(f"spte gfn {g:#x} replaced by the huge leaf")
         size = "" if page_size == PAGE_SIZE else f" {page_size // 1024}K page"
         self.log.append(f"spte gfn {gfn:#x} -> pfn {pfn:#x}{' W' if writable else ' RO'}{size}")
         if writable and self.dirty_log.logging():
@@ -253,24 +263,29 @@ class Kvm:
         """One hardware access through the spte of ``gfn``; None means it faults."""
         self.fp.read(("spte", gfn))
         spte = self.sptes.get(gfn)
+        pfn, generation = (spte.pfn, spte.generation) if spte is not None else (0, 0)
+        if spte is None:  # a huge leaf at an earlier gfn may cover this one
+            for base in sorted(g for g in self.sptes if g < gfn and gfn in self.covered(g)):
+                spte = self.sptes[base]
+                pfn, generation = spte.pfn + gfn - base, spte.tail_generations[gfn - base - 1]
         kind = "write" if write else "read"
         if spte is None or (write and not spte.writable):
             why = "no spte" if spte is None else "read-only spte"
             self.log.append(f"{why}: exit to kvm_mmu_page_fault")
             return None
-        self.log.append(f"through spte -> pfn {spte.pfn:#x}")
+        self.log.append(f"through spte -> pfn {pfn:#x}")
         if write:
             self.dirty_log.guest_wrote(gfn)
-        if not self.frames.is_current(spte.pfn, spte.generation):
+        if not self.frames.is_current(pfn, generation):
             self.fp.write(("kvm", "bad_accesses"))
             self.bad_accesses.append(
                 f"guest {kind} of gfn {gfn:#x} went through a stale spte: "
-                + self.frames.describe(spte.pfn, spte.generation)
+                + self.frames.describe(pfn, generation)
             )
-        elif write and self.frames.is_ksm(spte.pfn):
+        elif write and self.frames.is_ksm(pfn):
             self.fp.write(("kvm", "ksm_writes"))
             self.ksm_writes.append(
-                f"guest write of gfn {gfn:#x} landed in KSM page pfn {spte.pfn:#x},"
+                f"guest write of gfn {gfn:#x} landed in KSM page pfn {pfn:#x},"
                 " shared read-only by every mapping merged into it"
             )
         return spte

@@ -124,7 +124,10 @@ def leaked_refs(model: Model) -> Violation | None:
     huge = {hva for haddr in model.mm.pmds for hva in range(haddr, haddr + HPAGE_SIZE, PAGE_SIZE)}
     ptes = [pte for hva, pte in model.mm.ptes.items() if hva not in huge]
     for pfn in [*(pte.pfn for pte in ptes + list(model.mm.migration.values())), *model.mm.pmds.values()]:
-        expected[pfn] = expected.get(pfn, 0) + 1  # a huge PMD's one reference is on the head
+        # a pte of a compound page holds its reference on the head; a huge PMD holds one
+        head = model.frames[pfn].head
+        pfn = pfn if head is None else head
+        expected[pfn] = expected.get(pfn, 0) + 1
     for pfn in model.kvm.pinned.values():
         expected[pfn] = expected.get(pfn, 0) + 1
     for pfn in sorted(model.frames.frames):

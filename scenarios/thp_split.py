@@ -5,14 +5,17 @@
     taking mmu_lock, and 2) mmu_lock is taken now")
 
 Guest RAM is one THP: ``HPAGE_PAGES`` frames (4 standing for 512) mapped by
-one PMD. The vcpu writes gfn 0 ``accesses`` times, and may map it with a
-huge leaf. Meanwhile the host splits the PMD (``__split_huge_pmd``) and then
-madvise(MADV_DONTNEED)s the second base page, which frees it; with
+one PMD. The vcpu writes gfn 0 (with ``pages=2``, gfns 0 and 1 in turn)
+``accesses`` times, and may map them with a huge leaf. Meanwhile the host
+splits the PMD (``__split_huge_pmd``) and then madvise(MADV_DONTNEED)s the
+second base page, which frees it (unless a reference in flight kept the
+page compound: ``split_huge_page`` refuses then); with
 ``collapse=1`` khugepaged then collapses the range into a new huge page.
 A design that read the host mapping level before its seq snapshot may map
 the split page huge after all: the leaf covers the freed base page
-(``huge_spte``, KERNEL.md O4). Reading it under mmu_lock after the retry
-check (``level_locked``) cannot. The other designs map base pages only,
+(``huge_spte``, KERNEL.md O4); with ``pages=2`` the guest then writes
+the freed frame through it (``corruption``). Reading it under mmu_lock
+after the retry check (``level_locked``) cannot. The other designs map base pages only,
 so the scenario says nothing about them.
 
 Run it with ``python scenarios/thp_split.py``.
@@ -56,9 +59,12 @@ async def _khugepaged(ctx: ActorContext, notifier: Mailbox, haddr: int) -> None:
     await thp_collapse(ctx, notifier, haddr)
 
 
-def world(design: Design, *, accesses: int = 2, collapse: int = 0) -> World:
-    """One THP of guest RAM written ``accesses`` times at gfn 0, split and partly
-    freed by the host, and collapsed again by khugepaged if ``collapse``."""
+def world(design: Design, *, accesses: int = 2, collapse: int = 0, pages: int = 1) -> World:
+    """One THP of guest RAM whose first ``pages`` gfns are written ``accesses``
+    times, split and partly freed by the host, and collapsed again by
+    khugepaged if ``collapse``."""
+    if pages not in (1, 2):
+        raise ValueError(f"'pages' must be 1 or 2 (got {pages})")
     if accesses < 1:
         raise ValueError(f"'accesses' must be >= 1 (got {accesses})")
     if collapse not in (0, 1):
@@ -67,7 +73,7 @@ def world(design: Design, *, accesses: int = 2, collapse: int = 0) -> World:
     notifier = Mailbox("mmu_notifier")
     haddr = model.kvm.memslot.userspace_addr
     actors = [
-        ActorSpec("vcpu0", functools.partial(vcpu, design=design, gfns=(0,) * accesses)),
+        ActorSpec("vcpu0", functools.partial(vcpu, design=design, gfns=tuple(range(pages)) * accesses)),
         ActorSpec("qemu", functools.partial(_qemu, notifier=notifier, haddr=haddr)),
     ]
     if collapse:
@@ -76,9 +82,9 @@ def world(design: Design, *, accesses: int = 2, collapse: int = 0) -> World:
     return full_world(model, tuple(actors))
 
 
-def build(design: str, *, accesses: int = 2, collapse: int = 0) -> World:
+def build(design: str, *, accesses: int = 2, collapse: int = 0, pages: int = 1) -> World:
     """``world`` for the design called ``design``."""
-    return world(DESIGNS[design], accesses=accesses, collapse=collapse)
+    return world(DESIGNS[design], accesses=accesses, collapse=collapse, pages=pages)
 
 
 SCENARIO = Scenario(

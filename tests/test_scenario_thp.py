@@ -1,9 +1,11 @@
 """thp_split: a huge leaf must not outlive the host's huge page (O4, F6).
 
 Bounds: level_early is caught by ``huge_spte`` within 100 seeds (seed 3
-today; seed 25 with collapse=1); level_locked survives 300 seeds and is
-exhausted for 2 preemptions (1 with collapse=1; unbounded it is exhausted
-too, in 1112 runs, too slow for the suite). The host operations on their
+today; seed 25 with collapse=1), and with pages=2 by ``corruption`` (the
+guest writes the freed base page through the huge leaf) within one
+preemption of the exhaustive search; level_locked survives 300 seeds and is
+exhausted for 2 preemptions (1 with collapse=1 or pages=2; unbounded it is
+exhausted too at the defaults, in 1112 runs, too slow for the suite). The host operations on their
 own: the split keeps every base page mapped with its own reference, the
 collapse copies into a new huge page and frees the old ones.
 """
@@ -53,12 +55,12 @@ async def test_level_early_maps_a_split_page_huge(params: dict[str, int]) -> Non
     assert found.result.steps[finding.step].label.startswith("mmu_lock: is_page_fault_stale")
 
 
-@pytest.mark.parametrize("params", [{}, {"collapse": 1}])
+@pytest.mark.parametrize("params", [{}, {"collapse": 1}, {"pages": 2}])
 async def test_level_locked_survives_300_seeds(params: dict[str, int]) -> None:
     assert (await hunt(config("level_locked", **params), range(300))).result is None
 
 
-@pytest.mark.parametrize(("params", "bound"), [({}, 2), ({"collapse": 1}, 1)])
+@pytest.mark.parametrize(("params", "bound"), [({}, 2), ({"collapse": 1}, 1), ({"pages": 2}, 1)])
 async def test_level_locked_is_exhausted(params: dict[str, int], bound: int) -> None:
     search = await explore(config("level_locked", **params), preemptions=bound)
     assert search.verdict is Verdict.EXHAUSTED and search.result is None
@@ -79,9 +81,25 @@ async def test_replay_gives_the_identical_run(design: str) -> None:
         assert render_run(config(design, collapse=1), again) == render_run(config(design, collapse=1), first)
 
 
+async def test_level_early_lets_the_guest_write_the_freed_base_page() -> None:
+    search = await explore(config("level_early", "corruption", pages=2), preemptions=1)
+    assert search.verdict is Verdict.FOUND and search.result is not None
+    finding = search.result.finding
+    assert finding is not None and finding.oracle == "corruption"
+    assert finding.message == (
+        "guest write of gfn 0x1 went through a stale spte: pfn 0x101 was freed (refcount 0, on the free list)"
+    )
+    events = [e for s in search.result.steps for e in s.events]
+    assert events.index("put_page pfn 0x101: ref 1->0, frame freed") < events.index(
+        "spte gfn 0x0 -> pfn 0x100 W 16K page"
+    ), "the huge leaf was made after madvise(DONTNEED) freed a base page under it"
+
+
 def test_collapse_must_be_0_or_1() -> None:
     with pytest.raises(ValueError, match=r"^'collapse' must be 0 or 1 \(got 2\)$"):
         SCENARIO.build("level_locked", collapse=2)
+    with pytest.raises(ValueError, match=r"^'pages' must be 1 or 2 \(got 3\)$"):
+        SCENARIO.build("level_locked", pages=3)
 
 
 # ---- the host operations and the oracle on their own ----
@@ -158,6 +176,26 @@ def test_a_tail_reference_goes_to_the_head_and_the_compound_is_freed_whole() -> 
     m.frames.put_page(HEAD + 2)
     m.frames.put_page(HEAD)
     assert all(m.frames[HEAD + i].free for i in range(4))
+
+
+def test_a_split_with_a_reference_in_flight_leaves_the_page_compound() -> None:
+    m = thp_world(SCENARIO_DESIGN).model
+    m.frames.get_page(HEAD + 1)  # gup of the second base page: the reference is the head's
+    m.mm.mmap_lock.acquire("t", write=False)
+    m.mm.split_pmd(HADDR, "t")
+    m.mm.mmap_lock.release("t", write=False)
+    assert "split_huge_page pfn 0x100: 1 extra reference(s), -EAGAIN: stays compound" in m.log
+    assert (m.frames[HEAD].refcount, m.frames[HEAD + 1].head) == (5, HEAD), "each pte holds one on the head"
+    m.frames.put_page(HEAD + 1)  # kvm_release_pfn_clean through the same base page
+    m.end_run()
+    assert leaked_refs(m) is None
+
+
+def test_the_guest_reaches_each_base_page_through_a_huge_leaf() -> None:
+    m, _ = _host_run()
+    spte = m.kvm.guest_access(2, write=True)
+    assert spte is not None and spte.page_size == HPAGE_SIZE
+    assert m.log[-1] == "through spte -> pfn 0x102" and not m.kvm.bad_accesses
 
 
 def test_huge_spte_judges_the_host_mapping_size() -> None:
