@@ -243,8 +243,9 @@ def ksm_write(model: Model) -> Violation | None:
 
 
 def huge_spte(model: Model) -> Violation | None:
-    """A leaf maps a larger page than the host maps its hva with (O4), e.g. a
-    huge spte over a transparent huge page the host has split.
+    """A leaf maps a larger page than the host maps its hva with (O4).
+
+    E.g. a huge spte over a transparent huge page the host has split.
 
     KVM may map a huge leaf only while the host maps the whole range with one
     PMD, and must read that under mmu_lock after the retry check (F6, R5):
