@@ -127,11 +127,13 @@ class Kvm:
             self.log.append("no spte in range")
         return len(zapped)
 
-    def covered(self, gfn: int) -> range:
-        """The gfns of the memslot the leaf at ``gfn`` maps (one, unless it is huge)."""
-        pages = self.sptes[gfn].page_size // PAGE_SIZE if gfn in self.sptes else 1
+    def covered(self, gfn: int, page_size: int | None = None) -> range:
+        """The gfns of the memslot the leaf at ``gfn`` maps (one, unless it is huge);
+        ``page_size`` is a leaf's about to be made, else the present leaf's."""
+        if page_size is None:
+            page_size = self.sptes[gfn].page_size if gfn in self.sptes else PAGE_SIZE
         end = self.memslot.base_gfn + self.memslot.npages
-        return range(gfn, min(gfn + pages, end))
+        return range(gfn, min(gfn + page_size // PAGE_SIZE, end))
 
     def retry(self, mmu_seq: int, who: str) -> bool:
         """``mmu_invalidate_retry``: must the fault retry? (R2: under mmu_lock)."""
@@ -159,18 +161,14 @@ class Kvm:
         # no check that the frame is live: installing a stale pfn is the bug oracles catch
         self.fp.write(("spte", gfn))
         self.fp.read(("frame", pfn))
-        frame = self.frames[pfn]
-        self.sptes[gfn] = Spte(pfn, writable, frame.generation, page_size)
-        tails = self.covered(gfn)[1:]  # a huge leaf maps these too
-        for covered in tails:
-            self.fp.write(("spte", covered))
-            self.fp.read(("frame", pfn + covered - gfn))
-        if tails:
-            gens = tuple(self.frames[pfn + g - gfn].generation for g in tails)
-            self.sptes[gfn] = Spte(pfn, writable, frame.generation, page_size, gens)
-            for g in tails:  # the huge leaf replaces the table of base leaves under it
-                if self.sptes.pop(g, None) is not None:
-                    self.log.append(f"spte gfn {g:#x} replaced by the huge leaf")
+        tails = self.covered(gfn, page_size)[1:]  # a huge leaf maps these too
+        for g in tails:
+            self.fp.write(("spte", g))
+            self.fp.read(("frame", pfn + g - gfn))
+            if self.sptes.pop(g, None) is not None:  # it replaces the table of base leaves
+                self.log.append(f"spte gfn {g:#x} replaced by the huge leaf")
+        gens = tuple(self.frames[pfn + g - gfn].generation for g in tails)
+        self.sptes[gfn] = Spte(pfn, writable, self.frames[pfn].generation, page_size, gens)
         size = "" if page_size == PAGE_SIZE else f" {page_size // 1024}K page"
         self.log.append(f"spte gfn {gfn:#x} -> pfn {pfn:#x}{' W' if writable else ' RO'}{size}")
         if writable and self.dirty_log.logging():

@@ -223,3 +223,15 @@ async def test_explore_finds_level_early_within_one_preemption_and_it_replays() 
     again = await config("level_early").run(Replay(search.result.schedule))
     assert again == search.result
     assert render_run(config("level_early"), again) == render_run(config("level_early"), search.result)
+
+
+def test_a_huge_leaf_replaces_base_leaves_and_is_zapped_whole() -> None:
+    m = thp_world(SCENARIO_DESIGN).model
+    kvm = m.kvm
+    kvm.mmu_lock.acquire("t")
+    kvm.install_spte(1, HEAD + 1, True, "t")
+    kvm.install_spte(0, HEAD, True, "t", page_size=HPAGE_SIZE)
+    assert list(kvm.sptes) == [0] and "spte gfn 0x1 replaced by the huge leaf" in m.log
+    assert kvm.unmap_hva_range(HADDR + 3 * PAGE_SIZE, HADDR + HPAGE_SIZE, "t") == 1
+    assert not kvm.sptes, "invalidating one base page zaps the huge leaf over it"
+    kvm.mmu_lock.release("t")
