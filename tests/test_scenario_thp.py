@@ -5,7 +5,7 @@ today; seed 25 with collapse=1), and with pages=2 by ``corruption`` (the
 guest writes the freed base page through the huge leaf) within one
 preemption of the exhaustive search; level_locked survives 300 seeds and is
 exhausted for 2 preemptions (1 with collapse=1 or pages=2; unbounded it is
-exhausted too at the defaults, in 1112 runs, too slow for the suite). The host operations on their
+exhausted too at the defaults, in 1618 runs, too slow for the suite). The host operations on their
 own: the split keeps every base page mapped with its own reference, the
 collapse copies into a new huge page and frees the old ones.
 """
