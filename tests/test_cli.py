@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from mmurace.cli import main
+from scenarios import CATALOG
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -260,3 +261,14 @@ def test_threads_layout_draws_callbacks_under_their_caller(capsys: pytest.Captur
     status, plain, _ = cli(capsys, "replay", "race_remap", "--design", "no_retry", "--schedule", "v1:10:2=1", "--json")
     steps = json.loads(plain)["steps"]
     assert {(s["actor"], s["thread"]) for s in steps} == {("vcpu0", "vcpu0"), ("qemu", "qemu"), ("notifier", "qemu")}
+
+
+@pytest.mark.parametrize("name", sorted(CATALOG))
+def test_every_scenario_file_runs_on_its_own(name: str) -> None:
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "scenarios" / f"{name}.py"), "--seeds", "5"],
+        capture_output=True, text=True, check=False,
+    )
+    assert proc.returncode in (0, 1), proc.stderr
+    assert proc.stderr == ""
+    assert proc.stdout.startswith(f"{name}: ")
