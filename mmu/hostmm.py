@@ -128,9 +128,12 @@ class HostMm:
 
     def clear_pte(self, hva: int, who: str) -> HostPte:
         """Unmap ``hva`` and hand its reference to the caller (``ptep_get_and_clear``)."""
-        self._assert_held(who, write=True)
+        return self._take_pte(hva, who, write=True)
+
+    def _take_pte(self, hva: int, who: str, *, write: bool) -> HostPte:
+        self._assert_held(who, write=write)
         if hva - hva % HPAGE_SIZE in self.pmds:  # a sanity check, not a read of the model
-            raise AssertionError(f"clear_pte of hva {hva:#x} under a huge pmd: split it first")
+            raise AssertionError(f"zap of hva {hva:#x} under a huge pmd: split it first")
         self.fp.write(("pte", hva))
         pte = self.ptes.pop(hva)
         self.log.append(f"pte hva {hva:#x} -> pfn {pte.pfn:#x} cleared")
@@ -222,13 +225,7 @@ class HostMm:
     def zap_pte(self, hva: int, who: str) -> HostPte:
         """``clear_pte`` for a zap that holds mmap_lock only for read
         (``madvise(MADV_DONTNEED)`` -> ``zap_page_range_single``)."""
-        self._assert_held(who, write=False)
-        if hva - hva % HPAGE_SIZE in self.pmds:  # a sanity check, not a read of the model
-            raise AssertionError(f"zap_pte of hva {hva:#x} under a huge pmd: split it first")
-        self.fp.write(("pte", hva))
-        pte = self.ptes.pop(hva)
-        self.log.append(f"pte hva {hva:#x} -> pfn {pte.pfn:#x} cleared")
-        return pte
+        return self._take_pte(hva, who, write=False)
 
     # ---- transparent huge pages (KERNEL.md section 3, THP rows) ----
 
