@@ -144,6 +144,7 @@ class Hunt:
     tried: int
     seed: int | None
     result: RunResult | None
+    last: RunResult | None = None  # the last run tried, violating or not
 
 
 async def hunt(config: Config, seeds: range, progress: Callable[[int], None] = lambda n: None) -> Hunt:
@@ -152,8 +153,8 @@ async def hunt(config: Config, seeds: range, progress: Callable[[int], None] = l
         result = await config.run(RandomWalk(seed))
         progress(n)
         if result.finding is not None:
-            return Hunt(config, n, seed, result)
-    return Hunt(config, len(seeds), None, None)
+            return Hunt(config, n, seed, result, result)
+    return Hunt(config, len(seeds), None, None, result if seeds else None)
 
 
 async def replay(config: Config, schedule: str) -> RunResult:

@@ -152,9 +152,8 @@ def _one(h: api.Hunt, span: range, threads: bool) -> None:
     if h.result is not None:
         _echo(render_run(h.config, h.result, threads=threads))
         _echo(f"found by seed {h.seed} after {h.tried} schedule{'s' if h.tried > 1 else ''}\n")
-    elif len(span) == 1:  # one seed that passed: show it all the same
-        result = api.run_sync(h.config.run, api.RandomWalk(span.start))
-        _echo(render_run(h.config, result, threads=threads))
+    elif len(span) == 1 and h.last is not None:  # one seed that passed: show it all the same
+        _echo(render_run(h.config, h.last, threads=threads))
     else:
         _echo(f"{h.config.describe()}: survived {h.tried} schedules"
               f" (seeds {span.start}-{span.stop - 1}), no violation\n")

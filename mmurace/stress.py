@@ -15,7 +15,15 @@ from collections.abc import Callable
 from pathlib import Path
 
 import attrs
-from hypothesis import HealthCheck, Phase, Verbosity, given, settings, strategies as st
+from hypothesis import (
+    HealthCheck,
+    Phase,
+    Verbosity,
+    given,
+    seed as hypothesis_seed,
+    settings,
+    strategies as st,
+)
 from hypothesis.database import DirectoryBasedExampleDatabase
 
 from actors import RunResult, Strategy
@@ -144,7 +152,9 @@ def _hypothesis(
     )
     tried = 0
     found: list[Found] = []
+    name = f"hypothesis --seed {seed}"
 
+    @hypothesis_seed(seed)
     @settings(
         max_examples=schedules,
         database=DirectoryBasedExampleDatabase(str(database)) if database else None,
@@ -164,21 +174,14 @@ def _hypothesis(
         if result.finding is not None:
             first_at[:] = first_at or [tried]
             if keep_going:
-                found.append(Found(config, f"hypothesis --seed {seed}", seed, result))
+                found.append(Found(config, name, seed, result))
             else:
                 raise _Failed(result)
 
     # one database entry per configuration, whatever the function's source
     search.hypothesis.inner_test._hypothesis_internal_add_digest = config.describe().encode()  # type: ignore[attr-defined]
-    search = _seed(search, seed)
     try:
         search()
     except _Failed as failed:  # re-raised by Hypothesis for the shrunk example
-        found = [Found(config, f"hypothesis --seed {seed}", seed, failed.result)]
+        found = [Found(config, name, seed, failed.result)]
     return found, tried
-
-
-def _seed(test: Callable[[], None], seed: int) -> Callable[[], None]:
-    from hypothesis import seed as hypothesis_seed
-
-    return hypothesis_seed(seed)(test)
