@@ -1,29 +1,40 @@
-"""Who races: the controlled runtime and the actors that run on it.
+"""Who races: the controlled runtime, the host kernel and KVM.
 
-The runtime (``Runtime``, ``ActorContext``) runs actor coroutines one step
-at a time, as Trio tasks or stepped directly; the actors are the vcpu with
-its fault-handling ``DESIGNS``, the host userspace ``remapper`` and the
-MMU-notifier dispatcher.
+Three layers, each depending only on those before it: ``actors.runtime``
+(the engine), ``actors.host`` (the host kernel's memory management and its
+MMU-notifier chain) and ``actors.kvm`` (KVM's designs, fault paths and
+notifier callbacks). This package re-exports what scenarios and users need.
 """
 
-from .context import ActorContext as ActorContext
-from .designs import DESIGNS as DESIGNS, Design as Design
-from .host import remapper as remapper
-from .mailbox import Mailbox as Mailbox, Request as Request
-from .notifier import (
+from .host import (
     InvalidateEnd as InvalidateEnd,
     InvalidateStart as InvalidateStart,
+    remapper as remapper,
+)
+from .kvm import (
+    DESIGNS as DESIGNS,
+    Design as Design,
     notifier_dispatcher as notifier_dispatcher,
+    vcpu as vcpu,
 )
-from .result import Finding as Finding, RunResult as RunResult, Status as Status, Step as Step
 from .runtime import (
+    DEFAULT_MAX_RETRIES as DEFAULT_MAX_RETRIES,
     DEFAULT_MAX_STEPS as DEFAULT_MAX_STEPS,
+    ActorContext as ActorContext,
+    ActorSpec as ActorSpec,
     Executor as Executor,
+    Finding as Finding,
     InternalError as InternalError,
+    Mailbox as Mailbox,
+    Request as Request,
+    RunResult as RunResult,
     Runtime as Runtime,
+    Schedule as Schedule,
     ScheduleDiverged as ScheduleDiverged,
+    ScheduleError as ScheduleError,
+    Status as Status,
+    Step as Step,
     Strategy as Strategy,
+    World as World,
+    sort_key as sort_key,
 )
-from .schedule import Schedule as Schedule, ScheduleError as ScheduleError, sort_key as sort_key
-from .vcpu import vcpu as vcpu
-from .world import DEFAULT_MAX_RETRIES as DEFAULT_MAX_RETRIES, ActorSpec as ActorSpec, World as World

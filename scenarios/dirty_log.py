@@ -25,8 +25,8 @@ import sys
 import attrs
 
 from actors import DESIGNS, ActorContext, ActorSpec, Design, World, vcpu
-from actors.dirtylog import WriteProtect, enable_dirty_logging, get_dirty_log
-from actors.world import ActorFn
+from actors.kvm import WriteProtect, enable_dirty_logging, get_dirty_log
+from actors.runtime import ActorFn
 from mmu import ORACLES, Model
 from scenarios.base import Scenario
 

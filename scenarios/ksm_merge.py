@@ -5,7 +5,7 @@
 
 One vcpu writes gfn 0 and gfn 1 in turn, ``accesses`` times each, the same
 bytes to both; once the VM runs, ksmd finds the two pages identical and
-merges them (``actors.ksm``): gfn 1's page becomes a read-only KSM page, gfn
+merges them (``actors.host.ksm``): gfn 1's page becomes a read-only KSM page, gfn
 0's address is switched to it and its own page freed. A guest write after
 that must fault, and get_user_pages(FOLL_WRITE) must break COW
 (``wp_page_copy``) to give the guest a private page again. A writable spte
@@ -21,7 +21,7 @@ import functools
 import sys
 
 from actors import DESIGNS, ActorContext, ActorSpec, Design, Mailbox, World, notifier_dispatcher, vcpu
-from actors.ksm import ksm_merge
+from actors.host import ksm_merge
 from mmu import Model
 from scenarios.base import Registered, Scenario, full_world, registering
 

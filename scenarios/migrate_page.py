@@ -27,7 +27,7 @@ from actors import (
     notifier_dispatcher,
     vcpu,
 )
-from actors.migrate import migrate_page
+from actors.host import migrate_page
 from mmu import Model
 from scenarios.base import Registered, Scenario, full_world, registering
 

@@ -17,7 +17,7 @@ import functools
 import sys
 
 from actors import DESIGNS, ActorContext, ActorSpec, Design, Mailbox, World, notifier_dispatcher, vcpu
-from actors.hostops import mprotect_readonly
+from actors.host import mprotect_readonly
 from mmu import PAGE_SIZE, Model
 from scenarios.base import Scenario, full_world
 

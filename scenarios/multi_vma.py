@@ -28,7 +28,7 @@ from actors import (
     notifier_dispatcher,
     vcpu,
 )
-from actors.hostops import mmap
+from actors.host import mmap
 from mmu import PAGE_SIZE, Model, Region
 from scenarios.base import Scenario, full_world
 

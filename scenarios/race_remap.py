@@ -20,9 +20,8 @@ import functools
 import sys
 
 from actors import DESIGNS, ActorContext, ActorSpec, Mailbox, World, notifier_dispatcher, remapper, vcpu
-from actors.hostops import mmap
-from actors.mremap import mremap_move
-from actors.noise import buried
+from actors.host import mmap, mremap_move
+from actors.runtime import buried
 from mmu import PAGE_SIZE, Model
 from scenarios.base import Scenario
 

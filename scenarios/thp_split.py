@@ -27,8 +27,7 @@ import functools
 import sys
 
 from actors import DESIGNS, ActorContext, ActorSpec, Design, Mailbox, World, notifier_dispatcher, vcpu
-from actors.hostops import madvise_dontneed
-from actors.thp import thp_collapse, thp_split
+from actors.host import madvise_dontneed, thp_collapse, thp_split
 from mmu import PAGE_SIZE, Model, Region
 from mmu.constants import HPAGE_PAGES
 from scenarios.base import Scenario, full_world

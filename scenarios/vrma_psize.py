@@ -24,9 +24,8 @@ from __future__ import annotations
 import functools
 import sys
 
-from actors import DESIGNS, ActorSpec, Design, Mailbox, World, notifier_dispatcher, vcpu
-from actors.context import ActorContext
-from actors.hostops import mmap_fixed
+from actors import DESIGNS, ActorContext, ActorSpec, Design, Mailbox, World, notifier_dispatcher, vcpu
+from actors.host import mmap_fixed
 from mmu import ORACLES, PAGE_SIZE, Model, Region
 from scenarios.base import Scenario
 

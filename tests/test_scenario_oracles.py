@@ -9,8 +9,7 @@ import attrs
 import pytest
 
 from actors import DESIGNS, ActorContext, ActorSpec, Design, Mailbox, notifier_dispatcher, vcpu
-from actors.gup import get_user_pages
-from actors.hostops import madvise_dontneed, munmap
+from actors.host import get_user_pages, madvise_dontneed, munmap
 from mmu import PAGE_SIZE, Model, Region, leaked_refs, pinned_pages, spurious_efault, writable_spte
 from mmurace import RandomWalk
 from scenarios.base import full_world

@@ -17,8 +17,7 @@ import functools
 import pytest
 
 from actors import DESIGNS, ActorContext, ActorSpec, Executor, Mailbox, notifier_dispatcher
-from actors.hostops import madvise_dontneed
-from actors.thp import thp_collapse, thp_split
+from actors.host import madvise_dontneed, thp_collapse, thp_split
 from mmu import PAGE_SIZE, Model
 from mmu.constants import HPAGE_SIZE
 from mmu.oracles import huge_spte, leaked_refs

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 
 from actors import Executor
-from actors.vrma import vrma_page_size
+from actors.kvm.vrma import vrma_page_size
 from mmu import PAGE_SIZE, Model, Region
 from mmu.oracles import vrma_psize
 from mmurace import Config, RandomWalk, Replay, hunt

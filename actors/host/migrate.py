@@ -14,9 +14,9 @@ from __future__ import annotations
 
 from mmu import PAGE_SIZE
 
-from .context import ActorContext
-from .hostops import invalidate_end, invalidate_start
-from .mailbox import Mailbox
+from ..runtime.context import ActorContext
+from ..runtime.mailbox import Mailbox
+from .notifier import invalidate_end, invalidate_start
 
 
 async def _restore(ctx: ActorContext, hva: int, pfn: int, label: str) -> None:

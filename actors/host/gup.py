@@ -3,7 +3,7 @@
 The slow path as one step: the remapper changes ptes only with ``mmap_lock``
 held for write, so nothing it does can land inside this step. A write to a
 read-only pte in a writable VMA (a KSM page) is the exception: the fault
-breaks COW (``actors.cow``), which calls the notifier, so it takes steps of
+breaks COW (``actors.host.cow``), which calls the notifier, so it takes steps of
 its own before the walk is retried.
 """
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from mmu import Vma
 
-from .context import ActorContext
+from ..runtime.context import ActorContext
 from .cow import cow_needed, do_wp_page
 
 

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from mmu import PAGE_SIZE, Vma
 
-from .context import ActorContext
-from .hostops import invalidate_end, invalidate_start
-from .mailbox import Mailbox
+from ..runtime.context import ActorContext
+from ..runtime.mailbox import Mailbox
+from .notifier import invalidate_end, invalidate_start
 
 
 async def mremap_move(ctx: ActorContext, notifier: Mailbox, old_start: int, new_start: int) -> bool:

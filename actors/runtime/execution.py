@@ -16,14 +16,12 @@ import attrs
 
 from mmu import Access
 
+from .context import IDLE, Guard
 from .lockdep import Lockdep
 from .result import Finding, RunResult, Status, Step
 from .schedule import Schedule
 from .world import ActorSpec, World
 
-Guard = Callable[[], bool]
-#: how a daemon waiting for work says what it waits for (ActorContext.receive)
-IDLE = "a request in "
 _NO_ACCESS = Access()
 
 
@@ -89,6 +87,11 @@ class Execution:
         self.done = False
         self.aborted: Exception | None = None
         self.lockdep = Lockdep()
+
+    @property
+    def max_retries(self) -> int:
+        """Retries of one fault before its vcpu counts as livelocked (``World.max_retries``)."""
+        return self.world.max_retries
 
     @property
     def step_index(self) -> int:

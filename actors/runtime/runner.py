@@ -5,7 +5,7 @@ control returns to the runtime, which closes the step just run (records it,
 runs the oracles), lists the runnable actors, asks the strategy which one
 goes, and resumes that one. Exactly one actor runs between two points, so
 each step is atomic and a run is a pure function of the world and the
-decisions. Two executors make the same decisions (``actors.execution``):
+decisions. Two executors make the same decisions (``actors.runtime.execution``):
 Trio tasks (``Executor.TRIO``, the default) and coroutines stepped by hand
 (``Executor.DIRECT``, for search loops).
 """

@@ -10,8 +10,7 @@ races near the start.
 
 from __future__ import annotations
 
-from .context import ActorContext
-from .world import ActorFn
+from .context import ActorContext, ActorFn
 
 
 def buried(fn: ActorFn, steps: int, what: str) -> ActorFn:

@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine, Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
 
 import attrs
 
 from mmu import ORACLES, Model
 from mmu.oracles import Oracle
 
-if TYPE_CHECKING:
-    from .context import ActorContext
-
-ActorFn = Callable[["ActorContext"], Coroutine[Any, Any, None]]
+from .context import ActorFn
 
 #: retries of one guest fault before its vcpu is reported as livelocked
 DEFAULT_MAX_RETRIES = 20

@@ -9,26 +9,52 @@ the next point, is that step, run atomically.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Coroutine
+from typing import Any, Protocol
 
 from mmu import Model, RwSem, SpinLock
 
-from .execution import IDLE
+from .lockdep import Lockdep
 from .mailbox import Mailbox, Request
 
-if TYPE_CHECKING:
-    from .direct import DirectExecution
-    from .execution import Actor, Guard
-    from .trio_executor import TrioExecution
+#: an actor: an async function of its context that awaits nothing but the context
+ActorFn = Callable[["ActorContext"], Coroutine[Any, Any, None]]
+#: when a parked actor may run again
+Guard = Callable[[], bool]
+#: how a daemon waiting for work says what it waits for (ActorContext.receive)
+IDLE = "a request in "
+
+
+class ParkedActor(Protocol):
+    """What a context knows of its actor's record in the execution."""
+
+    thread: str  # the kernel thread of the step it runs now
+
+
+class Stepper(Protocol):
+    """What a context needs of the execution driving it; every executor provides it."""
+
+    lockdep: Lockdep
+
+    @property
+    def step_index(self) -> int: ...
+
+    @property
+    def max_retries(self) -> int: ...
+
+    async def point(
+        self, actor: Any, label: str, guard: Guard | None, waits_for: Callable[[], str] | str
+    ) -> None: ...
+
+    def relabel(self, label: str) -> None: ...
+
+    def report(self, kind: str, message: str) -> None: ...
 
 
 class ActorContext:
     """One actor's handle on the runtime and the model."""
 
-    def __init__(
-        self, name: str, model: Model, execution: TrioExecution | DirectExecution, actor: Actor
-    ) -> None:
+    def __init__(self, name: str, model: Model, execution: Stepper, actor: ParkedActor) -> None:
         self.name = name
         self.model = model
         self._execution = execution
@@ -54,7 +80,7 @@ class ActorContext:
     @property
     def retry_bound(self) -> int:
         """How many times one fault may retry before the vcpu counts as livelocked."""
-        return self._execution.world.max_retries
+        return self._execution.max_retries
 
     def report(self, kind: str, message: str) -> None:
         """Report a finding of this actor's own (livelock): the run ends at the next point."""

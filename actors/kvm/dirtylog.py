@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from .context import ActorContext
+from ..runtime.context import ActorContext
 
 #: a design's write protection of gfns for dirty logging, called under mmu_lock
 #: (``kvm_arch_mmu_enable_log_dirty_pt_masked``); returns how many leaves changed

@@ -1,8 +1,9 @@
-"""The MMU-notifier dispatcher: delivers host invalidations to KVM's callbacks.
+"""KVM's MMU-notifier callbacks (virt/kvm/kvm_main.c ``kvm_mmu_notifier_*``).
 
-In the kernel the callbacks run synchronously on the thread changing the host
-page table; here a daemon actor runs them while the host operation waits for
-the reply (``ActorContext.call``). KVM's side of each callback is one
+KVM registers on the VMM's mm (``kvm_init_mmu_notifier``) and serves each
+invalidation the host announces: in the kernel synchronously on the host's
+thread, here as a daemon actor whose steps run in the caller's thread (the
+trace's ``--threads`` view and lockdep see them there). Each callback is one
 ``mmu_lock`` critical section (KERNEL.md 1.3): ``in_progress++`` and the zap
 in the same section (R2), zap and flush before start returns (R4), and
 ``seq++`` before ``in_progress--`` at end (R3).
@@ -10,47 +11,9 @@ in the same section (R2), zap and flush before start returns (R4), and
 
 from __future__ import annotations
 
-import weakref
-
-import attrs
-
-from mmu import HostMm
-
-from .context import ActorContext
-from .mailbox import Mailbox
-
-#: ``mm->notifier_subscriptions``: the dispatcher serving each mm's invalidations.
-#: Weak: a world and its mm die after their run.
-_SUBSCRIPTIONS: weakref.WeakKeyDictionary[HostMm, Mailbox] = weakref.WeakKeyDictionary()
-
-
-def subscription(mm: HostMm) -> Mailbox:
-    """Return the mailbox of the notifier registered on ``mm``, for host code that
-    invalidates from a thread holding no mailbox (a vcpu's gup breaking COW).
-
-    Raises:
-        LookupError: no notifier dispatcher runs for ``mm`` in this world.
-    """
-    box = _SUBSCRIPTIONS.get(mm)
-    if box is None:
-        raise LookupError("no mmu notifier is registered on this mm: the world needs a notifier_dispatcher")
-    return box
-
-
-@attrs.frozen
-class InvalidateStart:
-    """``mmu_notifier_invalidate_range_start`` for host range [start, end)."""
-
-    start: int
-    end: int
-
-
-@attrs.frozen
-class InvalidateEnd:
-    """``mmu_notifier_invalidate_range_end`` for host range [start, end)."""
-
-    start: int
-    end: int
+from ..host.notifier import InvalidateEnd, InvalidateStart, mmu_notifier_register
+from ..runtime.context import ActorContext
+from ..runtime.mailbox import Mailbox
 
 
 async def notifier_dispatcher(ctx: ActorContext, box: Mailbox, *, arch_unmap: bool = True) -> None:
@@ -63,7 +26,7 @@ async def notifier_dispatcher(ctx: ActorContext, box: Mailbox, *, arch_unmap: bo
     kvm = ctx.model.kvm
     # kvm_init_mmu_notifier -> mmu_notifier_register(&kvm->mmu_notifier, current->mm):
     # done before the first point, so before any step of any actor
-    _SUBSCRIPTIONS[ctx.model.mm] = box
+    mmu_notifier_register(ctx.model.mm, box)
     while True:
         request = await ctx.receive(box, "mmu_notifier")
         msg = request.message

@@ -12,10 +12,10 @@ from collections.abc import Awaitable, Callable
 
 import attrs
 
+from ..host.gup import get_user_page, get_user_pages
+from ..runtime.context import ActorContext
 from . import refault
-from .context import ActorContext
 from .dirtylog import WriteProtect, wp_ignore, wp_zap
-from .gup import get_user_page, get_user_pages
 from .hugepage import fault_huge
 from .vrma import fault_vrma, setup_htab_rma
 
@@ -96,7 +96,7 @@ async def _fault_seq_retry(ctx: ActorContext, gfn: int, write: bool) -> bool:
     """Today's KVM (x86 ``kvm_faultin_pfn`` + ``is_page_fault_stale``, PPC
     ``kvmppc_book3s_hv_page_fault``): snapshot ``mmu_invalidate_seq`` before
     gup (R1), recheck ``in_progress`` and seq under mmu_lock and map in the
-    same critical section (R2), else drop the page and retry (``actors.refault``).
+    same critical section (R2), else drop the page and retry (``actors.kvm.refault``).
     """
     kvm = ctx.model.kvm
     spinning = False
@@ -178,7 +178,7 @@ class Design:
     ``uses_mmu_notifiers`` False means KVM's notifier callbacks zap nothing
     (PPC970): scenarios pass it on to ``notifier_dispatcher(arch_unmap=...)``.
     ``write_protect`` is how KVM write-protects pages for dirty logging
-    (``actors.dirtylog``); None for designs that say nothing about it.
+    (``actors.kvm.dirtylog``); None for designs that say nothing about it.
     """
 
     name: str

@@ -17,9 +17,8 @@ from __future__ import annotations
 
 from mmu import PAGE_SIZE
 
-from .context import ActorContext
-from .hostops import invalidate_end, invalidate_start
-from .notifier import subscription
+from ..runtime.context import ActorContext
+from .notifier import invalidate_end, invalidate_start, subscription
 
 
 def cow_needed(ctx: ActorContext, hva: int) -> bool:

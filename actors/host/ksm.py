@@ -25,10 +25,10 @@ from __future__ import annotations
 
 from mmu import PAGE_SIZE, HostPte
 
-from .context import ActorContext
+from ..runtime.context import ActorContext
+from ..runtime.mailbox import Mailbox
 from .cow import do_wp_page
-from .hostops import invalidate_end, invalidate_start
-from .mailbox import Mailbox
+from .notifier import invalidate_end, invalidate_start
 
 
 async def _follow_page(ctx: ActorContext, hva: int, label: str) -> int | None:

@@ -17,9 +17,9 @@ import itertools
 from mmu import PAGE_SIZE
 from mmu.constants import HPAGE_PAGES, HPAGE_SIZE
 
+from ..host.gup import get_user_pages
+from ..runtime.context import ActorContext
 from . import refault
-from .context import ActorContext
-from .gup import get_user_pages
 
 
 def max_mapping_size(ctx: ActorContext, gfn: int) -> int:

@@ -16,9 +16,9 @@ from __future__ import annotations
 from mmu import PAGE_SIZE
 from mmu.constants import HPAGE_PAGES, HPAGE_SIZE
 
-from .context import ActorContext
-from .hostops import invalidate_end, invalidate_start
-from .mailbox import Mailbox
+from ..runtime.context import ActorContext
+from ..runtime.mailbox import Mailbox
+from .notifier import invalidate_end, invalidate_start
 
 
 async def thp_split(ctx: ActorContext, notifier: Mailbox, haddr: int) -> bool:

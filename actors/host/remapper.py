@@ -1,14 +1,14 @@
 """Host userspace: the VMM remapping guest RAM under KVM's feet.
 
 The operations themselves, each in the kernel's order (KERNEL.md section
-3), are in ``actors.hostops``; this is the actor race_remap runs.
+3), are in ``actors.host.syscalls``; this is the actor race_remap runs.
 """
 
 from __future__ import annotations
 
-from .context import ActorContext
-from .hostops import mmap_fixed
-from .mailbox import Mailbox
+from ..runtime.context import ActorContext
+from ..runtime.mailbox import Mailbox
+from .syscalls import mmap_fixed
 
 
 async def remapper(ctx: ActorContext, notifier: Mailbox, hva: int, times: int = 1) -> None:

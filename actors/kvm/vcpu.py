@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .context import ActorContext
+from ..runtime.context import ActorContext
 from .designs import Design
 
 

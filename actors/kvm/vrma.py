@@ -21,9 +21,9 @@ import itertools
 
 from mmu import PAGE_SIZE
 
+from ..host.gup import get_user_pages
+from ..runtime.context import ActorContext
 from . import refault
-from .context import ActorContext
-from .gup import get_user_pages
 
 #: "We can handle 4k, 64k or 16M pages in the VRMA", largest first
 VRMA_PAGE_SIZES = (0x1000000, 0x10000, PAGE_SIZE)

@@ -11,7 +11,7 @@ only retries caused by new invalidations count towards the livelock bound.
 
 from __future__ import annotations
 
-from .context import ActorContext
+from ..runtime.context import ActorContext
 
 
 async def enter(ctx: ActorContext, label: str, *, after_retry: bool) -> None:

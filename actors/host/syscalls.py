@@ -8,7 +8,7 @@ mmu_gather batch fills, else in ``tlb_finish_mmu`` after end: KVM must be
 clean at the return of start either way), ``invalidate_range_end`` (seq++
 before in_progress--: R3), then the VMA changes and late frees. Scenarios
 compose them; page migration, which walks the rmap instead of holding
-``mmap_lock``, lives in ``actors.migrate``.
+``mmap_lock``, lives in ``actors.host.migrate``.
 """
 
 from __future__ import annotations
@@ -18,38 +18,11 @@ from collections.abc import Callable
 from mmu import PAGE_SIZE, HostPte, Vma
 from mmu.constants import HPAGE_SIZE
 
-from .context import ActorContext
-from .mailbox import Mailbox
-from .notifier import InvalidateEnd, InvalidateStart
+from ..runtime.context import ActorContext
+from ..runtime.mailbox import Mailbox
+from .notifier import invalidate_end, invalidate_start
 
 Zap = Callable[[int, str], HostPte]
-
-
-async def invalidate_start(
-    ctx: ActorContext, notifier: Mailbox, start: int, end: int, *, resume: str
-) -> None:
-    """``mmu_notifier_invalidate_range_start``: returns once KVM zapped [start, end) (R4).
-
-    The code after it is the step ``resume``.
-    """
-    await ctx.call(
-        notifier,
-        InvalidateStart(start, end),
-        label="mmu_notifier_invalidate_range_start",
-        resume=resume,
-    )
-
-
-async def invalidate_end(
-    ctx: ActorContext, notifier: Mailbox, start: int, end: int, *, resume: str
-) -> None:
-    """``mmu_notifier_invalidate_range_end``: KVM bumps seq, then drops in_progress (R3)."""
-    await ctx.call(
-        notifier,
-        InvalidateEnd(start, end),
-        label="mmu_notifier_invalidate_range_end",
-        resume=resume,
-    )
 
 
 async def zap_range(

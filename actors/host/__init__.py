@@ -1,0 +1,33 @@
+"""The host kernel, as ``mm/`` is: what changes memory under KVM's feet.
+
+Each operation is a sequence of steps in the kernel's order, labelled with
+the kernel function each step stands for: ``get_user_pages`` (``gup``) and
+the COW break it may run (``cow``); the syscalls host userspace makes
+(``syscalls``: munmap, mmap, mmap(MAP_FIXED), mprotect, madvise; ``mremap``);
+what the kernel does on its own (``migrate``, ``ksm``, ``thp``); and the
+MMU-notifier chain they all call (``notifier``, as ``mm/mmu_notifier.c``).
+Nothing here imports ``actors.kvm``: KVM reaches the chain by registering on
+it (``mmu_notifier_register``), as in the kernel.
+"""
+
+from .cow import do_wp_page as do_wp_page
+from .gup import get_user_page as get_user_page, get_user_pages as get_user_pages
+from .ksm import ksm_merge as ksm_merge
+from .migrate import migrate_page as migrate_page
+from .mremap import mremap_move as mremap_move
+from .notifier import (
+    InvalidateEnd as InvalidateEnd,
+    InvalidateStart as InvalidateStart,
+    invalidate_end as invalidate_end,
+    invalidate_start as invalidate_start,
+    mmu_notifier_register as mmu_notifier_register,
+)
+from .remapper import remapper as remapper
+from .syscalls import (
+    madvise_dontneed as madvise_dontneed,
+    mmap as mmap,
+    mmap_fixed as mmap_fixed,
+    mprotect_readonly as mprotect_readonly,
+    munmap as munmap,
+)
+from .thp import thp_collapse as thp_collapse, thp_split as thp_split
