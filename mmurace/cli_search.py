@@ -12,21 +12,25 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from actors import DESIGNS, Executor
+from actors import DESIGNS
 
 from . import api
-from .cli import RunOptions, _common, _config, _design_help, _echo, _progress, _scenario_arg, cli
+from .cli_options import (
+    DESIGN_HELP,
+    RunOptions,
+    common_options,
+    echo,
+    executor_option,
+    make_config,
+    progress,
+    scenario_arg,
+)
 from .errors import UsageError, unknown
 from .explore import Verdict, explore
 from .matrix import DEFAULT_BUDGET, Outcome, matrix
 from .report import count, render_run, replay_command, schedule_note, to_json
 from .shrink import shrink
 from .stress import Found, Kind, stress
-
-_executor = click.option(
-    "--executor", type=click.Choice([e.value for e in Executor]), default=Executor.DIRECT.value,
-    show_default=True, help="run actors as Trio tasks or step them directly (same traces, direct is faster)",
-)
 
 
 def _found_json(f: Found, count: int) -> dict:
@@ -38,9 +42,9 @@ def _found_json(f: Found, count: int) -> dict:
     }
 
 
-@cli.command("stress")
-@_scenario_arg
-@click.option("--design", required=True, help=_design_help)
+@click.command("stress")
+@scenario_arg
+@click.option("--design", required=True, help=DESIGN_HELP)
 @click.option("--strategy", "kind", type=click.Choice([k.value for k in Kind]), default=Kind.PCT.value,
               show_default=True, help="how schedules are drawn")
 @click.option("--schedules", type=click.IntRange(min=1), default=1000, show_default=True,
@@ -53,8 +57,8 @@ def _found_json(f: Found, count: int) -> dict:
 @click.option("--no-shrink", is_flag=True, help="show the finding as found, without shrinking it")
 @click.option("--database", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Hypothesis example database directory (remembers failing schedules)")
-@_executor
-@_common
+@executor_option
+@common_options
 def stress_cmd(scenario: str, design: str, kind: str, schedules: int, seed: int, depth: int,
                keep_going: bool, no_shrink: bool, database: Path | None, executor: str,
                opts: RunOptions, as_json: bool) -> int:
@@ -64,9 +68,9 @@ def stress_cmd(scenario: str, design: str, kind: str, schedules: int, seed: int,
     mmurace stress race_remap --design no_retry --strategy pct --schedules 1000
     mmurace stress race_remap --design no_retry --strategy hypothesis --keep-going
     """
-    config = _config(scenario, design, opts, executor)
+    config = make_config(scenario, design, opts, executor)
     strategy = Kind(kind)
-    with _progress(schedules, f"{config.describe()} {kind}") as bar:
+    with progress(schedules, f"{config.describe()} {kind}") as bar:
         task = bar.add_task("", total=schedules)
         outcome = api.run_sync(functools.partial(
             stress, config, strategy, schedules=schedules, seed=seed, depth=depth,
@@ -76,24 +80,24 @@ def stress_cmd(scenario: str, design: str, kind: str, schedules: int, seed: int,
     per_second = outcome.schedules / max(outcome.seconds, 1e-9)
     rate = f"{outcome.schedules} schedules in {outcome.seconds:.2f} s: {per_second:.0f} schedules/s"
     if as_json:
-        _echo(json.dumps({"strategy": kind, "schedules": outcome.schedules,
+        echo(json.dumps({"strategy": kind, "schedules": outcome.schedules,
                           "findings": [_found_json(f, n) for f, n in groups]}, indent=2) + "\n")
         return 1 if groups else 0
     if not groups:
-        _echo(f"{config.describe()}: no violation in {outcome.schedules} {kind} schedules\n{rate}\n")
+        echo(f"{config.describe()}: no violation in {outcome.schedules} {kind} schedules\n{rate}\n")
         return 0
     first, _ = groups[0]
     shown = first.shrunk or first.result
-    _echo(render_run(config, shown, threads=opts.threads))
-    _echo(f"found by {first.strategy} as {schedule_note(first.result.schedule)}\n")
+    echo(render_run(config, shown, threads=opts.threads))
+    echo(f"found by {first.strategy} as {schedule_note(first.result.schedule)}\n")
     if first.shrunk is not None:
-        _echo(f"shrunk to {schedule_note(first.shrunk.schedule)}\n")
-    _echo(f"\n{count(len(groups), 'distinct finding')}:\n")
+        echo(f"shrunk to {schedule_note(first.shrunk.schedule)}\n")
+    echo(f"\n{count(len(groups), 'distinct finding')}:\n")
     for f, n in groups:
         oracle, actor, label = f.location
-        _echo(f"  {n:>5} x {oracle} at {actor}: {label}   first by {f.strategy}\n")
-        _echo(f"          {replay_command(config, f.shrunk or f.result)}\n")
-    _echo(rate + "\n")
+        echo(f"  {n:>5} x {oracle} at {actor}: {label}   first by {f.strategy}\n")
+        echo(f"          {replay_command(config, f.shrunk or f.result)}\n")
+    echo(rate + "\n")
     return 1
 
 
@@ -101,16 +105,16 @@ def _with_shrunk(f: Found) -> Found:
     return attrs.evolve(f, shrunk=shrink(f.config, f.result).result)
 
 
-@cli.command("explore")
-@_scenario_arg
-@click.option("--design", required=True, help=_design_help)
+@click.command("explore")
+@scenario_arg
+@click.option("--design", required=True, help=DESIGN_HELP)
 @click.option("--preemptions", type=click.IntRange(min=0), default=None,
               help="preemption bound; default unbounded (fine for small scenarios)")
 @click.option("--no-reduction", is_flag=True, help="turn off the partial-order reduction (sleep sets)")
 @click.option("--limit", type=click.IntRange(min=1), default=100_000, show_default=True,
               help="stop after this many executions")
-@_executor
-@_common
+@executor_option
+@common_options
 def explore_cmd(scenario: str, design: str, preemptions: int | None, no_reduction: bool, limit: int,
                 executor: str, opts: RunOptions, as_json: bool) -> int:
     """Run every schedule of SCENARIO within a preemption bound, depth first.
@@ -119,8 +123,8 @@ def explore_cmd(scenario: str, design: str, preemptions: int | None, no_reductio
     mmurace explore race_remap --design seq_retry            prove it, unbounded
     mmurace explore race_remap --design no_retry --preemptions 1
     """
-    config = _config(scenario, design, opts, executor)
-    with _progress(limit, f"{config.describe()} explore") as bar:
+    config = make_config(scenario, design, opts, executor)
+    with progress(limit, f"{config.describe()} explore") as bar:
         task = bar.add_task("", total=limit)
         e = api.run_sync(functools.partial(
             explore, config, preemptions=preemptions, reduce=not no_reduction, limit=limit,
@@ -131,44 +135,44 @@ def explore_cmd(scenario: str, design: str, preemptions: int | None, no_reductio
     summary = (f"{e.verdict.value}: {e.executions} executions, {e.pruned} pruned"
                f" ({bound}, partial-order reduction: {reduction})")
     if as_json:
-        _echo(json.dumps({"verdict": e.verdict.name.lower(), "executions": e.executions, "pruned": e.pruned,
+        echo(json.dumps({"verdict": e.verdict.name.lower(), "executions": e.executions, "pruned": e.pruned,
                           "preemptions": preemptions, "reduction": not no_reduction,
                           "run": None if e.result is None else to_json(config, e.result)}, indent=2) + "\n")
     elif e.result is not None:
-        _echo(render_run(config, e.result, threads=opts.threads) + summary + "\n")
+        echo(render_run(config, e.result, threads=opts.threads) + summary + "\n")
     else:
         tail = "no violation in any schedule" if e.verdict is Verdict.EXHAUSTED else "no violation so far"
-        _echo(f"{config.describe()}: {summary}: {tail}\n")
+        echo(f"{config.describe()}: {summary}: {tail}\n")
     return 1 if e.result is not None else 0
 
 
-@cli.command("shrink")
-@_scenario_arg
-@click.option("--design", required=True, help=_design_help)
+@click.command("shrink")
+@scenario_arg
+@click.option("--design", required=True, help=DESIGN_HELP)
 @click.option("--schedule", required=True, metavar="S", help="a failing schedule string (v1:...)")
-@_common
+@common_options
 def shrink_cmd(scenario: str, design: str, schedule: str, opts: RunOptions, as_json: bool) -> int:
     """Shrink a failing schedule of SCENARIO to the fewest preemptions that still fail.
 
     \b
     mmurace shrink race_remap --design no_retry --schedule v1:10:2=1,8=1
     """
-    config = _config(scenario, design, opts)
+    config = make_config(scenario, design, opts)
     original = api.run_sync(api.replay, config, schedule)
     if original.finding is None:
         raise UsageError(f"schedule {schedule} does not fail for {config.describe()}: nothing to shrink")
     shrunk = shrink(config, original)
     if as_json:
-        _echo(json.dumps({"original": to_json(config, original), "shrunk": to_json(config, shrunk.result),
+        echo(json.dumps({"original": to_json(config, original), "shrunk": to_json(config, shrunk.result),
                           "runs": shrunk.runs}, indent=2) + "\n")
     else:
-        _echo(render_run(config, shrunk.result, threads=opts.threads))
-        _echo(f"shrunk from {schedule_note(original.schedule)}\n"
+        echo(render_run(config, shrunk.result, threads=opts.threads))
+        echo(f"shrunk from {schedule_note(original.schedule)}\n"
               f"        to {schedule_note(shrunk.result.schedule)} in {shrunk.runs} runs\n")
     return 1
 
 
-@cli.command("matrix")
+@click.command("matrix")
 @click.option("--scenario", "scenarios", multiple=True, metavar="NAME",
               help="only this scenario (repeatable); default all")
 @click.option("--design", "designs", multiple=True, metavar="NAME",
@@ -197,12 +201,12 @@ def matrix_cmd(scenarios: tuple[str, ...], designs: tuple[str, ...], budget: int
             raise unknown("design", name, DESIGNS)
     rows = list(designs or DESIGNS)
     columns = list(scenarios or CATALOG)
-    with _progress(len(rows) * len(columns), "matrix") as bar:
+    with progress(len(rows) * len(columns), "matrix") as bar:
         task = bar.add_task("", total=len(rows) * len(columns))
         cells = matrix(columns, rows, budget=budget, jobs=jobs,
                        progress=lambda n: bar.update(task, completed=n))
     if as_json:
-        _echo(json.dumps([attrs.asdict(c, value_serializer=lambda _, __, v: getattr(v, "value", v))
+        echo(json.dumps([attrs.asdict(c, value_serializer=lambda _, __, v: getattr(v, "value", v))
                           for c in cells], indent=2) + "\n")
     else:
         by = {(c.scenario, c.design): c for c in cells}
@@ -215,8 +219,8 @@ def matrix_cmd(scenarios: tuple[str, ...], designs: tuple[str, ...], budget: int
         # one line per design whatever the terminal: a table to read, paste or diff
         Console(highlight=False, width=1000).print(table)
         if details:
-            _echo("\n")
+            echo("\n")
             for c in cells:
                 if c.outcome is Outcome.BROKEN:
-                    _echo(f"{c.scenario} x {c.design}: {c.replay()}\n")
+                    echo(f"{c.scenario} x {c.design}: {c.replay()}\n")
     return 1 if any(c.outcome is Outcome.BROKEN for c in cells) else 0
