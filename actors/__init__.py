@@ -20,6 +20,7 @@ from .kvm import (
 from .runtime import (
     DEFAULT_MAX_RETRIES as DEFAULT_MAX_RETRIES,
     DEFAULT_MAX_STEPS as DEFAULT_MAX_STEPS,
+    MAX_STEPS as MAX_STEPS,
     ActorContext as ActorContext,
     ActorSpec as ActorSpec,
     Executor as Executor,

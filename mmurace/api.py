@@ -164,7 +164,7 @@ async def replay(config: Config, schedule: str) -> RunResult:
         UsageError: if the string is malformed or does not fit this scenario and design.
     """
     try:
-        strategy = Replay(Schedule.decode(schedule))
+        strategy = Replay(Schedule.decode(schedule, config.max_steps))
     except ScheduleError as exc:
         raise UsageError(str(exc)) from None
     try:

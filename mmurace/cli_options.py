@@ -11,12 +11,21 @@ import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-from actors import DEFAULT_MAX_RETRIES, DEFAULT_MAX_STEPS, DESIGNS, Executor
+from actors import DEFAULT_MAX_RETRIES, DEFAULT_MAX_STEPS, DESIGNS, MAX_STEPS, Executor
 from mmu import ORACLES
 
 from . import api
 
 out = Console(highlight=False, soft_wrap=True)
+
+# Every numeric option has a ceiling: far above any useful value, and low enough
+# that a mistyped one is refused in one line rather than overflowing a range or memory.
+#: schedules, seeds, executions, budgets
+COUNT = click.IntRange(1, 1_000_000_000)
+#: a first seed (seeds are Python ints: random.Random and Hypothesis take any)
+SEED = click.IntRange(0, 2**63 - 1)
+#: steps of one run, and so decisions of one schedule (actors.MAX_STEPS)
+STEPS = click.IntRange(1, MAX_STEPS)
 
 
 def echo(text: str) -> None:
@@ -75,9 +84,9 @@ def common_options(f: Callable[..., int]) -> Callable[..., int]:
                      help="scenario parameter (repeatable); `mmurace list` shows them"),
         click.option("--oracle", "oracles", multiple=True, metavar="NAME",
                      help=f"check only this oracle (repeatable): {', '.join(ORACLES)}; default all"),
-        click.option("--max-steps", type=click.IntRange(min=1), default=DEFAULT_MAX_STEPS,
+        click.option("--max-steps", type=STEPS, default=DEFAULT_MAX_STEPS,
                      show_default=True, help="steps before a run is a step_bound finding"),
-        click.option("--max-retries", type=click.IntRange(min=1), default=DEFAULT_MAX_RETRIES,
+        click.option("--max-retries", type=COUNT, default=DEFAULT_MAX_RETRIES,
                      show_default=True, help="retries of one fault before the vcpu is a livelock finding"),
         click.option("--threads", is_flag=True,
                      help="one column per kernel thread, callbacks under their caller (for commit messages)"),

@@ -12,7 +12,9 @@ from mmu import ORACLES
 
 from . import api
 from .cli_options import (
+    COUNT,
     DESIGN_HELP,
+    SEED,
     RunOptions,
     common_options,
     echo,
@@ -27,8 +29,8 @@ from .report import count, render_run, render_trace, replay_command, to_json, ve
 @click.command()
 @scenario_arg
 @click.option("--design", help=DESIGN_HELP + "; default: all, one after the other")
-@click.option("--seed", type=click.IntRange(min=0), help="run exactly this one seeded schedule")
-@click.option("--seeds", type=click.IntRange(min=1), default=api.DEFAULT_SEEDS, show_default=True,
+@click.option("--seed", type=SEED, help="run exactly this one seeded schedule")
+@click.option("--seeds", type=COUNT, default=api.DEFAULT_SEEDS, show_default=True,
               help="seeds to try per design when no --seed is given")
 @common_options
 def run(scenario: str, design: str | None, seed: int | None, seeds: int, opts: RunOptions,

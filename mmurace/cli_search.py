@@ -16,7 +16,10 @@ from actors import DESIGNS
 
 from . import api
 from .cli_options import (
+    COUNT,
     DESIGN_HELP,
+    SEED,
+    STEPS,
     RunOptions,
     common_options,
     echo,
@@ -47,11 +50,11 @@ def _found_json(f: Found, count: int) -> dict:
 @click.option("--design", required=True, help=DESIGN_HELP)
 @click.option("--strategy", "kind", type=click.Choice([k.value for k in Kind]), default=Kind.PCT.value,
               show_default=True, help="how schedules are drawn")
-@click.option("--schedules", type=click.IntRange(min=1), default=1000, show_default=True,
+@click.option("--schedules", type=COUNT, default=1000, show_default=True,
               help="schedules to try")
-@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
+@click.option("--seed", type=SEED, default=0, show_default=True,
               help="first seed (random, pct) or Hypothesis's seed")
-@click.option("--depth", type=click.IntRange(min=1), default=2, show_default=True,
+@click.option("--depth", type=click.IntRange(1, 1000), default=2, show_default=True,
               help="PCT bug depth: priority change points + 1")
 @click.option("--keep-going", is_flag=True, help="collect every finding instead of stopping at the first")
 @click.option("--no-shrink", is_flag=True, help="show the finding as found, without shrinking it")
@@ -108,10 +111,10 @@ def _with_shrunk(f: Found) -> Found:
 @click.command("explore")
 @scenario_arg
 @click.option("--design", required=True, help=DESIGN_HELP)
-@click.option("--preemptions", type=click.IntRange(min=0), default=None,
+@click.option("--preemptions", type=click.IntRange(0, STEPS.max), default=None,
               help="preemption bound; default unbounded (fine for small scenarios)")
 @click.option("--no-reduction", is_flag=True, help="turn off the partial-order reduction (sleep sets)")
-@click.option("--limit", type=click.IntRange(min=1), default=100_000, show_default=True,
+@click.option("--limit", type=COUNT, default=100_000, show_default=True,
               help="stop after this many executions")
 @executor_option
 @common_options
@@ -177,9 +180,9 @@ def shrink_cmd(scenario: str, design: str, schedule: str, opts: RunOptions, as_j
               help="only this scenario (repeatable); default all")
 @click.option("--design", "designs", multiple=True, metavar="NAME",
               help="only this design (repeatable); default all")
-@click.option("--budget", type=click.IntRange(min=1), default=DEFAULT_BUDGET, show_default=True,
+@click.option("--budget", type=COUNT, default=DEFAULT_BUDGET, show_default=True,
               help="schedules per strategy (random, PCT) per cell")
-@click.option("--jobs", type=click.IntRange(min=1), default=os.cpu_count() or 1, show_default=True,
+@click.option("--jobs", type=click.IntRange(1, 1024), default=os.cpu_count() or 1, show_default=True,
               help="cells judged at once, one process each")
 @click.option("--details", is_flag=True, help="list the replay command of every broken cell")
 @click.option("--json", "as_json", is_flag=True, help="print the cells as JSON")

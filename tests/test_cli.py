@@ -241,7 +241,7 @@ def test_shrink_command(capsys: pytest.CaptureFixture[str]) -> None:
         (["stress", "race_remap", "--design", "no_retry", "--strategy", "dfs"],
          "mmurace: error: Invalid value for '--strategy': 'dfs' is not one of 'random', 'pct', 'hypothesis'."),
         (["explore", "race_remap", "--design", "no_retry", "--preemptions", "-1"],
-         "mmurace: error: Invalid value for '--preemptions': -1 is not in the range x>=0."),
+         "mmurace: error: Invalid value for '--preemptions': -1 is not in the range 0<=x<=1000000."),
     ],
 )
 def test_search_commands_reject_bad_input(capsys: pytest.CaptureFixture[str], argv: list[str], message: str) -> None:

@@ -18,7 +18,7 @@ import scenarios
 
 RUNTIME = {
     "ActorContext", "ActorFn", "ActorSpec", "DEFAULT_MAX_RETRIES", "DEFAULT_MAX_STEPS", "Executor", "Finding",
-    "InternalError", "Mailbox", "Request", "RunResult", "Runtime", "Schedule", "ScheduleDiverged", "ScheduleError",
+    "InternalError", "MAX_STEPS", "Mailbox", "Request", "RunResult", "Runtime", "Schedule", "ScheduleDiverged", "ScheduleError",
     "Status", "Step", "Strategy", "World", "buried", "sort_key",
 }
 SURFACE = {

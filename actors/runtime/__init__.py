@@ -17,6 +17,11 @@ from .execution import (
 from .mailbox import Mailbox as Mailbox, Request as Request
 from .noise import buried as buried
 from .result import Finding as Finding, RunResult as RunResult, Status as Status, Step as Step
-from .runner import DEFAULT_MAX_STEPS as DEFAULT_MAX_STEPS, Executor as Executor, Runtime as Runtime
+from .runner import (
+    DEFAULT_MAX_STEPS as DEFAULT_MAX_STEPS,
+    MAX_STEPS as MAX_STEPS,
+    Executor as Executor,
+    Runtime as Runtime,
+)
 from .schedule import Schedule as Schedule, ScheduleError as ScheduleError, sort_key as sort_key
 from .world import DEFAULT_MAX_RETRIES as DEFAULT_MAX_RETRIES, ActorSpec as ActorSpec, World as World

@@ -23,11 +23,14 @@ from .execution import (
     Strategy as Strategy,
 )
 from .result import RunResult
+from .schedule import MAX_DECISIONS
 from .trio_executor import TrioExecution
 from .world import World
 
 #: default bound on steps in one run; exceeding it is a finding (livelock)
 DEFAULT_MAX_STEPS = 2000
+#: the most steps any run may be allowed: a schedule string names at most that many decisions
+MAX_STEPS = MAX_DECISIONS
 
 
 class Executor(enum.Enum):
@@ -49,7 +52,9 @@ class Runtime:
         trio.run(main)
     """
 
-    max_steps: int = attrs.field(default=DEFAULT_MAX_STEPS, validator=attrs.validators.gt(0))
+    max_steps: int = attrs.field(
+        default=DEFAULT_MAX_STEPS, validator=[attrs.validators.gt(0), attrs.validators.le(MAX_STEPS)]
+    )
     executor: Executor = Executor.TRIO
 
     async def run(self, world: World, strategy: Strategy) -> RunResult:

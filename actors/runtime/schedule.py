@@ -21,7 +21,17 @@ import re
 
 import attrs
 
-_V1 = re.compile(r"v1:(\d+)(?::((?:\d+=\d+)(?:,\d+=\d+)*))?")
+# ASCII digits only: ``\d`` and ``int()`` also take other scripts' digits
+_V1 = re.compile(r"v1:([0-9]+)(?::((?:[0-9]+=[0-9]+)(?:,[0-9]+=[0-9]+)*))?")
+
+#: the most decisions a schedule string may name, whatever the run: a run makes
+#: at most one decision per step, and no run may be allowed more steps than this
+#: (``Runtime.max_steps``), so nothing a string says can ask for more memory
+MAX_DECISIONS = 1_000_000
+#: the largest choice a string may name: a position among the runnable actors
+MAX_CHOICE = 9_999
+#: the longest text worth reading for one decision: ``<index>=<choice>,``
+_PAIR_CHARS = len(str(MAX_DECISIONS)) + len(str(MAX_CHOICE)) + 2
 
 
 class ScheduleError(ValueError):
@@ -45,33 +55,58 @@ class Schedule:
         return f"v1:{len(self.choices)}" + (f":{sparse}" if sparse else "")
 
     @classmethod
-    def decode(cls, text: str) -> Schedule:
-        """Parse a v1 string.
+    def decode(cls, text: str, max_length: int = MAX_DECISIONS) -> Schedule:
+        """Parse a v1 string of at most ``max_length`` decisions (a run's step bound).
+
+        Every number is checked against its bound before it is read, and the
+        length before any list is made: a short string cannot ask for memory.
 
         Raises:
-            ScheduleError: if ``text`` is not a well-formed v1 schedule.
+            ScheduleError: if ``text`` is not a well-formed v1 schedule, or is longer
+                than ``max_length`` decisions.
         """
+        max_length = min(max_length, MAX_DECISIONS)
+        shown = text if len(text) <= 60 else f"{text[:40]}...{text[-12:]}"
+        if len(text) > 16 + max_length * _PAIR_CHARS:
+            raise ScheduleError(f"schedule {shown!r} is longer than any run of {max_length} steps")
         match = _V1.fullmatch(text.strip())
         if match is None:
             raise ScheduleError(
-                f"malformed schedule {text!r}: expected 'v1:N' or 'v1:N:I=C,I=C...'"
+                f"malformed schedule {shown!r}: expected 'v1:N' or 'v1:N:I=C,I=C...'"
             )
-        length = int(match.group(1))
+        length = _bounded(match.group(1), max_length)
+        if length is None:
+            raise ScheduleError(
+                f"schedule {shown!r} has more decisions than a run of at most {max_length} steps makes"
+            )
         choices = [0] * length
         last = -1
         for pair in (match.group(2) or "").split(",") if match.group(2) else ():
-            index, choice = (int(x) for x in pair.split("="))
-            if index >= length:
+            index_digits, choice_digits = pair.split("=")
+            index, choice = _bounded(index_digits, length - 1), _bounded(choice_digits, MAX_CHOICE)
+            if index is None:
                 raise ScheduleError(
-                    f"malformed schedule {text!r}: decision {index} beyond length {length}"
+                    f"malformed schedule {shown!r}: decision {index_digits[:20]} beyond length {length}"
+                )
+            if choice is None:
+                raise ScheduleError(
+                    f"malformed schedule {shown!r}: choice {choice_digits[:20]} above {MAX_CHOICE}"
                 )
             if index <= last or choice == 0:
                 raise ScheduleError(
-                    f"malformed schedule {text!r}: decisions must be non-zero and in increasing order"
+                    f"malformed schedule {shown!r}: decisions must be non-zero and in increasing order"
                 )
             choices[index] = choice
             last = index
         return cls(tuple(choices))
+
+
+def _bounded(digits: str, bound: int) -> int | None:
+    """``digits`` as a number, or None above ``bound``; never reads a number too long to matter."""
+    if len(digits.lstrip("0")) > len(str(bound)):
+        return None
+    value = int(digits)
+    return value if value <= bound else None
 
 
 def sort_key(schedule: Schedule) -> tuple[int, int, tuple[int, ...]]:
