@@ -156,4 +156,6 @@ RUNTIME_FINDINGS = {
     "sleep_in_atomic": "a sleeping lock (mmap_lock, get_user_pages) taken under a spinlock",
     "lock_order": "two locks taken in both orders in one run: a possible ABBA deadlock",
     "crash": "an actor raised (a model assertion: the lock a step needs was not held ...)",
+    "foreign_await": "an actor awaited something else than its ActorContext (trio.sleep, a trio.Lock ...)",
+    "step_timeout": "a step ran for seconds without reaching its next point (a loop that never ends)",
 }

@@ -3,23 +3,26 @@
 An executor only decides *how* actors are parked and woken (Trio tasks, or
 coroutines stepped by hand); everything that makes a run what it is lives
 here: closing a step (trace line, footprint, oracles), listing the runnable
-actors, asking the strategy, recording the decision, and the findings the
-runtime itself makes (deadlock, step bound, crash).
+actors, asking the strategy, recording the decision, resuming an actor's
+coroutine, and the findings the runtime itself makes (deadlock, step bound,
+crash, an await of something else than the runtime, a step that never ends).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import Protocol
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any, Protocol
 
 import attrs
 
 from mmu import Access
 
+from .awaits import PARKED, SUSPEND, foreign_await, foreign_await_raised
 from .context import IDLE, Guard
 from .lockdep import Lockdep
 from .result import Finding, RunResult, Status, Step
 from .schedule import Schedule
+from .watchdog import StepTimeout, Watchdog
 from .world import ActorSpec, World
 
 _NO_ACCESS = Access()
@@ -69,7 +72,9 @@ class Actor:
 class Execution:
     """The state of one run and the decisions made in it."""
 
-    def __init__(self, world: World, strategy: Strategy, max_steps: int) -> None:
+    def __init__(
+        self, world: World, strategy: Strategy, max_steps: int, step_seconds: float | None = None
+    ) -> None:
         self.world = world
         self.model = world.model
         self._strategy = strategy
@@ -87,6 +92,8 @@ class Execution:
         self.done = False
         self.aborted: Exception | None = None
         self.lockdep = Lockdep()
+        self.watchdog = Watchdog(step_seconds)
+        self._stopped = False  # the running step was stopped by the watchdog: not judged
 
     @property
     def max_retries(self) -> int:
@@ -121,11 +128,86 @@ class Execution:
         if self.finding is None:
             self.finding = Finding(kind, len(self._steps), message)
 
-    def crashed(self, actor: Actor, exc: Exception) -> None:
+    # ---- resuming an actor, and what can go wrong in its step ----
+
+    async def point(
+        self, actor: Actor, label: str, guard: Guard | None, waits_for: Callable[[], str] | str
+    ) -> None:
+        """Park ``actor`` before a step called ``label`` and hand control to the executor."""
+        actor.park(label, guard, waits_for)
+        await SUSPEND
+
+    def resume(self, actor: Actor, coroutine: Coroutine[Any, Any, None]) -> bool:
+        """Run ``actor``'s coroutine to its next point: True if it parked there.
+
+        False if it can go no further: it finished, raised, awaited something
+        else than the runtime, or was stopped by the watchdog (each a finding).
+        """
+        dog = self.watchdog
+        dog.resumes += 1
+        dog.stepping = True
+        try:
+            yielded = coroutine.send(None)
+        except StopIteration:
+            return self._finished(actor)
+        except StepTimeout:
+            self._timed_out(actor)
+            return self._finished(actor)
+        except Exception as exc:
+            self._crashed(actor, exc)
+            return self._finished(actor)
+        finally:
+            dog.stepping = False
+        if yielded is not PARKED:
+            self._awaited(actor, foreign_await(coroutine, yielded))
+            return self._finished(actor)
+        return True
+
+    @staticmethod
+    def _finished(actor: Actor) -> bool:
+        actor.finished = True
+        return False
+
+    def _crashed(self, actor: Actor, exc: Exception) -> None:
         """An actor raised: a finding of the design, never a crash of the tool."""
-        if self.finding is None:
+        awaited = foreign_await_raised(exc)
+        if awaited is not None:  # Trio outside a Trio run: the await the Trio executor sees
+            self._awaited(actor, awaited)
+        elif self.finding is None:
             what = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
             self.finding = Finding("crash", len(self._steps), f"{actor.spec.name} raised {what}")
+
+    def _awaited(self, actor: Actor, what: str) -> None:
+        """An actor awaited something else than its context: a finding, like a crash.
+
+        A finding and not a usage error, because it is a defect of the actor's
+        code (a design or a scenario), which is what runs judge, and it may lie
+        on a path only some schedules take (a retry); as a finding it is found
+        by any search, shrunk, and replayed by its schedule like any other,
+        and a campaign goes on. It ends the run at once: the executor cannot
+        give the actor what it awaits, and the run cannot go on without it.
+        """
+        if self.finding is None:
+            where = f"in step {self._label!r}" if self.running is actor else "before its first point"
+            self.finding = Finding(
+                "foreign_await",
+                len(self._steps),
+                f"{actor.spec.name} awaited {what} {where}: an actor may await only its ActorContext",
+            )
+
+    def _timed_out(self, actor: Actor) -> None:
+        """The watchdog stopped a step that ran past its bound (``watchdog``): a finding."""
+        if self.finding is None:
+            where = f"step {self._label!r}" if self.running is actor else "up to its first point"
+            self.finding = Finding(
+                "step_timeout",
+                len(self._steps),
+                f"{actor.spec.name} ran {where} for more than {self.watchdog.seconds:g} s"
+                " without reaching its next point: a loop that never ends?",
+            )
+            # what it did before it was stopped depends on when: not shown, not judged
+            self.model.drain_log()
+            self._stopped = True
 
     def decide(self, current: Actor | None) -> Actor | None:
         """Close the running step, then pick the next actor (None: the run is over)."""
@@ -179,6 +261,8 @@ class Execution:
         step = Step(index, name, self._label, model.drain_log(), access, running.thread or name)
         self._steps.append(step)
         self.running = None
+        if self._stopped:
+            return
         for oracle in self.world.oracles.values():
             violation = oracle(model)
             if violation is not None:

@@ -29,6 +29,8 @@ from .world import World
 
 #: default bound on steps in one run; exceeding it is a finding (livelock)
 DEFAULT_MAX_STEPS = 2000
+#: default bound on the wall time of one step; exceeding it is a finding (``watchdog``)
+DEFAULT_STEP_SECONDS = 10.0
 #: the most steps any run may be allowed: a schedule string names at most that many decisions
 MAX_STEPS = MAX_DECISIONS
 
@@ -56,13 +58,15 @@ class Runtime:
         default=DEFAULT_MAX_STEPS, validator=[attrs.validators.gt(0), attrs.validators.le(MAX_STEPS)]
     )
     executor: Executor = Executor.TRIO
+    #: wall time one step may take before the watchdog stops it (None: unwatched)
+    step_seconds: float | None = DEFAULT_STEP_SECONDS
 
     async def run(self, world: World, strategy: Strategy) -> RunResult:
         """Run ``world`` once, asking ``strategy`` at every decision."""
         if self.executor is Executor.DIRECT:
-            return DirectExecution(world, strategy, self.max_steps).run()
-        return await TrioExecution(world, strategy, self.max_steps).run()
+            return DirectExecution(world, strategy, self.max_steps, self.step_seconds).run()
+        return await TrioExecution(world, strategy, self.max_steps, self.step_seconds).run()
 
     def run_direct(self, world: World, strategy: Strategy) -> RunResult:
         """Run ``world`` once with the direct executor, without any event loop."""
-        return DirectExecution(world, strategy, self.max_steps).run()
+        return DirectExecution(world, strategy, self.max_steps, self.step_seconds).run()

@@ -10,18 +10,21 @@ share one ``trio.run``, which alone costs 2.5x a whole small run: a run is
 awaited from inside a running loop (also the only way under pytest-trio).
 
 Blocking is modelled, never real: an actor waiting for a lock or a reply is
-simply not runnable until its guard holds. A real ``trio.Lock`` held by a
-parked actor would hang the run.
+simply not runnable until its guard holds. The actor's coroutine is not
+awaited but driven by its task (``Execution.resume``), as the direct
+executor drives it: a scheduling point yields to the task, which hands over;
+anything else the actor awaits (``trio.sleep``, a real ``trio.Lock``) yields
+there too and is reported, where awaiting it directly would pass silently or
+hang the run.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import trio
 
+from .awaits import close
 from .context import ActorContext
-from .execution import Actor, Execution, Guard
+from .execution import Actor, Execution
 from .result import RunResult
 
 
@@ -38,6 +41,11 @@ class TrioExecution(Execution):
 
     async def run(self) -> RunResult:
         self._driver = trio.lowlevel.current_task()
+        with self.watchdog:
+            await self._run_actors()
+        return self.result()
+
+    async def _run_actors(self) -> None:
         async with trio.open_nursery() as nursery:
             for actor in self.actors:
                 nursery.start_soon(self._actor_main, actor, name=actor.spec.name)
@@ -47,7 +55,6 @@ class TrioExecution(Execution):
             if not self.done:
                 await self._park_driver()  # until the run is over
             nursery.cancel_scope.cancel()
-        return self.result()
 
     async def _park_driver(self) -> None:
         self._driver_parked = True
@@ -73,23 +80,18 @@ class TrioExecution(Execution):
 
     async def _actor_main(self, actor: Actor) -> None:
         actor.handle = trio.lowlevel.current_task()
+        coroutine = actor.spec.fn(ActorContext(actor.spec.name, self.model, self, actor))
         try:
-            await actor.spec.fn(ActorContext(actor.spec.name, self.model, self, actor))
-        except Exception as exc:
-            self.crashed(actor, exc)
-        actor.finished = True
+            while self.resume(actor, coroutine):  # parked at a point: hand over
+                if not self.started:
+                    self._arrived_at_start()
+                    await _park()
+                elif self._decide(actor) is not actor:
+                    await _park()
+        finally:
+            close(coroutine)  # cancelled at the end of the run while parked: unwind it
+        # finished, crashed, or awaited something else than the runtime
         if not self.started:  # ended before its first point: count it as parked
             self._arrived_at_start()
         elif self.running is actor:
             self._decide(actor)
-
-    async def point(
-        self, actor: Actor, label: str, guard: Guard | None, waits_for: Callable[[], str] | str
-    ) -> None:
-        """Park ``actor`` before a step called ``label`` until the strategy picks it."""
-        actor.park(label, guard, waits_for)
-        if not self.started:
-            self._arrived_at_start()
-            await _park()
-        elif self._decide(actor) is not actor:
-            await _park()
