@@ -90,11 +90,14 @@ def _story(sc: api.Scenario, hunts: list[api.Hunt], threads: bool) -> None:
             echo(f"survived {h.tried} schedules, no violation\n")
             shown.append(None)
             continue
-        race = shrink(h.config, h.result).result
+        simplest = shrink(h.config, h.result)
+        race = simplest.result
         shown.append(race)
         echo(render_trace(race, details=False, threads=threads) + verdict(race) + "\n")
         echo(f"found by seed {h.seed} as {h.result.schedule.encode()}, shrunk to"
               f" {count(race.schedule.preemptions, 'preemption')}: {replay_command(h.config, race)}\n")
+        if not simplest.minimal:
+            echo(f"  ({simplest.note()})\n")
     table = Table(box=None, show_edge=False, pad_edge=False)
     for col in ("design", "result", "schedules", "seed"):
         table.add_column(col)

@@ -32,16 +32,17 @@ from .errors import UsageError, unknown
 from .explore import Verdict, explore
 from .matrix import DEFAULT_BUDGET, Outcome, matrix
 from .report import count, render_run, replay_command, schedule_note, to_json
-from .shrink import shrink
+from .shrink import Shrunk, shrink
 from .stress import Found, Kind, stress
 
 
-def _found_json(f: Found, count: int) -> dict:
+def _found_json(f: Found, count: int, shrunk: Shrunk | None) -> dict:
     return {
         "count": count, "strategy": f.strategy, "seed": f.seed,
         "location": dict(zip(("oracle", "actor", "step"), f.location, strict=True)),
         "run": to_json(f.config, f.result),
-        "shrunk": None if f.shrunk is None else to_json(f.config, f.shrunk),
+        "shrunk": None if shrunk is None else to_json(f.config, shrunk.result),
+        "fewest_preemptions": None if shrunk is None else shrunk.minimal,
     }
 
 
@@ -79,33 +80,32 @@ def stress_cmd(scenario: str, design: str, kind: str, schedules: int, seed: int,
             stress, config, strategy, schedules=schedules, seed=seed, depth=depth,
             keep_going=keep_going, database=database, progress=lambda n: bar.update(task, completed=n),
         ))
-    groups = [(g.first if no_shrink else _with_shrunk(g.first), g.count) for g in outcome.groups]
+    groups = [(g.first, g.count, None if no_shrink else shrink(g.first.config, g.first.result))
+              for g in outcome.groups]
     per_second = outcome.schedules / max(outcome.seconds, 1e-9)
     rate = f"{outcome.schedules} schedules in {outcome.seconds:.2f} s: {per_second:.0f} schedules/s"
     if as_json:
         echo(json.dumps({"strategy": kind, "schedules": outcome.schedules,
-                          "findings": [_found_json(f, n) for f, n in groups]}, indent=2) + "\n")
+                          "findings": [_found_json(f, n, s) for f, n, s in groups]}, indent=2) + "\n")
         return 1 if groups else 0
     if not groups:
         echo(f"{config.describe()}: no violation in {outcome.schedules} {kind} schedules\n{rate}\n")
         return 0
-    first, _ = groups[0]
-    shown = first.shrunk or first.result
+    first, _, shrunk = groups[0]
+    shown = shrunk.result if shrunk else first.result
     echo(render_run(config, shown, threads=opts.threads))
     echo(f"found by {first.strategy} as {schedule_note(first.result.schedule)}\n")
-    if first.shrunk is not None:
-        echo(f"shrunk to {schedule_note(first.shrunk.schedule)}\n")
+    if shrunk is not None:
+        echo(f"shrunk to {schedule_note(shrunk.result.schedule)}\n")
+        if not shrunk.minimal:
+            echo(f"  ({shrunk.note()})\n")
     echo(f"\n{count(len(groups), 'distinct finding')}:\n")
-    for f, n in groups:
+    for f, n, s in groups:
         oracle, actor, label = f.location
         echo(f"  {n:>5} x {oracle} at {actor}: {label}   first by {f.strategy}\n")
-        echo(f"          {replay_command(config, f.shrunk or f.result)}\n")
+        echo(f"          {replay_command(config, s.result if s else f.result)}\n")
     echo(rate + "\n")
     return 1
-
-
-def _with_shrunk(f: Found) -> Found:
-    return attrs.evolve(f, shrunk=shrink(f.config, f.result).result)
 
 
 @click.command("explore")
@@ -157,6 +157,10 @@ def explore_cmd(scenario: str, design: str, preemptions: int | None, no_reductio
 def shrink_cmd(scenario: str, design: str, schedule: str, opts: RunOptions, as_json: bool) -> int:
     """Shrink a failing schedule of SCENARIO to the fewest preemptions that still fail.
 
+    The shrinking passes, then an exhaustive search of every schedule with
+    fewer preemptions, which proves the count the fewest (or says that it
+    stopped at its run limit first).
+
     \b
     mmurace shrink race_remap --design no_retry --schedule v1:10:2=1,8=1
     """
@@ -167,11 +171,12 @@ def shrink_cmd(scenario: str, design: str, schedule: str, opts: RunOptions, as_j
     shrunk = shrink(config, original)
     if as_json:
         echo(json.dumps({"original": to_json(config, original), "shrunk": to_json(config, shrunk.result),
-                          "runs": shrunk.runs}, indent=2) + "\n")
+                          "runs": shrunk.runs, "fewest_preemptions": shrunk.minimal}, indent=2) + "\n")
     else:
         echo(render_run(config, shrunk.result, threads=opts.threads))
         echo(f"shrunk from {schedule_note(original.schedule)}\n"
-              f"        to {schedule_note(shrunk.result.schedule)} in {shrunk.runs} runs\n")
+              f"        to {schedule_note(shrunk.result.schedule)} in {shrunk.runs} runs\n"
+              f"({shrunk.note()})\n")
     return 1
 
 

@@ -7,7 +7,9 @@ is changed and the search goes on. Two reductions keep it small:
 
 - a preemption bound (Musuvathi & Qadeer, PLDI 2007): switching away from an
   actor that could go on costs one preemption; alternatives beyond the bound
-  are not explored (``None``: unbounded);
+  are not explored (``None``: unbounded). The shrinker counts as schedule
+  strings do instead (``Counting.CHOICES``): every decision other than the
+  default costs one, even when the actor that ran last cannot go on;
 - sleep sets (Godefroid, "Partial-Order Methods for the Verification of
   Concurrent Systems", 1996), from the footprints the model records: after
   exploring actor a at a state, a sleeps in the sibling branches until some
@@ -23,7 +25,7 @@ independent steps, was run.
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Generator, Sequence
 
 import attrs
 
@@ -31,6 +33,13 @@ from actors import RunResult
 from mmu import Access
 
 from .api import Config
+
+
+class Counting(enum.Enum):
+    """What the preemption bound counts."""
+
+    SWITCHES = "switching away from an actor that could go on"
+    CHOICES = "every decision other than the default, as ``Schedule.preemptions`` counts"
 
 
 class PrunedRun(Exception):
@@ -61,6 +70,7 @@ class _PathStrategy:
     path: list[_Node]
     bound: int | None
     reduce: bool
+    counting: Counting = Counting.SWITCHES
     _depth: int = 0
     _sleep: dict[int, Access] = attrs.field(factory=dict)
     _pending: _Node | None = None  # the node whose chosen step runs next
@@ -72,6 +82,8 @@ class _PathStrategy:
             if tuple(runnable) != node.runnable:
                 raise AssertionError("nondeterministic scenario: runnable actors differ on replay")
         else:
+            if self.counting is Counting.CHOICES:
+                current = runnable[0]  # the default, whoever ran last: any other choice costs one
             awake = [a for a in runnable if a not in self._sleep]
             preemptions = self._preemptions
             probe = _Node(tuple(runnable), current, preemptions, dict(self._sleep), -1)
@@ -134,6 +146,35 @@ class Exploration:
     result: RunResult | None  # the violating run, if any
 
 
+#: which findings end a search (the default: any)
+Accept = Callable[[RunResult], bool]
+
+
+def _any(result: RunResult) -> bool:
+    return True
+
+
+def _search(
+    bound: int | None, reduce: bool, limit: int, accept: Accept, counting: Counting
+) -> Generator[_PathStrategy, RunResult | None, Exploration]:
+    """The search, as a generator: yields the strategy of each run and gets back
+    its result (None: pruned), so that one loop serves both kinds of run."""
+    path: list[_Node] = []
+    executions = pruned = 0
+    while True:
+        result = yield _PathStrategy(path, bound, reduce, counting)
+        if result is None:
+            pruned += 1
+        else:
+            executions += 1
+            if result.finding is not None and accept(result):
+                return Exploration(Verdict.FOUND, executions, pruned, bound, result)
+        if not _backtrack(path, bound):
+            return Exploration(Verdict.EXHAUSTED, executions, pruned, bound, None)
+        if executions + pruned >= limit:
+            return Exploration(Verdict.LIMIT, executions, pruned, bound, None)
+
+
 async def explore(
     config: Config,
     *,
@@ -141,26 +182,49 @@ async def explore(
     reduce: bool = True,
     limit: int = 100_000,
     progress: Callable[[int], None] = lambda n: None,
+    accept: Accept = _any,
+    counting: Counting = Counting.SWITCHES,
 ) -> Exploration:
     """Run every schedule of ``config`` within the preemption bound, depth first.
 
-    Stops at the first violation, after ``limit`` runs, or when the tree is
+    Stops at the first violation that ``accept`` takes (a run whose finding it
+    refuses counts as explored), after ``limit`` runs, or when the tree is
     exhausted.
     """
-    path: list[_Node] = []
-    executions = pruned = 0
+    search = _search(preemptions, reduce, limit, accept, counting)
+    strategy = next(search)
+    runs = 0
     while True:
-        strategy = _PathStrategy(path, preemptions, reduce)
         try:
-            result = await config.run(strategy)
+            result: RunResult | None = await config.run(strategy)
         except PrunedRun:
-            pruned += 1
-        else:
-            executions += 1
-            if result.finding is not None:
-                return Exploration(Verdict.FOUND, executions, pruned, preemptions, result)
-        progress(executions + pruned)
-        if not _backtrack(path, preemptions):
-            return Exploration(Verdict.EXHAUSTED, executions, pruned, preemptions, None)
-        if executions + pruned >= limit:
-            return Exploration(Verdict.LIMIT, executions, pruned, preemptions, None)
+            result = None
+        runs += 1
+        progress(runs)
+        try:
+            strategy = search.send(result)
+        except StopIteration as end:
+            return end.value
+
+
+def explore_direct(
+    config: Config,
+    *,
+    preemptions: int | None = 2,
+    reduce: bool = True,
+    limit: int = 100_000,
+    accept: Accept = _any,
+    counting: Counting = Counting.SWITCHES,
+) -> Exploration:
+    """``explore`` with the direct executor, outside any event loop (for the shrinker)."""
+    search = _search(preemptions, reduce, limit, accept, counting)
+    strategy = next(search)
+    while True:
+        try:
+            result: RunResult | None = config.run_direct(strategy)
+        except PrunedRun:
+            result = None
+        try:
+            strategy = search.send(result)
+        except StopIteration as end:
+            return end.value
