@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -95,6 +96,20 @@ def common_options(f: Callable[..., int]) -> Callable[..., int]:
         command = option(command)
     return command
 
+
+def jobs_option(what: str) -> Callable[[Callable[..., int]], Callable[..., int]]:
+    """``--jobs N``: ``what`` runs on N processes at once, the machine's cores by default."""
+    return click.option(
+        "--jobs", type=click.IntRange(1, 1024), default=os.cpu_count() or 1,
+        show_default="the machine's cores", help=what,
+    )
+
+
+cluster_option = click.option(
+    "--cluster", metavar="ADDRESS", default=None,
+    help="run on the workers of this Dask scheduler (tcp://HOST:PORT) instead of local processes;"
+         " needs pip install 'mmurace[cluster]'",
+)
 
 executor_option = click.option(
     "--executor", type=click.Choice([e.value for e in Executor]), default=Executor.DIRECT.value,

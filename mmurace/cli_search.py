@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import json
-import os
 from pathlib import Path
 
 import attrs
@@ -21,9 +20,11 @@ from .cli_options import (
     SEED,
     STEPS,
     RunOptions,
+    cluster_option,
     common_options,
     echo,
     executor_option,
+    jobs_option,
     make_config,
     progress,
     scenario_arg,
@@ -61,11 +62,14 @@ def _found_json(f: Found, count: int, shrunk: Shrunk | None) -> dict:
 @click.option("--no-shrink", is_flag=True, help="show the finding as found, without shrinking it")
 @click.option("--database", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Hypothesis example database directory (remembers failing schedules)")
+@jobs_option("processes running random and pct schedules, each its own seeds (same findings whatever N);"
+             " hypothesis runs in one")
+@cluster_option
 @executor_option
 @common_options
 def stress_cmd(scenario: str, design: str, kind: str, schedules: int, seed: int, depth: int,
-               keep_going: bool, no_shrink: bool, database: Path | None, executor: str,
-               opts: RunOptions, as_json: bool) -> int:
+               keep_going: bool, no_shrink: bool, database: Path | None, jobs: int, cluster: str | None,
+               executor: str, opts: RunOptions, as_json: bool) -> int:
     """Hunt races in SCENARIO with many schedules; shrink and draw what is found.
 
     \b
@@ -79,6 +83,7 @@ def stress_cmd(scenario: str, design: str, kind: str, schedules: int, seed: int,
         outcome = api.run_sync(functools.partial(
             stress, config, strategy, schedules=schedules, seed=seed, depth=depth,
             keep_going=keep_going, database=database, progress=lambda n: bar.update(task, completed=n),
+            jobs=jobs, cluster=cluster,
         ))
     groups = [(g.first, g.count, None if no_shrink else shrink(g.first.config, g.first.result))
               for g in outcome.groups]
@@ -187,12 +192,12 @@ def shrink_cmd(scenario: str, design: str, schedule: str, opts: RunOptions, as_j
               help="only this design (repeatable); default all")
 @click.option("--budget", type=COUNT, default=DEFAULT_BUDGET, show_default=True,
               help="schedules per strategy (random, PCT) per cell")
-@click.option("--jobs", type=click.IntRange(1, 1024), default=os.cpu_count() or 1, show_default=True,
-              help="cells judged at once, one process each")
+@jobs_option("cells judged at once, one process each (never more than the cells), longest first")
+@cluster_option
 @click.option("--details", is_flag=True, help="list the replay command of every broken cell")
 @click.option("--json", "as_json", is_flag=True, help="print the cells as JSON")
 def matrix_cmd(scenarios: tuple[str, ...], designs: tuple[str, ...], budget: int, jobs: int,
-               details: bool, as_json: bool) -> int:
+               cluster: str | None, details: bool, as_json: bool) -> int:
     """Every design against every scenario: broken (oracle, shortest schedule), survived, or exhausted.
 
     \b
@@ -211,7 +216,7 @@ def matrix_cmd(scenarios: tuple[str, ...], designs: tuple[str, ...], budget: int
     columns = list(scenarios or CATALOG)
     with progress(len(rows) * len(columns), "matrix") as bar:
         task = bar.add_task("", total=len(rows) * len(columns))
-        cells = matrix(columns, rows, budget=budget, jobs=jobs,
+        cells = matrix(columns, rows, budget=budget, jobs=jobs, cluster=cluster,
                        progress=lambda n: bar.update(task, completed=n))
     if as_json:
         echo(json.dumps([attrs.asdict(c, value_serializer=lambda _, __, v: getattr(v, "value", v))

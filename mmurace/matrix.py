@@ -1,8 +1,8 @@
 """Every design against every scenario: one table that answers the thread.
 
-Each cell is hunted on its own, in a process pool: random walk and PCT with
-a budget of schedules each; a race found is shrunk and shown by its oracle
-and the preemptions of its shortest schedule. A cell with no race found is
+Each cell is hunted on its own, in a process pool (or on a Dask cluster):
+random walk and PCT with a budget of schedules each; a race found is shrunk
+and shown by its oracle and the preemptions of its shortest schedule. A cell with no race found is
 then handed to the exhaustive search (with a run limit): if it exhausts the
 tree, the cell is proved for that bound, not just survived. Designs that do
 not apply to a scenario are n/a.
@@ -13,7 +13,7 @@ from __future__ import annotations
 import enum
 import functools
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import as_completed
 
 import attrs
 import trio
@@ -22,6 +22,7 @@ from actors import Executor, RunResult, Schedule
 from scenarios import CATALOG
 
 from .api import Config
+from .campaign import pool
 from .explore import Verdict, explore
 from .shrink import shrink
 from .stress import Kind, stress
@@ -115,20 +116,35 @@ def matrix(
     *,
     budget: int = DEFAULT_BUDGET,
     jobs: int = 1,
+    cluster: str | None = None,
     progress: Callable[[int], None] = lambda n: None,
 ) -> list[Cell]:
-    """Judge every cell, ``jobs`` at a time; cells come back in table order."""
+    """Judge every cell, ``jobs`` at a time (or on the Dask scheduler at ``cluster``);
+    cells come back in table order.
+
+    No more processes than cells to judge are started, and the longest
+    cells go first, so that none is left to run alone at the end: a cell's
+    length is guessed from the decisions its runs take (a few random walks),
+    since the exhaustive search that a surviving cell ends in grows with them.
+    """
     pairs = [(s, d) for s in scenarios for d in designs]
-    if jobs <= 1:
-        cells = []
-        for n, (s, d) in enumerate(pairs, 1):
-            cells.append(judge(s, d, budget))
-            progress(n)
-        return cells
-    with ProcessPoolExecutor(max_workers=jobs) as pool:
-        futures = [pool.submit(judge, s, d, budget) for s, d in pairs]
-        cells = []
-        for n, future in enumerate(futures, 1):
-            cells.append(future.result())
-            progress(n)
-        return cells
+    cells = {(s, d): Cell(s, d, Outcome.NA) for s, d in pairs if d not in CATALOG[s].designs}
+    todo = [pair for pair in pairs if pair not in cells]
+    progress(len(cells))
+    if (jobs <= 1 or len(todo) <= 1) and cluster is None:
+        for s, d in todo:
+            cells[s, d] = judge(s, d, budget)
+            progress(len(cells))
+        return [cells[pair] for pair in pairs]
+    todo.sort(key=_length, reverse=True)
+    with pool(min(jobs, len(todo)), cluster) as (executor, _):
+        futures = {executor.submit(judge, s, d, budget): (s, d) for s, d in todo}
+        for future in as_completed(futures):
+            cells[futures[future]] = future.result()
+            progress(len(cells))
+    return [cells[pair] for pair in pairs]
+
+
+def _length(pair: tuple[str, str]) -> int:
+    scenario, design = pair
+    return Config(CATALOG[scenario], design, executor=Executor.DIRECT).estimate_decisions()

@@ -1,10 +1,12 @@
 """Stress: many schedules of one configuration, findings collected and grouped.
 
-Random walk and PCT try one seed per schedule; the Hypothesis strategy
-draws sparse schedules (``strategies.Sparse``) and lets Hypothesis's own
-shrinker minimise what fails, remembering it in its example database.
-Identical findings (same oracle at the same step of the same actor) are
-grouped and counted; the first of each group is kept with how it was found.
+Random walk and PCT try one seed per schedule, on as many processes (or
+Dask workers) as asked (``campaign``: the same findings whatever their
+number); the Hypothesis strategy draws sparse schedules
+(``strategies.Sparse``) in this process and lets Hypothesis's own shrinker
+minimise what fails, remembering it in its example database. Identical
+findings (same oracle at the same step of the same actor) are grouped and
+counted; the first of each group is kept with how it was found.
 """
 
 from __future__ import annotations
@@ -26,10 +28,11 @@ from hypothesis import (
 )
 from hypothesis.database import DirectoryBasedExampleDatabase
 
-from actors import RunResult, Strategy
+from actors import RunResult
 
 from .api import Config
-from .strategies import Pct, RandomWalk, Sparse
+from .campaign import Work, campaign, location, seeded_name
+from .strategies import Sparse
 
 #: most preemptions the Hypothesis strategy draws for one schedule
 MAX_DRAWN_PREEMPTIONS = 6
@@ -56,10 +59,7 @@ class Found:
     @property
     def location(self) -> tuple[str, str, str]:
         """(oracle, actor, step label) of the fatal step: what makes findings the same."""
-        f = self.result.finding
-        assert f is not None
-        step = self.result.steps[f.step] if 0 <= f.step < len(self.result.steps) else None
-        return (f.oracle, step.actor if step else "-", step.label if step else "-")
+        return location(self.result)
 
 
 @attrs.frozen
@@ -91,12 +91,6 @@ def _group(found: list[Found]) -> tuple[Group, ...]:
     return tuple(Group(fs[0], len(fs)) for fs in groups.values())
 
 
-def _seeded(kind: Kind, seed: int, depth: int, steps: int) -> tuple[Strategy, str]:
-    if kind is Kind.PCT:
-        return Pct(seed, depth, steps), f"pct --depth {depth} --seed {seed}"
-    return RandomWalk(seed), f"random --seed {seed}"
-
-
 async def stress(
     config: Config,
     kind: Kind,
@@ -107,27 +101,30 @@ async def stress(
     keep_going: bool = False,
     database: Path | None = None,
     progress: Callable[[int], None] = lambda n: None,
+    jobs: int = 1,
+    cluster: str | None = None,
 ) -> Stress:
-    """Try up to ``schedules`` schedules; stop at the first finding unless ``keep_going``."""
+    """Try up to ``schedules`` schedules; stop at the first finding unless ``keep_going``.
+
+    Random walk and PCT run on ``jobs`` processes, or on the workers of the
+    Dask scheduler at ``cluster``; Hypothesis always in this process.
+    """
     started = time.perf_counter()
     first_at: list[int] = []
     if kind is Kind.HYPOTHESIS:
         found, tried = _hypothesis(config, schedules, seed, database, keep_going, progress, first_at)
+        groups = _group(found)
     else:
-        steps = config.estimate_decisions()
-        found, tried = [], 0
-        for s in range(seed, seed + schedules):
-            strategy, name = _seeded(kind, s, depth, steps)
-            result = await config.run(strategy)
-            tried += 1
-            progress(tried)
-            if result.finding is not None:
-                first_at = first_at or [tried]
-                found.append(Found(config, name, s, result))
-                if not keep_going:
-                    break
+        work = Work.of(config, kind.value, depth, config.estimate_decisions(), keep_going)
+        seeds = range(seed, seed + schedules)
+        merged, tried = await campaign(config, work, seeds, jobs=jobs, cluster=cluster, progress=progress)
+        groups = tuple(
+            Group(Found(config, seeded_name(kind.value, g.seed, depth), g.seed, g.result), g.count)
+            for g in merged.groups
+        )
+        first_at = [merged.first_at] if merged.first_at is not None else []
     seconds = time.perf_counter() - started
-    return Stress(kind, tried, seconds, _group(found), first_at[0] if first_at else None)
+    return Stress(kind, tried, seconds, groups, first_at[0] if first_at else None)
 
 
 class _Failed(Exception):

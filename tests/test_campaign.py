@@ -1,0 +1,107 @@
+"""Campaigns on many processes find what one process finds, for the same seeds."""
+
+from __future__ import annotations
+
+import contextlib
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from actors import Executor, RunResult, Schedule, Status
+from mmurace import Config, matrix as matrix_module
+from mmurace.campaign import Batch, Group, cut, merge
+from mmurace.cli import main
+from mmurace.matrix import matrix
+from mmurace.stress import Kind, stress
+from scenarios import CATALOG
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def config(design: str) -> Config:
+    return Config(CATALOG["race_remap"], design, executor=Executor.DIRECT)
+
+
+async def test_same_seeds_same_findings_on_one_process_or_two() -> None:
+    one = await stress(config("setup_time"), Kind.RANDOM, schedules=400, keep_going=True, jobs=1)
+    two = await stress(config("setup_time"), Kind.RANDOM, schedules=400, keep_going=True, jobs=2)
+    assert len(one.groups) >= 2, "several kinds of finding, so that their order is tested too"
+    assert one.groups == two.groups
+    assert (one.first_at, one.schedules) == (two.first_at, two.schedules) == (one.first_at, 400)
+
+
+@pytest.mark.parametrize(("kind", "seed"), [(Kind.RANDOM, 143), (Kind.PCT, 2021)])
+async def test_the_first_finding_is_the_lowest_failing_seed_whatever_the_processes(kind: Kind, seed: int) -> None:
+    # the first 50 seeds (run first, here) pass: the first failing one lies in a batch sent to a worker
+    one = await stress(config("no_retry"), kind, schedules=800, seed=seed, jobs=1)
+    two = await stress(config("no_retry"), kind, schedules=800, seed=seed, jobs=2)
+    assert one.groups == two.groups and len(one.groups) == 1
+    first = one.groups[0].first
+    assert first.seed is not None and first.seed >= seed + 50
+    assert one.first_at == two.first_at == first.seed - seed + 1
+    assert one.schedules == one.first_at
+
+
+def batch(tried: int, first_at: int | None, *groups: tuple[str, int, int]) -> Batch:
+    dummy = RunResult(Status.VIOLATION, (), (), None, Schedule())
+    return Batch(tried, first_at, tuple(Group((oracle, "-", "-"), seed, dummy, n) for oracle, seed, n in groups))
+
+
+def test_batches_merge_in_seed_order() -> None:
+    merged = merge([batch(10, None), batch(10, 3, ("b", 12, 2), ("a", 15, 1)), batch(10, 1, ("a", 20, 4))])
+    assert [(g.location[0], g.seed, g.count) for g in merged.groups] == [("b", 12, 2), ("a", 15, 5)]
+    assert (merged.tried, merged.first_at) == (30, 13)
+
+
+def test_seeds_are_cut_into_disjoint_batches_in_order() -> None:
+    seeds = range(7, 7 + 5000)
+    ranges = cut(seeds, 2)
+    assert [s for r in ranges for s in r] == list(seeds)
+    assert {len(r) for r in ranges[:-1]} == {len(ranges[0])} and len(ranges) >= 8
+
+
+def test_matrix_starts_no_more_processes_than_cells_and_the_longest_first(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: dict[str, Any] = {}
+    real = matrix_module.pool
+
+    @contextlib.contextmanager
+    def pool(jobs: int, cluster: str | None = None) -> Iterator[tuple[Any, int]]:
+        seen["jobs"], order = jobs, seen.setdefault("order", [])
+        with real(jobs, cluster) as (executor, workers):
+            submit = executor.submit
+
+            def recording(fn: Any, *args: Any) -> Any:
+                order.append(args[:2])
+                return submit(fn, *args)
+
+            executor.submit = recording
+            yield executor, workers
+
+    monkeypatch.setattr(matrix_module, "pool", pool)
+    cells = matrix(["multi_vma", "race_remap"], ["no_retry", "seq_retry", "wp_ignore"], budget=30, jobs=1000)
+    assert seen["jobs"] == 4, "2 scenarios x 2 applicable designs; wp_ignore is n/a for both"
+    assert seen["order"][0] == ("race_remap", "seq_retry"), "the cell with the longest runs goes first"
+    assert [(c.scenario, c.design) for c in cells] == [
+        ("multi_vma", "no_retry"), ("multi_vma", "seq_retry"), ("multi_vma", "wp_ignore"),
+        ("race_remap", "no_retry"), ("race_remap", "seq_retry"), ("race_remap", "wp_ignore"),
+    ]
+
+
+def test_stress_command_takes_jobs(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["stress", "race_remap", "--design", "no_retry", "--strategy", "random", "--seed", "143",
+            "--schedules", "400", "--no-shrink"]
+    assert main([*argv, "--jobs", "1"]) == 1
+    one = capsys.readouterr().out
+    assert main([*argv, "--jobs", "2"]) == 1
+    two = capsys.readouterr().out
+    assert one.splitlines()[:-1] == two.splitlines()[:-1]  # all but the schedules/s line
+
+
+def test_bench_jobs_runs_at_its_quick_size() -> None:
+    done = subprocess.run([sys.executable, "bench/jobs.py", "--quick"], cwd=ROOT, capture_output=True, text=True,
+                          timeout=300, check=True)
+    assert "--jobs 2 / --jobs 1: " in done.stdout and "pool of 1 / --jobs 1: " in done.stdout
