@@ -4,8 +4,9 @@ Run ``python bench/jobs.py`` (``--quick`` for a smoke-test size, ``--help``
 for sizes). Both sides run the same seeds of ``race_remap`` with the random
 walk and ``--keep-going`` (so that every seed runs, whatever it finds),
 through ``mmurace.stress.stress`` as the CLI calls it, the pool's start
-included; they alternate, round after round, and the ratio is the median of
-the per-round ratios (with its q1-q3 range: a wide one means the machine was
+included (but not its server's, started once per process: about 0.4 s).
+They alternate, round after round, and the ratio is the median of the
+per-round ratios (with its q1-q3 range: a wide one means the machine was
 busy, so run again). The target on an idle 2-core machine is 1.8x.
 
 The pool's own cost is measured apart: the same seeds on a pool of one
@@ -33,8 +34,8 @@ from mmurace.campaign import Batch, Work, _spread, cut, merge, pool
 from mmurace.stress import Kind, stress
 from scenarios import CATALOG
 
-DEFAULT_SCHEDULES = 6000
-DEFAULT_ROUNDS = 5
+DEFAULT_SCHEDULES = 12000
+DEFAULT_ROUNDS = 4
 
 
 def config(design: str) -> Config:
@@ -87,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"jobs: race_remap --design {args.design}, random, {schedules} seeds a sample, {rounds} rounds"
           f" ({os.cpu_count()} cores, Python {platform.python_version()}, {platform.machine()})")
     print(f"  load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
-    by_stress(cfg, 200, 2)  # warm-up: the pool's server process starts once per process
+    on_one_worker(cfg, 200)  # warm-up: the pool's server process starts once per process
     rates = in_rounds({
         "--jobs 1": lambda: by_stress(cfg, schedules, 1),
         "--jobs 2": lambda: by_stress(cfg, schedules, 2),

@@ -13,7 +13,10 @@ finding, it is the lowest failing seed, found after the same number of
 schedules.
 
 The first few seeds are run in this process (``PROBE``): most races here
-show in their first few dozen schedules, and then no pool is started at all.
+show in their first few dozen schedules, and then no pool is started at all;
+nor is one when the rest would take one process less than ``POOL_WORTH``
+seconds (timed on those first seeds), since starting it costs about half a
+second. Where the seeds run never changes what they find.
 
 Configurations travel as cloudpickle bytes, so that a scenario loaded from a
 file (a module no worker can import) runs on workers too. Local workers are
@@ -29,6 +32,7 @@ import concurrent.futures as cf
 import contextlib
 import functools
 import multiprocessing
+import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -51,8 +55,10 @@ PROBE = 50
 MIN_BATCH, MAX_BATCH = 100, 2000
 #: batches in flight per worker: one running, one waiting
 IN_FLIGHT = 2
+#: seconds of work left (on one process) under which no local pool is started
+POOL_WORTH = 2.0
 #: seconds to wait for a Dask scheduler before giving up
-CONNECT_SECONDS = 5
+CONNECT_SECONDS = 3
 
 Location = tuple[str, str, str]
 
@@ -215,11 +221,13 @@ async def campaign(
     merged count when the campaign stopped at a finding that other workers
     ran past.
     """
+    started = time.perf_counter()
     probe = await _run_here(config, work, seeds[:PROBE], progress, 0)
     rest = seeds[probe.tried :]
     if not rest or (probe.first_at is not None and not work.keep_going):
         return probe, probe.tried
-    if jobs == 1 and cluster is None:
+    left = (time.perf_counter() - started) / probe.tried * len(rest)
+    if cluster is None and (jobs == 1 or left < POOL_WORTH):
         done, run = [probe], probe.tried
         for r in cut(rest, 1):
             done.append(await _run_here(config, work, r, progress, run))
@@ -305,8 +313,21 @@ def connect(address: str) -> Any:
     """A client of the Dask scheduler at ``address``, or a one-line UsageError within seconds."""
     try:
         from distributed import Client
+        from distributed.comm.addressing import parse_address, parse_host_port
+        from distributed.comm.registry import backends
     except ImportError:
         raise UsageError("--cluster needs Dask's distributed: pip install 'mmurace[cluster]'") from None
+    try:  # before a Client exists: one made for a bad address hangs on its way out
+        scheme, where = parse_address(address)
+        if scheme not in backends:
+            raise ValueError(f"unknown scheme {scheme!r}")
+        if scheme in ("tcp", "tls"):
+            _, port = parse_host_port(where)
+            if not 0 < port < 65536:
+                raise ValueError(f"port {port} out of range")
+    except ValueError as exc:
+        why = f"{exc}; expected tcp://HOST:PORT"
+        raise UsageError(f"malformed Dask scheduler address {address!r}: {why}") from None
     try:
         return Client(address, timeout=CONNECT_SECONDS, set_as_default=False)
     except (OSError, TimeoutError, ValueError) as exc:

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from actors import Executor, RunResult, Schedule, Status
-from mmurace import Config, matrix as matrix_module
+from mmurace import Config, campaign, matrix as matrix_module
 from mmurace.campaign import Batch, Group, cut, merge
 from mmurace.cli import main
 from mmurace.matrix import matrix
@@ -20,6 +20,13 @@ from mmurace.stress import Kind, stress
 from scenarios import CATALOG
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(autouse=True)
+def always_a_pool(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Short campaigns run in this process, where a pool would cost more than it saves:
+    here every campaign of more than one batch goes to the pool."""
+    monkeypatch.setattr(campaign, "POOL_WORTH", 0.0)
 
 
 def config(design: str) -> Config:

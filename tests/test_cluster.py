@@ -1,0 +1,80 @@
+"""Campaigns on a Dask cluster find what one local process finds, for the same seeds.
+
+The cluster is a ``distributed.LocalCluster`` of 2 worker processes on the
+loopback address, started once for this module.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from actors import Executor
+from mmurace import Config
+from mmurace.cli import main
+from mmurace.matrix import matrix
+from mmurace.stress import Kind, stress
+from scenarios import CATALOG
+
+distributed = pytest.importorskip(
+    "distributed", reason="Dask's distributed is not installed (pip install 'mmurace[cluster]')"
+)
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[str]:
+    with distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None,
+    ) as local:
+        yield local.scheduler_address
+
+
+def config(design: str) -> Config:
+    return Config(CATALOG["race_remap"], design, executor=Executor.DIRECT)
+
+
+async def test_a_campaign_on_the_cluster_finds_what_one_process_finds(cluster: str) -> None:
+    here = await stress(config("setup_time"), Kind.PCT, schedules=500, keep_going=True, jobs=1)
+    there = await stress(config("setup_time"), Kind.PCT, schedules=500, keep_going=True, cluster=cluster)
+    assert here.groups and here.groups == there.groups
+    assert here.first_at == there.first_at
+
+
+async def test_the_first_finding_on_the_cluster_is_the_lowest_failing_seed(cluster: str) -> None:
+    here = await stress(config("no_retry"), Kind.RANDOM, schedules=600, seed=143, jobs=1)
+    there = await stress(config("no_retry"), Kind.RANDOM, schedules=600, seed=143, cluster=cluster)
+    assert here.groups == there.groups and here.first_at == there.first_at
+
+
+def test_a_matrix_on_the_cluster_is_the_local_one(cluster: str) -> None:
+    scenarios, designs = ["race_remap", "mprotect_ro"], ["no_retry", "seq_retry"]
+    assert matrix(scenarios, designs, budget=40, cluster=cluster) == matrix(scenarios, designs, budget=40, jobs=1)
+
+
+def test_the_commands_take_a_cluster(cluster: str, capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["stress", "race_remap", "--design", "no_retry", "--strategy", "random", "--seed", "143",
+            "--schedules", "400", "--no-shrink"]
+    assert main([*argv, "--jobs", "1"]) == 1
+    here = capsys.readouterr().out
+    assert main([*argv, "--cluster", cluster]) == 1
+    there = capsys.readouterr().out
+    assert here.splitlines()[:-1] == there.splitlines()[:-1]  # all but the schedules/s line
+
+
+@pytest.mark.parametrize(
+    ("address", "why"),
+    [
+        ("tcp://127.0.0.1:1", "cannot reach the Dask scheduler at 'tcp://127.0.0.1:1': "),
+        ("nonsense", "malformed Dask scheduler address 'nonsense': "),
+    ],
+)
+def test_an_unreachable_scheduler_is_one_line_and_exit_2_within_seconds(
+    address: str, why: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    started = time.monotonic()
+    assert main(["stress", "race_remap", "--design", "seq_retry", "--cluster", address]) == 2
+    assert time.monotonic() - started < 30, "the connection gives up after CONNECT_SECONDS"
+    out, err = capsys.readouterr()
+    assert out == "" and err.startswith(f"mmurace: error: {why}") and err.count("\n") == 1
