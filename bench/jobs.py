@@ -30,8 +30,9 @@ import trio
 
 from actors import Executor
 from mmurace.api import Config
-from mmurace.campaign import Batch, Work, _spread, cut, merge, pool
+from mmurace.campaign import Batch, Work, _spread, cut, merge
 from mmurace.stress import Kind, stress
+from mmurace.workers import pool
 from scenarios import CATALOG
 
 DEFAULT_SCHEDULES = 12000

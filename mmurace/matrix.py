@@ -22,10 +22,10 @@ from actors import Executor, RunResult, Schedule
 from scenarios import CATALOG
 
 from .api import Config
-from .campaign import pool
 from .explore import Verdict, explore
 from .shrink import shrink
 from .stress import Kind, stress
+from .workers import pool
 
 #: schedules per strategy per cell when no --budget is given
 DEFAULT_BUDGET = 300

@@ -112,3 +112,13 @@ def test_bench_jobs_runs_at_its_quick_size() -> None:
     done = subprocess.run([sys.executable, "bench/jobs.py", "--quick"], cwd=ROOT, capture_output=True, text=True,
                           timeout=300, check=True)
     assert "--jobs 2 / --jobs 1: " in done.stdout and "pool of 1 / --jobs 1: " in done.stdout
+
+
+def test_a_cluster_without_the_extra_is_one_line_and_exit_2(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setitem(sys.modules, "distributed", None)  # as if not installed: importing it fails
+    assert main(["matrix", "--scenario", "race_remap", "--cluster", "tcp://127.0.0.1:8786"]) == 2
+    assert capsys.readouterr().err == (
+        "mmurace: error: --cluster needs Dask's distributed: pip install 'mmurace[cluster]'\n"
+    )
