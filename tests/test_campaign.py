@@ -111,7 +111,7 @@ def test_stress_command_takes_jobs(capsys: pytest.CaptureFixture[str]) -> None:
 def test_bench_jobs_runs_at_its_quick_size() -> None:
     done = subprocess.run([sys.executable, "bench/jobs.py", "--quick"], cwd=ROOT, capture_output=True, text=True,
                           timeout=300, check=True)
-    assert "--jobs 2 / --jobs 1: " in done.stdout and "pool of 1 / --jobs 1: " in done.stdout
+    assert "--jobs 2 / --jobs 1: " in done.stdout and "CPU in the pool: " in done.stdout
 
 
 def test_a_cluster_without_the_extra_is_one_line_and_exit_2(
