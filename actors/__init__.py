@@ -14,7 +14,11 @@ from .host import (
 from .kvm import (
     DESIGNS as DESIGNS,
     Design as Design,
+    Fault as Fault,
+    SeqRetry as SeqRetry,
+    design_named as design_named,
     notifier_dispatcher as notifier_dispatcher,
+    step as step,
     vcpu as vcpu,
 )
 from .runtime import (

@@ -104,13 +104,39 @@ class Kvm:
         self._assert_locked(who)
         if self.in_progress <= 0:
             raise AssertionError("invalidate_range_end without start (in_progress < 0)")
+        self.inc_seq(who)
+        self.dec_in_progress(who)
+
+    def inc_seq(self, who: str) -> None:
+        """``kvm->mmu_invalidate_seq++``, under mmu_lock."""
+        self._assert_locked(who)
         self.fp.write(("kvm", "seq"))
-        self.fp.write(("kvm", "in_progress"))
         self.seq += 1
+        self.log.append(f"seq {self.seq - 1}->{self.seq}")
+
+    def dec_in_progress(self, who: str) -> None:
+        """``kvm->mmu_invalidate_in_progress--``, under mmu_lock; below zero is a bug."""
+        self._assert_locked(who)
+        if self.in_progress <= 0:
+            raise AssertionError("invalidate_range_end without start (in_progress < 0)")
+        self.fp.write(("kvm", "in_progress"))
         self.in_progress -= 1
-        self.log.append(
-            f"seq {self.seq - 1}->{self.seq}, in_progress {self.in_progress + 1}->{self.in_progress}"
-        )
+        self.log.append(f"in_progress {self.in_progress + 1}->{self.in_progress}")
+
+    def check_in_progress(self, who: str) -> bool:
+        """``if (kvm->mmu_invalidate_in_progress)``, under mmu_lock: is an invalidation running?"""
+        self._assert_locked(who)
+        self.fp.read(("kvm", "in_progress"))
+        self.log.append(f"in_progress {self.in_progress}" + (" -> retry" if self.in_progress else ""))
+        return self.in_progress != 0
+
+    def check_seq(self, mmu_seq: int, who: str) -> bool:
+        """``if (kvm->mmu_invalidate_seq != mmu_seq)``, under mmu_lock: did one end since the snapshot?"""
+        self._assert_locked(who)
+        self.fp.read(("kvm", "seq"))
+        moved = self.seq != mmu_seq
+        self.log.append(f"seq {self.seq} vs {mmu_seq}" + (" -> retry" if moved else ""))
+        return moved
 
     def unmap_hva_range(self, start: int, end: int, who: str) -> int:
         """``kvm_unmap_gfn_range`` + flush: zap every spte for [start, end); return how many."""

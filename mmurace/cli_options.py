@@ -46,15 +46,9 @@ def make_config(
     scenario: str, design: str, opts: RunOptions, executor: str = Executor.TRIO.value
 ) -> api.Config:
     """The run configuration a command's arguments name; user mistakes raise UsageError."""
-    sc = api.load_scenario(scenario)
-    return api.Config(
-        sc,
-        api.check_design(sc, design),
-        api.check_oracles(opts.oracles),
-        opts.max_steps,
-        api.parse_params(sc, opts.params),
-        Executor(executor),
-        opts.max_retries,
+    return api.configure(
+        scenario, design, opts.oracles, opts.params,
+        max_steps=opts.max_steps, executor=Executor(executor), max_retries=opts.max_retries,
     )
 
 

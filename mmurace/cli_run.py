@@ -41,12 +41,12 @@ def run(scenario: str, design: str | None, seed: int | None, seeds: int, opts: R
     --seed N too, run exactly one schedule.
     """
     sc = api.load_scenario(scenario)
-    designs = [design] if design is not None else list(sc.designs)
+    designs = [design] if design is not None else list(sc.designs)  # a file's scenario: names it knows
     configs = [make_config(scenario, d, opts) for d in designs]
     span = range(seed, seed + 1) if seed is not None else range(seeds)
     hunts = []
     for config in configs:
-        with progress(len(span), f"{sc.name} {config.design}") as bar:
+        with progress(len(span), f"{sc.name} {config.design.name}") as bar:
             task = bar.add_task("", total=len(span))
             hunts.append(api.run_sync(api.hunt, config, span, lambda n, t=task: bar.update(t, completed=n)))
     if as_json:
@@ -60,7 +60,7 @@ def run(scenario: str, design: str | None, seed: int | None, seeds: int, opts: R
 
 def _hunt_json(h: api.Hunt) -> dict:
     return {
-        "design": h.config.design, "tried": h.tried, "seed": h.seed,
+        "design": h.config.design.name, "tried": h.tried, "seed": h.seed,
         "run": None if h.result is None else to_json(h.config, h.result),
     }
 
@@ -83,7 +83,7 @@ def _story(sc: api.Scenario, hunts: list[api.Hunt], threads: bool) -> None:
     echo(f"{sc.name}: {sc.summary}\n{sc.story}\n")
     shown: list[RunResult | None] = []
     for h in hunts:
-        echo(f"\n== {h.config.design}: {DESIGNS[h.config.design].summary}\n")
+        echo(f"\n== {h.config.design.name}: {h.config.design.summary}\n")
         if h.result is None:
             echo(f"survived {h.tried} schedules, no violation\n")
             shown.append(None)
@@ -91,15 +91,16 @@ def _story(sc: api.Scenario, hunts: list[api.Hunt], threads: bool) -> None:
         race = shrink(h.config, h.result).result
         shown.append(race)
         echo(render_trace(race, details=False, threads=threads) + verdict(race) + "\n")
-        echo(f"found by seed {h.seed} as {h.result.schedule.encode()}, shrunk to"
-              f" {count(race.schedule.preemptions, 'preemption')}: {replay_command(h.config, race)}\n")
+        echo(f"found by seed {h.seed} as {h.config.schedule_string(h.result.schedule)}, shrunk to"
+              f" {count(race.schedule.preemptions, 'preemption')}:"
+              f" {replay_command(h.config, race, threads=threads)}\n")
     table = Table(box=None, show_edge=False, pad_edge=False)
     for col in ("design", "result", "schedules", "seed"):
         table.add_column(col)
     for h, shrunk in zip(hunts, shown, strict=True):
         f = shrunk.finding if shrunk is not None else None
         result = "survived" if f is None else f"{f.oracle} at step {f.step}"
-        table.add_row(h.config.design, result, str(h.tried), "-" if h.seed is None else str(h.seed))
+        table.add_row(h.config.design.name, result, str(h.tried), "-" if h.seed is None else str(h.seed))
     echo("\n")
     out.print(table)
 

@@ -27,6 +27,7 @@ from .cli_options import (
 )
 from .errors import UsageError, unknown
 from .explore import Verdict, explore
+from .library import is_file_ref, load_file
 from .matrix import DEFAULT_BUDGET, Outcome, matrix
 from .report import count, render_run, replay_command, schedule_note, to_json
 from .shrink import shrink
@@ -89,16 +90,38 @@ def stress_cmd(scenario: str, design: str, kind: str, schedules: int, seed: int,
     first, _ = groups[0]
     shown = first.shrunk or first.result
     echo(render_run(config, shown, threads=opts.threads))
-    echo(f"found by {first.strategy} as {schedule_note(first.result.schedule)}\n")
+    echo(f"found by {first.strategy} as {schedule_note(config, first.result.schedule)}\n")
     if first.shrunk is not None:
-        echo(f"shrunk to {schedule_note(first.shrunk.schedule)}\n")
+        echo(f"shrunk to {schedule_note(config, first.shrunk.schedule)}\n")
     echo(f"\n{count(len(groups), 'distinct finding')}:\n")
     for f, n in groups:
         oracle, actor, label = f.location
         echo(f"  {n:>5} x {oracle} at {actor}: {label}   first by {f.strategy}\n")
-        echo(f"          {replay_command(config, f.shrunk or f.result)}\n")
+        echo(f"          {replay_command(config, f.shrunk or f.result, threads=opts.threads)}\n")
     echo(rate + "\n")
     return 1
+
+
+def _matrix_refs(given: tuple[str, ...], catalog: dict, what: str) -> list[str]:
+    """The rows or columns ``--design``/``--scenario`` name: catalog names as given, each
+    file as what it defines (``FILE.py:NAME``). Files alone add to the whole catalog."""
+    refs: list[str] = []
+    for ref in given:
+        if not is_file_ref(ref):
+            if ref not in catalog:
+                raise unknown(what, ref, catalog)
+            refs.append(ref)
+            continue
+        path, _, name = ref.partition(":")
+        defined = getattr(load_file(path), f"{what}s")
+        if name and name not in defined:
+            raise unknown(f"{what} in {path}", name, defined)
+        if not (name or defined):
+            raise UsageError(f"{path} defines no {what}")
+        refs += [f"{path}:{n}" for n in ([name] if name else defined)]
+    if all(is_file_ref(r) for r in given):
+        refs = list(catalog) + refs
+    return refs
 
 
 def _with_shrunk(f: Found) -> Found:
@@ -167,16 +190,16 @@ def shrink_cmd(scenario: str, design: str, schedule: str, opts: RunOptions, as_j
                           "runs": shrunk.runs}, indent=2) + "\n")
     else:
         echo(render_run(config, shrunk.result, threads=opts.threads))
-        echo(f"shrunk from {schedule_note(original.schedule)}\n"
-              f"        to {schedule_note(shrunk.result.schedule)} in {shrunk.runs} runs\n")
+        echo(f"shrunk from {schedule_note(config, original.schedule)}\n"
+              f"        to {schedule_note(config, shrunk.result.schedule)} in {shrunk.runs} runs\n")
     return 1
 
 
 @click.command("matrix")
 @click.option("--scenario", "scenarios", multiple=True, metavar="NAME",
-              help="only this scenario (repeatable); default all")
+              help="only this scenario (repeatable); default all; FILE.py adds its scenarios as columns")
 @click.option("--design", "designs", multiple=True, metavar="NAME",
-              help="only this design (repeatable); default all")
+              help="only this design (repeatable); default all; FILE.py adds the file's designs as rows")
 @click.option("--budget", type=click.IntRange(min=1), default=DEFAULT_BUDGET, show_default=True,
               help="schedules per strategy (random, PCT) per cell")
 @click.option("--jobs", type=click.IntRange(min=1), default=os.cpu_count() or 1, show_default=True,
@@ -190,17 +213,12 @@ def matrix_cmd(scenarios: tuple[str, ...], designs: tuple[str, ...], budget: int
     \b
     mmurace matrix
     mmurace matrix --scenario race_remap --details
+    mmurace matrix --design examples/in_progress_only.py
     """
     from scenarios import CATALOG
 
-    for name in scenarios:
-        if name not in CATALOG:
-            raise unknown("scenario", name, CATALOG)
-    for name in designs:
-        if name not in DESIGNS:
-            raise unknown("design", name, DESIGNS)
-    rows = list(designs or DESIGNS)
-    columns = list(scenarios or CATALOG)
+    columns = _matrix_refs(scenarios, CATALOG, "scenario")
+    rows = _matrix_refs(designs, DESIGNS, "design")
     with progress(len(rows) * len(columns), "matrix") as bar:
         task = bar.add_task("", total=len(rows) * len(columns))
         cells = matrix(columns, rows, budget=budget, jobs=jobs,
@@ -210,17 +228,18 @@ def matrix_cmd(scenarios: tuple[str, ...], designs: tuple[str, ...], budget: int
                           for c in cells], indent=2) + "\n")
     else:
         by = {(c.scenario, c.design): c for c in cells}
+        labels = {c.design: c.row for c in cells}
         table = Table(box=None, show_edge=False, pad_edge=False)
         table.add_column("design", no_wrap=True)
         for column in columns:
             table.add_column(column, no_wrap=True)
         for row in rows:
-            table.add_row(row, *(by[column, row].text() for column in columns))
+            table.add_row(labels[row], *(by[column, row].text() for column in columns))
         # one line per design whatever the terminal: a table to read, paste or diff
         Console(highlight=False, width=1000).print(table)
         if details:
             echo("\n")
             for c in cells:
                 if c.outcome is Outcome.BROKEN:
-                    echo(f"{c.scenario} x {c.design}: {c.replay()}\n")
+                    echo(f"{c.scenario} x {c.row}: {c.replay()}\n")
     return 1 if any(c.outcome is Outcome.BROKEN for c in cells) else 0

@@ -19,10 +19,10 @@ import attrs
 import trio
 
 from actors import Executor, RunResult, Schedule, sort_key
-from scenarios import CATALOG
 
-from .api import Config
+from .api import Config, configure
 from .explore import Verdict, explore
+from .library import applies, resolve_design_anywhere, resolve_scenario
 from .shrink import shrink
 from .stress import Kind, stress
 
@@ -55,7 +55,7 @@ class Cell:
 
     def text(self) -> str:
         if self.outcome is Outcome.BROKEN:
-            p = Schedule.decode(self.schedule).preemptions
+            p = Schedule.decode(self.schedule.partition("@")[0]).preemptions
             return f"{self.oracle} ({p} preemption{'' if p == 1 else 's'})"
         if self.outcome is Outcome.EXHAUSTED:
             if self.bound is None:
@@ -68,6 +68,11 @@ class Cell:
 
     def replay(self) -> str:
         return f"mmurace replay {self.scenario} --design {self.design} --schedule {self.schedule}"
+
+    @property
+    def row(self) -> str:
+        """The design's name, as the table's row shows it (``FILE.py:NAME`` shows NAME)."""
+        return self.design.rpartition(":")[2] if ":" in self.design else self.design
 
 
 def _broken(config: Config, result: RunResult, tried: int) -> Cell:
@@ -85,16 +90,22 @@ def _broken(config: Config, result: RunResult, tried: int) -> Cell:
             if sort_key(simpler.schedule) < sort_key(best.schedule):
                 best = simpler
                 break
-    name = config.scenario.name
-    return Cell(name, config.design, Outcome.BROKEN, oracle, best.schedule.encode(), tried)
+    assert config.scenario_ref is not None and config.design_ref is not None
+    schedule = config.schedule_string(best.schedule)
+    return Cell(config.scenario_ref, config.design_ref, Outcome.BROKEN, oracle, schedule, tried)
 
 
 def judge(scenario: str, design: str, budget: int) -> Cell:
-    """Hunt one cell (runs in a worker process: arguments and result are plain data)."""
-    sc = CATALOG[scenario]
-    if design not in sc.designs:
+    """Hunt one cell (runs in a worker process: arguments and result are plain data).
+
+    ``scenario`` and ``design`` are as a command line names them: catalog names,
+    or files (``FILE.py:NAME``), which the worker loads again.
+    """
+    sc, scenario_file = resolve_scenario(scenario)
+    candidate, _ = resolve_design_anywhere(design, scenario_file)
+    if not applies(candidate, sc):
         return Cell(scenario, design, Outcome.NA)
-    config = Config(sc, design, executor=Executor.DIRECT)
+    config = configure(scenario, design, executor=Executor.DIRECT)
     tried = 0
     for kind in (Kind.RANDOM, Kind.PCT):
         outcome = trio.run(functools.partial(stress, config, kind, schedules=budget))

@@ -66,9 +66,10 @@ def count(n: int, noun: str) -> str:
     return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
-def schedule_note(s: Schedule) -> str:
+def schedule_note(config: Config, s: Schedule) -> str:
     """The schedule string and how complex it is."""
-    return f"{s.encode()} ({count(s.preemptions, 'preemption')}, {count(len(s.choices), 'decision')})"
+    size = f"{count(s.preemptions, 'preemption')}, {count(len(s.choices), 'decision')}"
+    return f"{config.schedule_string(s)} ({size})"
 
 
 def verdict(result: RunResult) -> str:
@@ -80,9 +81,10 @@ def verdict(result: RunResult) -> str:
     return f"VIOLATION {f.oracle} {where}: {f.message}"
 
 
-def replay_command(config: Config, result: RunResult) -> str:
-    """The exact command that replays ``result``."""
-    return f"mmurace replay {config.describe()} --schedule {result.schedule.encode()}"
+def replay_command(config: Config, result: RunResult, *, threads: bool = False) -> str:
+    """The exact command that replays ``result`` and draws it as it was drawn."""
+    drawn = " --threads" if threads else ""
+    return f"mmurace replay {config.describe()}{drawn} --schedule {config.schedule_string(result.schedule)}"
 
 
 def render_run(config: Config, result: RunResult, *, details: bool = True, threads: bool = False) -> str:
@@ -94,8 +96,8 @@ def render_run(config: Config, result: RunResult, *, details: bool = True, threa
         + "\n"
         + verdict(result)
         + "\n"
-        + f"schedule: {schedule_note(s)}\n"
-        + f"replay:   {replay_command(config, result)}\n"
+        + f"schedule: {schedule_note(config, s)}\n"
+        + f"replay:   {replay_command(config, result, threads=threads)}\n"
     )
 
 
@@ -104,7 +106,7 @@ def to_json(config: Config, result: RunResult) -> dict[str, Any]:
     f = result.finding
     return {
         "scenario": config.scenario.name,
-        "design": config.design,
+        "design": config.design.name,
         "params": dict(config.params),
         "status": result.status.name.lower(),
         "actors": list(result.actors),
@@ -119,6 +121,6 @@ def to_json(config: Config, result: RunResult) -> dict[str, Any]:
             for s in result.steps
         ],
         "finding": None if f is None else {"oracle": f.oracle, "step": f.step, "message": f.message},
-        "schedule": result.schedule.encode(),
+        "schedule": config.schedule_string(result.schedule),
         "replay": replay_command(config, result),
     }

@@ -20,7 +20,7 @@ from __future__ import annotations
 import functools
 import sys
 
-from actors import DESIGNS, ActorContext, ActorSpec, Design, Mailbox, World, notifier_dispatcher, vcpu
+from actors import ActorContext, ActorSpec, Design, Mailbox, World, design_named, notifier_dispatcher, vcpu
 from actors.host import ksm_merge
 from mmu import Model
 from scenarios.base import Registered, Scenario, full_world, registering
@@ -34,8 +34,9 @@ async def _ksmd(
     await ksm_merge(ctx, notifier, page_hva, tree_hva)
 
 
-def world(design: Design, *, accesses: int = 1) -> World:
+def build(design: Design | str, *, accesses: int = 1) -> World:
     """Two guest pages, each written ``accesses`` times, merged once by ksmd."""
+    design = design_named(design)
     if accesses < 1:
         raise ValueError(f"'accesses' must be >= 1 (got {accesses})")
     model = Model.build(npages=2)
@@ -61,16 +62,12 @@ def world(design: Design, *, accesses: int = 1) -> World:
             ),
             ActorSpec(
                 "notifier",
-                functools.partial(notifier_dispatcher, box=notifier, arch_unmap=design.uses_mmu_notifiers),
+                functools.partial(notifier_dispatcher, box=notifier, design=design),
                 daemon=True,
             ),
         ),
     )
 
-
-def build(design: str, *, accesses: int = 1) -> World:
-    """``world`` for the design called ``design``."""
-    return world(DESIGNS[design], accesses=accesses)
 
 
 SCENARIO = Scenario(

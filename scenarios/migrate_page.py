@@ -18,12 +18,12 @@ import functools
 import sys
 
 from actors import (
-    DESIGNS,
     ActorContext,
     ActorSpec,
     Design,
     Mailbox,
     World,
+    design_named,
     notifier_dispatcher,
     vcpu,
 )
@@ -40,8 +40,9 @@ async def _kcompactd(
         await migrate_page(ctx, notifier, hva)
 
 
-def world(design: Design, *, accesses: int = 2, migrations: int = 1) -> World:
+def build(design: Design | str, *, accesses: int = 2, migrations: int = 1) -> World:
     """One guest page written ``accesses`` times, migrated ``migrations`` times."""
+    design = design_named(design)
     if accesses < 1:
         raise ValueError(f"'accesses' must be >= 1 (got {accesses})")
     if migrations < 0:
@@ -68,17 +69,13 @@ def world(design: Design, *, accesses: int = 2, migrations: int = 1) -> World:
             ActorSpec(
                 "notifier",
                 functools.partial(
-                    notifier_dispatcher, box=notifier, arch_unmap=design.uses_mmu_notifiers
+                    notifier_dispatcher, box=notifier, design=design
                 ),
                 daemon=True,
             ),
         ),
     )
 
-
-def build(design: str, *, accesses: int = 2, migrations: int = 1) -> World:
-    """``world`` for the design called ``design``."""
-    return world(DESIGNS[design], accesses=accesses, migrations=migrations)
 
 
 SCENARIO = Scenario(

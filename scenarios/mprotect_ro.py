@@ -16,7 +16,7 @@ from __future__ import annotations
 import functools
 import sys
 
-from actors import DESIGNS, ActorContext, ActorSpec, Design, Mailbox, World, notifier_dispatcher, vcpu
+from actors import ActorContext, ActorSpec, Design, Mailbox, World, design_named, notifier_dispatcher, vcpu
 from actors.host import mprotect_readonly
 from mmu import PAGE_SIZE, Model
 from scenarios.base import Scenario, full_world
@@ -26,8 +26,9 @@ async def _qemu(ctx: ActorContext, notifier: Mailbox, hva: int) -> None:
     await mprotect_readonly(ctx, notifier, hva, hva + PAGE_SIZE)
 
 
-def world(design: Design, *, accesses: int = 3) -> World:
+def build(design: Design | str, *, accesses: int = 3) -> World:
     """One guest page written ``accesses`` times, made read-only once by the host."""
+    design = design_named(design)
     if accesses < 1:
         raise ValueError(f"'accesses' must be >= 1 (got {accesses})")
     model = Model.build(npages=1)
@@ -40,16 +41,12 @@ def world(design: Design, *, accesses: int = 3) -> World:
             ActorSpec("qemu", functools.partial(_qemu, notifier=notifier, hva=hva)),
             ActorSpec(
                 "notifier",
-                functools.partial(notifier_dispatcher, box=notifier, arch_unmap=design.uses_mmu_notifiers),
+                functools.partial(notifier_dispatcher, box=notifier, design=design),
                 daemon=True,
             ),
         ),
     )
 
-
-def build(design: str, *, accesses: int = 3) -> World:
-    """``world`` for the design called ``design``."""
-    return world(DESIGNS[design], accesses=accesses)
 
 
 SCENARIO = Scenario(

@@ -19,12 +19,12 @@ import functools
 import sys
 
 from actors import (
-    DESIGNS,
     ActorContext,
     ActorSpec,
     Design,
     Mailbox,
     World,
+    design_named,
     notifier_dispatcher,
     vcpu,
 )
@@ -37,8 +37,9 @@ async def _qemu(ctx: ActorContext, hva: int) -> None:
     await mmap(ctx, hva, hva + PAGE_SIZE, "rw")
 
 
-def world(design: Design) -> World:
+def build(design: Design | str) -> World:
     """rw VMA | read-only VMA | hole mmapped rw during the run; write, read, write."""
+    design = design_named(design)
     model = Model.build_regions(Region(1, "rw"), Region(1, "r"), Region(1, mapped=False))
     notifier = Mailbox("mmu_notifier")  # nothing is unmapped: it stays idle
     hole = model.kvm.memslot.gfn_to_hva(2)
@@ -53,17 +54,13 @@ def world(design: Design) -> World:
             ActorSpec(
                 "notifier",
                 functools.partial(
-                    notifier_dispatcher, box=notifier, arch_unmap=design.uses_mmu_notifiers
+                    notifier_dispatcher, box=notifier, design=design
                 ),
                 daemon=True,
             ),
         ),
     )
 
-
-def build(design: str) -> World:
-    """``world`` for the design called ``design``."""
-    return world(DESIGNS[design])
 
 
 SCENARIO = Scenario(

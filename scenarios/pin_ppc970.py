@@ -19,13 +19,14 @@ from __future__ import annotations
 import functools
 import sys
 
-from actors import DESIGNS, ActorSpec, Design, Mailbox, World, notifier_dispatcher, remapper, vcpu
+from actors import ActorSpec, Design, Mailbox, World, design_named, notifier_dispatcher, remapper, vcpu
 from mmu import Model
 from scenarios.base import Scenario, full_world
 
 
-def world(design: Design, *, accesses: int = 2, remaps: int = 1) -> World:
+def build(design: Design | str, *, accesses: int = 2, remaps: int = 1) -> World:
     """One guest page, ``accesses`` guest writes to it, ``remaps`` host remaps of it."""
+    design = design_named(design)
     if accesses < 1:
         raise ValueError(f"'accesses' must be >= 1 (got {accesses})")
     if remaps < 0:
@@ -40,16 +41,12 @@ def world(design: Design, *, accesses: int = 2, remaps: int = 1) -> World:
             ActorSpec("qemu", functools.partial(remapper, notifier=notifier, hva=hva, times=remaps)),
             ActorSpec(
                 "notifier",
-                functools.partial(notifier_dispatcher, box=notifier, arch_unmap=design.uses_mmu_notifiers),
+                functools.partial(notifier_dispatcher, box=notifier, design=design),
                 daemon=True,
             ),
         ),
     )
 
-
-def build(design: str, *, accesses: int = 2, remaps: int = 1) -> World:
-    """``world`` for the design called ``design``."""
-    return world(DESIGNS[design], accesses=accesses, remaps=remaps)
 
 
 SCENARIO = Scenario(

@@ -19,7 +19,17 @@ from __future__ import annotations
 import functools
 import sys
 
-from actors import DESIGNS, ActorContext, ActorSpec, Mailbox, World, notifier_dispatcher, remapper, vcpu
+from actors import (
+    ActorContext,
+    ActorSpec,
+    Design,
+    Mailbox,
+    World,
+    design_named,
+    notifier_dispatcher,
+    remapper,
+    vcpu,
+)
 from actors.host import mmap, mremap_move
 from actors.runtime import buried
 from mmu import PAGE_SIZE, Model
@@ -36,10 +46,13 @@ async def _mover(ctx: ActorContext, notifier: Mailbox, hva: int, times: int) -> 
             await mmap(ctx, hva, hva + PAGE_SIZE)
 
 
-def build(design: str, *, accesses: int = 2, remaps: int = 1, noise: int = 0, move: int = 0) -> World:
+def build(
+    design: Design | str, *, accesses: int = 2, remaps: int = 1, noise: int = 0, move: int = 0
+) -> World:
     """One guest page, ``accesses`` guest writes to it, ``remaps`` host remaps of it
     (mmap(MAP_FIXED), or with ``move`` 1, mremap away and mmap afresh); ``noise``
     unrelated steps of their own work around the vcpu's and QEMU's racing ones."""
+    design = design_named(design)
     if move not in (0, 1):
         raise ValueError(f"'move' must be 0 or 1 (got {move})")
     if accesses < 1:
@@ -57,7 +70,7 @@ def build(design: str, *, accesses: int = 2, remaps: int = 1, noise: int = 0, mo
             ActorSpec(
                 "vcpu0",
                 buried(
-                    functools.partial(vcpu, design=DESIGNS[design], gfns=(0,) * accesses),
+                    functools.partial(vcpu, design=design, gfns=(0,) * accesses),
                     noise,
                     "guest works on its other pages",
                 ),
@@ -70,7 +83,9 @@ def build(design: str, *, accesses: int = 2, remaps: int = 1, noise: int = 0, mo
                     "qemu runs its device models",
                 ),
             ),
-            ActorSpec("notifier", functools.partial(notifier_dispatcher, box=notifier), daemon=True),
+            ActorSpec(
+                "notifier", functools.partial(notifier_dispatcher, box=notifier, design=design), daemon=True
+            ),
         ),
     )
 

@@ -26,7 +26,7 @@ from __future__ import annotations
 import functools
 import sys
 
-from actors import DESIGNS, ActorContext, ActorSpec, Design, Mailbox, World, notifier_dispatcher, vcpu
+from actors import ActorContext, ActorSpec, Design, Mailbox, World, design_named, notifier_dispatcher, vcpu
 from actors.host import madvise_dontneed, thp_collapse, thp_split
 from mmu import PAGE_SIZE, Model, Region
 from mmu.constants import HPAGE_PAGES
@@ -58,10 +58,11 @@ async def _khugepaged(ctx: ActorContext, notifier: Mailbox, haddr: int) -> None:
     await thp_collapse(ctx, notifier, haddr)
 
 
-def world(design: Design, *, accesses: int = 2, collapse: int = 0, pages: int = 1) -> World:
+def build(design: Design | str, *, accesses: int = 2, collapse: int = 0, pages: int = 1) -> World:
     """One THP of guest RAM whose first ``pages`` gfns are written ``accesses``
     times, split and partly freed by the host, and collapsed again by
     khugepaged if ``collapse``."""
+    design = design_named(design)
     if pages not in (1, 2):
         raise ValueError(f"'pages' must be 1 or 2 (got {pages})")
     if accesses < 1:
@@ -77,13 +78,11 @@ def world(design: Design, *, accesses: int = 2, collapse: int = 0, pages: int = 
     ]
     if collapse:
         actors.append(ActorSpec("khugepaged", functools.partial(_khugepaged, notifier=notifier, haddr=haddr)))
-    actors.append(ActorSpec("notifier", functools.partial(notifier_dispatcher, box=notifier), daemon=True))
+    actors.append(ActorSpec(
+        "notifier", functools.partial(notifier_dispatcher, box=notifier, design=design), daemon=True
+    ))
     return full_world(model, tuple(actors))
 
-
-def build(design: str, *, accesses: int = 2, collapse: int = 0, pages: int = 1) -> World:
-    """``world`` for the design called ``design``."""
-    return world(DESIGNS[design], accesses=accesses, collapse=collapse, pages=pages)
 
 
 SCENARIO = Scenario(

@@ -24,7 +24,7 @@ from __future__ import annotations
 import functools
 import sys
 
-from actors import DESIGNS, ActorContext, ActorSpec, Design, Mailbox, World, notifier_dispatcher, vcpu
+from actors import ActorContext, ActorSpec, Design, Mailbox, World, design_named, notifier_dispatcher, vcpu
 from actors.host import mmap_fixed
 from mmu import ORACLES, PAGE_SIZE, Model, Region
 from scenarios.base import Scenario
@@ -45,9 +45,10 @@ async def _qemu(ctx: ActorContext, notifier: Mailbox, hva: int, remaps: int) -> 
         await mmap_fixed(ctx, notifier, hva, page_size=PAGE_SIZE)
 
 
-def world(design: Design, *, accesses: int = 2, remaps: int = 1) -> World:
+def build(design: Design | str, *, accesses: int = 2, remaps: int = 1) -> World:
     """gfn 0 backed by 64K pages, written ``accesses`` times, remapped ``remaps``
     times with 4K pages."""
+    design = design_named(design)
     if accesses < 1:
         raise ValueError(f"'accesses' must be >= 1 (got {accesses})")
     if remaps < 0:
@@ -60,15 +61,13 @@ def world(design: Design, *, accesses: int = 2, remaps: int = 1) -> World:
         (
             ActorSpec("vcpu0", functools.partial(vcpu, design=design, gfns=(0,) * accesses)),
             ActorSpec("qemu", functools.partial(_qemu, notifier=notifier, hva=hva, remaps=remaps)),
-            ActorSpec("notifier", functools.partial(notifier_dispatcher, box=notifier), daemon=True),
+            ActorSpec(
+                "notifier", functools.partial(notifier_dispatcher, box=notifier, design=design), daemon=True
+            ),
         ),
         dict(SCENARIO_ORACLES),
     )
 
-
-def build(design: str, *, accesses: int = 2, remaps: int = 1) -> World:
-    """``world`` for the design called ``design``."""
-    return world(DESIGNS[design], accesses=accesses, remaps=remaps)
 
 
 SCENARIO = Scenario(

@@ -33,11 +33,10 @@ SURFACE = {
         "invalidate_start", "ksm_merge", "madvise_dontneed", "migrate_page", "mmap", "mmap_fixed",
         "mmu_notifier_register", "mprotect_readonly", "mremap_move", "munmap", "remapper", "thp_collapse", "thp_split",
     },
-    actors.kvm: {
-        "DESIGNS", "Design", "WriteProtect", "enable_dirty_logging", "get_dirty_log", "notifier_dispatcher", "vcpu",
-    },
+    actors.kvm: {"DESIGNS", "Design", "Fault", "SeqRetry", "design_named", "notifier_dispatcher", "step", "vcpu"},
     actors: (RUNTIME - {"ActorFn", "buried"}) | {
-        "DESIGNS", "Design", "InvalidateEnd", "InvalidateStart", "notifier_dispatcher", "remapper", "vcpu",
+        "DESIGNS", "Design", "Fault", "InvalidateEnd", "InvalidateStart", "SeqRetry", "design_named",
+        "notifier_dispatcher", "remapper", "step", "vcpu",
     },
     scenarios: {"CATALOG", "Scenario"},
     mmurace: {"Config", "Hunt", "MmuraceError", "RandomWalk", "Replay", "UsageError", "hunt", "load_scenario", "replay"},

@@ -5,38 +5,34 @@ from __future__ import annotations
 
 import functools
 
-import attrs
 import pytest
 
-from actors import DESIGNS, ActorContext, ActorSpec, Design, Mailbox, notifier_dispatcher, vcpu
-from actors.host import get_user_pages, madvise_dontneed, munmap
+from actors import (
+    DESIGNS,
+    ActorContext,
+    ActorSpec,
+    Design,
+    Fault,
+    Mailbox,
+    SeqRetry,
+    notifier_dispatcher,
+    vcpu,
+)
+from actors.host import madvise_dontneed, munmap
 from mmu import PAGE_SIZE, Model, Region, leaked_refs, pinned_pages, spurious_efault, writable_spte
 from mmurace import RandomWalk
 from scenarios.base import full_world
-from scenarios.pin_ppc970 import world as pin_world
+from scenarios.pin_ppc970 import build as pin_world
 from tests.hunting import run
 
 
-async def _leaky_fault(ctx: ActorContext, gfn: int, write: bool) -> bool:
+async def _release_only_after_a_retry(design: Design, ctx: ActorContext, f: Fault) -> None:
     """seq_retry that forgets ``kvm_release_pfn_clean`` on its success path."""
-    kvm = ctx.model.kvm
-    await ctx.point("kvm_faultin_pfn")
-    mmu_seq = kvm.snapshot_seq()
-    got = await get_user_pages(ctx, kvm.memslot.gfn_to_hva(gfn), write)
-    if got is None:
-        return False
-    await ctx.spin_lock(kvm.mmu_lock, "mmu_lock: mmu_invalidate_retry, map")
-    retry = kvm.retry(mmu_seq, ctx.name)
-    if not retry:
-        kvm.install_spte(gfn, got[0], got[1], ctx.name)
-    ctx.spin_unlock(kvm.mmu_lock)
-    if retry:
-        await ctx.point("kvm_release_pfn_clean")
-        ctx.model.frames.put_page(got[0])
-    return True
+    if f.stale:
+        await SeqRetry.release(design, ctx, f)
 
 
-LEAKY = attrs.evolve(DESIGNS["seq_retry"], name="leaky", fault=_leaky_fault)
+LEAKY = DESIGNS["seq_retry"].replace(release=_release_only_after_a_retry, name="leaky")
 
 
 @pytest.mark.parametrize(("design", "leaks"), [(LEAKY, True), (DESIGNS["seq_retry"], False)])

@@ -26,7 +26,7 @@ from mmurace.explore import Verdict, explore
 from mmurace.report import render_run
 from scenarios import CATALOG
 from scenarios.base import full_world
-from scenarios.thp_split import world as thp_world
+from scenarios.thp_split import build as thp_world
 from tests.hunting import run
 
 SCENARIO = CATALOG["thp_split"]

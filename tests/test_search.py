@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from actors import ActorContext, ActorSpec, Executor, Schedule, World
+from actors import ActorContext, ActorSpec, Design, Executor, Schedule, World
 from mmu import Model, Violation
 from mmurace import Config, RandomWalk, Replay
 from mmurace.explore import Verdict, explore
@@ -33,7 +33,7 @@ def _toy(actors: dict[str, Callable[[ActorContext], object]], oracle: Callable[[
         w.oracles = {"toy": oracle} if oracle else {}
         return w
 
-    return Config(Scenario("toy", "toy", "toy", build, ("toy",)), "toy", executor=Executor.DIRECT)
+    return Config(Scenario("toy", "toy", "toy", build, ("toy",)), Design("toy", "toy"), executor=Executor.DIRECT)
 
 
 def _private(key: str) -> Callable[[ActorContext], object]:

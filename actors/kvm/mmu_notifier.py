@@ -3,10 +3,8 @@
 KVM registers on the VMM's mm (``kvm_init_mmu_notifier``) and serves each
 invalidation the host announces: in the kernel synchronously on the host's
 thread, here as a daemon actor whose steps run in the caller's thread (the
-trace's ``--threads`` view and lockdep see them there). Each callback is one
-``mmu_lock`` critical section (KERNEL.md 1.3): ``in_progress++`` and the zap
-in the same section (R2), zap and flush before start returns (R4), and
-``seq++`` before ``in_progress--`` at end (R3).
+trace's ``--threads`` view and lockdep see them there). What each callback
+does is the design's (``Design.invalidate_range_start``/``_end``).
 """
 
 from __future__ import annotations
@@ -14,16 +12,14 @@ from __future__ import annotations
 from ..host.notifier import InvalidateEnd, InvalidateStart, mmu_notifier_register
 from ..runtime.context import ActorContext
 from ..runtime.mailbox import Mailbox
+from .design import Design
+from .designs import design_named
 
 
-async def notifier_dispatcher(ctx: ActorContext, box: Mailbox, *, arch_unmap: bool = True) -> None:
-    """Serve invalidations forever; the run does not wait for this daemon.
-
-    ``arch_unmap=False`` is PPC970 (``kvm->arch.using_mmu_notifiers == 0``):
-    the generic code still counts the invalidation, but the arch zap
-    (``kvm_unmap_hva_range_hv``) does nothing, so sptes survive it.
-    """
-    kvm = ctx.model.kvm
+async def notifier_dispatcher(ctx: ActorContext, box: Mailbox, *, design: Design | str = "seq_retry") -> None:
+    """Serve invalidations forever with ``design``'s callbacks; the run does not wait
+    for this daemon."""
+    design = design_named(design)
     # kvm_init_mmu_notifier -> mmu_notifier_register(&kvm->mmu_notifier, current->mm):
     # done before the first point, so before any step of any actor
     mmu_notifier_register(ctx.model.mm, box)
@@ -33,19 +29,11 @@ async def notifier_dispatcher(ctx: ActorContext, box: Mailbox, *, arch_unmap: bo
         if isinstance(msg, InvalidateStart):
             ctx.relabel("kvm_mmu_notifier_invalidate_range_start")
             ctx.note(f"range {msg.start:#x}-{msg.end:#x} from {request.sender}")
-            await ctx.spin_lock(kvm.mmu_lock, "mmu_lock: invalidate_begin, unmap, flush")
-            kvm.invalidate_begin(ctx.name)
-            if not arch_unmap:
-                ctx.note("kvm_unmap_hva_range: !using_mmu_notifiers (PPC970), nothing zapped")
-            elif kvm.unmap_hva_range(msg.start, msg.end, ctx.name):
-                ctx.note("kvm_flush_remote_tlbs")
-            ctx.spin_unlock(kvm.mmu_lock)
+            await design.invalidate_range_start(ctx, msg.start, msg.end)
         elif isinstance(msg, InvalidateEnd):
             ctx.relabel("kvm_mmu_notifier_invalidate_range_end")
             ctx.note(f"range {msg.start:#x}-{msg.end:#x} from {request.sender}")
-            await ctx.spin_lock(kvm.mmu_lock, "mmu_lock: kvm_mmu_invalidate_end")
-            kvm.invalidate_end(ctx.name)
-            ctx.spin_unlock(kvm.mmu_lock)
+            await design.invalidate_range_end(ctx, msg.start, msg.end)
         else:
             raise TypeError(f"notifier got an unknown message {msg!r}")
         ctx.answer(request)
