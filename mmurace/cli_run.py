@@ -7,8 +7,10 @@ import json
 import click
 from rich.table import Table
 
-from actors import DESIGNS, RunResult
+from actors import DESIGNS, Design, RunResult
 from mmu import ORACLES
+from mmu.oracles import Oracle
+from scenarios import Scenario
 
 from . import api
 from .cli_options import (
@@ -21,6 +23,7 @@ from .cli_options import (
     progress,
     scenario_arg,
 )
+from .library import load_file
 from .report import count, render_run, render_trace, replay_command, to_json, verdict
 
 
@@ -126,14 +129,28 @@ def replay(scenario: str, design: str, schedule: str, opts: RunOptions, as_json:
 
 
 @click.command("list")
-def list_() -> int:
-    """List scenarios (with their parameters), designs, oracles and the runtime's own findings."""
+@click.argument("files", nargs=-1, metavar="[FILE.py]...")
+def list_(files: tuple[str, ...]) -> int:
+    """List scenarios (with their parameters), designs, oracles and the runtime's own findings.
+
+    \b
+    With FILE.py, what the file defines too, each named as commands accept it.
+    mmurace list examples/virtio_mem.py
+    """
     from scenarios import CATALOG
 
+    scenarios: dict[str, Scenario] = dict(CATALOG)
+    designs: dict[str, Design] = dict(DESIGNS)
+    oracles: dict[str, Oracle] = dict(ORACLES)
+    for path in files:
+        defined = load_file(path)
+        scenarios |= {f"{path}:{n}" if n in scenarios else n: sc for n, sc in defined.scenarios.items()}
+        designs |= {n: d for n, d in defined.designs.items() if n not in designs}
+        oracles |= defined.oracles
     sections = {
-        "scenarios": {sc.name: sc.summary for sc in CATALOG.values()},
-        "designs": {d.name: d.summary for d in DESIGNS.values()},
-        "oracles (--oracle NAME)": {n: (o.__doc__ or "").strip().splitlines()[0] for n, o in ORACLES.items()},
+        "scenarios": {name: sc.summary for name, sc in scenarios.items()},
+        "designs": {name: _design_line(d) for name, d in designs.items()},
+        "oracles (--oracle NAME)": {n: _first_line(o.__doc__) for n, o in oracles.items()},
         "findings the runtime makes itself (always on)": RUNTIME_FINDINGS,
     }
     width = max(len(name) for items in sections.values() for name in items)
@@ -141,10 +158,20 @@ def list_() -> int:
         echo(f"{kind}:\n")
         for name, summary in items.items():
             echo(f"  {name:<{width}}  {summary}\n")
-            params = CATALOG[name].params() if kind == "scenarios" else {}
+            params = scenarios[name].params() if kind == "scenarios" else {}
             if params:
                 echo(f"  {'':<{width}}  parameters: {' '.join(f'-p {k}={v}' for k, v in params.items())}\n")
     return 0
+
+
+def _first_line(doc: str | None) -> str:
+    return (doc or "").strip().partition("\n")[0]
+
+
+def _design_line(design: Design) -> str:
+    if design.base is None or design.base == design.name:
+        return design.summary
+    return f"{design.summary} (a variant of {design.base})"
 
 
 #: findings no oracle makes: the runtime reports them whatever --oracle says

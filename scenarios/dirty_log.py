@@ -94,7 +94,6 @@ def build(design: Design | str, *, pages: int = 1, accesses: int = 3, rounds: in
     )
 
 
-
 SCENARIO = Scenario(
     name="dirty_log",
     summary="live migration harvests the dirty log while a vcpu writes guest RAM",

@@ -69,7 +69,6 @@ def build(design: Design | str, *, accesses: int = 1) -> World:
     )
 
 
-
 SCENARIO = Scenario(
     name="ksm_merge",
     summary="ksmd merges two identical guest pages into one read-only KSM page while a vcpu writes them",

@@ -77,7 +77,6 @@ def build(design: Design | str, *, accesses: int = 2, migrations: int = 1) -> Wo
     )
 
 
-
 SCENARIO = Scenario(
     name="migrate_page",
     summary="the kernel migrates a guest page to a new frame while a vcpu faults on it",

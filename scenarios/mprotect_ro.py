@@ -48,7 +48,6 @@ def build(design: Design | str, *, accesses: int = 3) -> World:
     )
 
 
-
 SCENARIO = Scenario(
     name="mprotect_ro",
     summary="host userspace write-protects guest RAM while a vcpu writes it",

@@ -62,7 +62,6 @@ def build(design: Design | str) -> World:
     )
 
 
-
 SCENARIO = Scenario(
     name="multi_vma",
     summary="a memslot over a rw VMA, a read-only VMA and a hole mmapped later",

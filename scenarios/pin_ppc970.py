@@ -48,7 +48,6 @@ def build(design: Design | str, *, accesses: int = 2, remaps: int = 1) -> World:
     )
 
 
-
 SCENARIO = Scenario(
     name="pin_ppc970",
     summary="pinned guest pages (PPC970) while host userspace remaps guest RAM",

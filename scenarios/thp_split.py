@@ -84,7 +84,6 @@ def build(design: Design | str, *, accesses: int = 2, collapse: int = 0, pages: 
     return full_world(model, tuple(actors))
 
 
-
 SCENARIO = Scenario(
     name="thp_split",
     summary="the host splits the THP backing guest RAM and frees one base page (khugepaged may collapse it)",

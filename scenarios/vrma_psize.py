@@ -69,7 +69,6 @@ def build(design: Design | str, *, accesses: int = 2, remaps: int = 1) -> World:
     )
 
 
-
 SCENARIO = Scenario(
     name="vrma_psize",
     summary="POWER7 sets the VRMA page size at first vcpu run; userspace then remaps gpa 0 with 4K pages",

@@ -231,14 +231,14 @@ class Design:
         return mask
 
 
-def _origin(kind: type[Design], key: str) -> Any:
-    """The step ``key`` as the first class that has it defines it: what a variant must fit."""
-    return next(vars(k)[key] for k in reversed(kind.__mro__) if key in vars(k))
+def _origin(kind: type[Design], key: str) -> tuple[type, Any]:
+    """The class that first defines the step ``key``, and its definition: what a variant must fit."""
+    return next((k, vars(k)[key]) for k in reversed(kind.__mro__) if key in vars(k))
 
 
 def check_step(kind: type[Design], key: str, fn: Any) -> None:
     """Raise TypeError unless ``fn`` can stand for the step ``key`` of ``kind``."""
-    original = _origin(kind, key)
+    origin, original = _origin(kind, key)
     if not inspect.iscoroutinefunction(fn):
         raise TypeError(f"step {key!r} must be an async function (got {fn!r})")
     want = len(inspect.signature(original).parameters)
@@ -249,7 +249,7 @@ def check_step(kind: type[Design], key: str, fn: Any) -> None:
     if len(positional) != want:
         args = ", ".join(list(inspect.signature(original).parameters))
         got = len(positional)
-        where = f"{kind.__name__}.{key}"
+        where = f"{origin.__name__}.{key}"
         raise TypeError(f"step {key!r} must take ({args}), as {where} does (got {got} arguments)")
 
 
