@@ -2,7 +2,7 @@
 
 Field names follow ``struct kvm`` (``mmu_invalidate_seq`` is ``seq``,
 ``mmu_invalidate_in_progress`` is ``in_progress``). Both are written only
-under ``mmu_lock`` (KERNEL.md 1.1), and so are sptes: the methods here
+under ``mmu_lock`` (docs/model.md 1.1), and so are sptes: the methods here
 assert it. Guest accesses need no lock: they are the hardware walking the
 secondary page table.
 """

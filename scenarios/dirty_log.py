@@ -11,7 +11,7 @@ thread enables dirty logging (``ram_save_setup`` ->
 then stops the VM (``migration_completion``: ``vm_stop_force_state``; here it
 waits for the vcpu to finish its writes) and harvests one last time. Every
 guest write made after logging started must be in a bitmap harvested after
-it, or still dirty (``lost_dirty``, KERNEL.md O3). ``wp_ignore`` keeps
+it, or still dirty (``lost_dirty``, docs/model.md O3). ``wp_ignore`` keeps
 writable sptes, so writes through them are never logged; ``wp_zap_refault``
 makes them absent, and the re-fault marks the page dirty (F7). Run it with
 ``python scenarios/dirty_log.py``.

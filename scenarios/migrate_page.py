@@ -3,7 +3,7 @@
 No remap by userspace at all: the hva stays, its frame changes. Migration
 replaces the pte by a migration entry inside invalidate_range_start/end,
 copies the page to a new frame, maps that, and frees the old one
-(KERNEL.md section 3). A design that translated once keeps using the freed
+(docs/model.md section 3). A design that translated once keeps using the freed
 frame; one that maps a pfn gup returned before the invalidation, without
 rechecking seq, maps a frame about to be freed. Pages with an extra
 reference (gup in flight, a pin) fail the expected-refcount check and stay.

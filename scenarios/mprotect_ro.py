@@ -6,7 +6,7 @@
 One vcpu writes gfn 0 ``accesses`` times; meanwhile the VMM
 ``mprotect(PROT_READ)``s the page backing it. ``change_protection``
 brackets the pte write-protect with invalidate_range_start/end: a writable
-spte must not survive it (KERNEL.md O2), since the guest would then write
+spte must not survive it (docs/model.md O2), since the guest would then write
 a page the host believes read-only. Run it with
 ``python scenarios/mprotect_ro.py``, or ``mmurace run mprotect_ro``.
 """

@@ -1,6 +1,6 @@
 """A transparent huge page split (and collapsed again) under a faulting vcpu.
 
-    "decide final mapping size under the lock"  (KERNEL.md F6: x86
+    "decide final mapping size under the lock"  (docs/model.md F6: x86
     ``host_pfn_mapping_level`` is safe "only if 1) retry was checked after
     taking mmu_lock, and 2) mmu_lock is taken now")
 
@@ -13,7 +13,7 @@ page compound: ``split_huge_page`` refuses then); with
 ``collapse=1`` khugepaged then collapses the range into a new huge page.
 A design that read the host mapping level before its seq snapshot may map
 the split page huge after all: the leaf covers the freed base page
-(``huge_spte``, KERNEL.md O4); with ``pages=2`` the guest then writes
+(``huge_spte``, docs/model.md O4); with ``pages=2`` the guest then writes
 the freed frame through it (``corruption``). Reading it under mmu_lock
 after the retry check (``level_locked``) cannot. The other designs map base pages only,
 so the scenario says nothing about them.
@@ -88,7 +88,7 @@ SCENARIO = Scenario(
     name="thp_split",
     summary="the host splits the THP backing guest RAM and frees one base page (khugepaged may collapse it)",
     story=(
-        "KERNEL.md F6: decide the final mapping size under mmu_lock, after the retry check; "
+        "docs/model.md F6: decide the final mapping size under mmu_lock, after the retry check; "
         "a huge leaf must not outlive the host's huge page."
     ),
     build=build,

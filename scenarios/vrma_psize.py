@@ -10,7 +10,7 @@ the VRMA from that (``kvmppc_hv_setup_htab_rma``: 64K VRMA pages), then the
 guest, in real mode, writes gfn 0 ``accesses`` times. Meanwhile the VMM
 mmap(MAP_FIXED)s gpa 0's memory again with 4K pages. A VRMA HPTE entered
 after that with the 64K size maps 60K of host memory that is not the guest's
-page (``vrma_psize``, KERNEL.md O4). ``vrma_checked`` compares the sizes at
+page (``vrma_psize``, docs/model.md O4). ``vrma_checked`` compares the sizes at
 fault time, after its seq snapshot (R5), and fails the fault (-EFAULT) as
 the kernel does; the VM then cannot run in real mode, but nothing is
 corrupted. That refusal is not ``spurious_efault``, which this scenario does

@@ -1,7 +1,7 @@
 """A write fault on a read-only pte in a writable VMA: reuse the page, or break COW.
 
 ``handle_mm_fault(FAULT_FLAG_WRITE)`` -> ``do_wp_page`` (mm/memory.c), in the
-kernel's order (KERNEL.md section 3, "COW break (wp_page_copy)" row). A page
+kernel's order (docs/model.md section 3, "COW break (wp_page_copy)" row). A page
 nobody else may see is reused: the pte gets its write bit back, on the same
 frame, so no notifier is needed. A KSM page, or one somebody else holds a
 reference on, is copied: ``wp_page_copy`` allocates and copies outside the

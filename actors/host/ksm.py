@@ -8,7 +8,7 @@ address to it (``try_to_merge_with_ksm_page(tree_page, page)``). Each merge
 write-protects its page first (``write_protect_page``); the second then
 swaps the pte to the KSM page (``replace_page``) and frees the old page.
 
-KVM's part (KERNEL.md section 3, "KSM merge" row): every pte change is
+KVM's part (docs/model.md section 3, "KSM merge" row): every pte change is
 inside invalidate_range_start/end, so its leaf is zapped before the pte is
 write-protected or replaced (R4), and a fault that resolved the page before
 start must see seq move (R1, R2). The refcount check of ``write_protect_page``

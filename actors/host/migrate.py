@@ -1,6 +1,6 @@
 """Page migration (``move_pages(2)``, NUMA balancing, compaction), in kernel order.
 
-KERNEL.md section 3: isolate the folio (ref+1), allocate the destination,
+docs/model.md section 3: isolate the folio (ref+1), allocate the destination,
 ``try_to_migrate`` under the anon_vma lock (start, ``ptep_clear_flush`` +
 migration entry + ``page_remove_rmap`` + put, end), the expected-refcount
 check of ``folio_migrate_mapping`` (an extra reference, such as gup's or a

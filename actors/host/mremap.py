@@ -1,7 +1,7 @@
 """``mremap``: host userspace moves guest RAM to another address.
 
 Unlike munmap, nothing is freed: the frames follow their ptes to the new
-address, with no refcount change (KERNEL.md section 3, "mremap move"). KVM's
+address, with no refcount change (docs/model.md section 3, "mremap move"). KVM's
 memslot still names the old address, so the sptes must go all the same
 (R4): a design that keeps one maps a live frame that the old address no
 longer has, and the guest and QEMU silently see different memory.

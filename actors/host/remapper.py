@@ -1,6 +1,6 @@
 """Host userspace: the VMM remapping guest RAM under KVM's feet.
 
-The operations themselves, each in the kernel's order (KERNEL.md section
+The operations themselves, each in the kernel's order (docs/model.md section
 3), are in ``actors.host.syscalls``; this is the actor race_remap runs.
 """
 

@@ -1,6 +1,6 @@
 """Host operations as step sequences an actor awaits, in the kernel's order.
 
-Each operation is written once, in the order of KERNEL.md section 3: the lock
+Each operation is written once, in the order of docs/model.md section 3: the lock
 that keeps the VMAs stable, ``mmu_notifier_invalidate_range_start`` (the
 caller blocks until KVM has zapped and flushed its sptes: R2, R4), the pte
 changes, the TLB flush, the refcount drops (inside the window when the

@@ -1,6 +1,6 @@
 """Transparent huge pages: the host splits and collapses them, in kernel order.
 
-KERNEL.md section 3, THP rows. A huge page is ``HPAGE_PAGES`` contiguous
+docs/model.md section 3, THP rows. A huge page is ``HPAGE_PAGES`` contiguous
 base frames mapped by one PMD (``mmu.constants``: 4 stand for 512). The
 split (``__split_huge_pmd``) brackets ``pmdp_invalidate`` + the new ptes
 with invalidate_range_start/end over the whole huge range, so start zaps a

@@ -18,8 +18,9 @@ Every step is a coroutine function: awaiting ``ctx.point(label)`` inside one
 splits it into two scheduling steps; a step that awaits nothing runs inside
 the step of its caller. Steps talk to the model only through its methods,
 which assert the lock the kernel would hold and record what they touch, so
-a user's design is explored exactly as a catalog one is. ``docs/model.md``
-says which kernel function each step stands for.
+a user's design is explored exactly as a catalog one is. Which kernel
+function each step stands for: docs/model.md section 1.2 (fault path) and 1.3
+(notifier callbacks).
 """
 
 from __future__ import annotations
