@@ -4,10 +4,10 @@
     mmurace run race_remap                      the thread's story: every design
     mmurace run race_remap --design no_retry    hunt seeds until a race shows
     mmurace run race_remap --design no_retry --seed 42
-    mmurace replay race_remap --design no_retry --schedule v1:10:2=1,8=1
+    mmurace replay race_remap --design no_retry --schedule v1:10:2=1,8=1@99959b
     mmurace stress race_remap --design no_retry --strategy pct --schedules 1000
     mmurace explore race_remap --design seq_retry --preemptions 2
-    mmurace shrink race_remap --design no_retry --schedule v1:10:2=1,8=1
+    mmurace shrink race_remap --design no_retry --schedule v1:10:2=1,8=1@99959b
     mmurace list
 
 Exit status: 0 no violation, 1 a violation was found, 2 usage error.
