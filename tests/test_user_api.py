@@ -293,3 +293,25 @@ def test_a_file_scenario_replays_byte_for_byte_with_every_option(capsys: pytest.
     assert main(replay.split()[2:]) == 1
     again = capsys.readouterr().out
     assert first.startswith(again)  # the hunt adds only its "found by seed" line
+
+
+def test_a_file_with_its_own_scenario_and_design_tells_the_story(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "both.py"
+    path.write_text(textwrap.dedent(
+        """
+        from actors import DESIGNS
+        from scenarios import CATALOG, Scenario
+
+        async def no_recheck(design, ctx, f):
+            return False
+
+        BLIND = DESIGNS["seq_retry"].replace(recheck=no_recheck, name="blind")
+        SCENARIO = Scenario("remap_again", "race_remap, mine", "why", CATALOG["race_remap"].build, ("seq_retry", "blind"))
+        """
+    ))
+    assert main(["run", str(path), "--seeds", "1000"]) == 1
+    out = capsys.readouterr().out
+    assert "== seq_retry:" in out and "survived 1000 schedules" in out
+    assert "== blind: seq_retry with recheck replaced" in out
+    assert f"mmurace replay {path} --design blind --schedule v1:" in out
+    assert main(["shrink", str(path), "--design", "blind", "--schedule", out.split("--schedule ")[-1].split()[0]]) == 1
