@@ -147,6 +147,8 @@ class Kvm:
         # a huge leaf is zapped whole when any page under it is (x86 zaps the 2M spte)
         zapped = [gfn for gfn in sorted(self.sptes) if set(self.covered(gfn)) & set(in_range)]
         for gfn in zapped:
+            for g in self.covered(gfn):  # a huge leaf goes whole: an access to any page of it depends on this
+                self.fp.write(("spte", g))
             spte = self.sptes.pop(gfn)
             self.log.append(f"zap spte gfn {gfn:#x} -> pfn {spte.pfn:#x}")
         if not zapped:
@@ -290,6 +292,7 @@ class Kvm:
         pfn, generation = (spte.pfn, spte.generation) if spte is not None else (0, 0)
         if spte is None:  # a huge leaf at an earlier gfn may cover this one
             for base in sorted(g for g in self.sptes if g < gfn and gfn in self.covered(g)):
+                self.fp.read(("spte", base))
                 spte = self.sptes[base]
                 pfn, generation = spte.pfn + gfn - base, spte.tail_generations[gfn - base - 1]
         kind = "write" if write else "read"

@@ -234,3 +234,26 @@ def test_a_huge_leaf_replaces_base_leaves_and_is_zapped_whole() -> None:
     assert kvm.unmap_hva_range(HADDR + 3 * PAGE_SIZE, HADDR + HPAGE_SIZE, "t") == 1
     assert not kvm.sptes, "invalidating one base page zaps the huge leaf over it"
     kvm.mmu_lock.release("t")
+
+
+def test_a_zap_of_any_page_of_a_huge_leaf_conflicts_with_an_access_through_the_leaf() -> None:
+    """Partial-order reduction may skip reordering two steps only if they commute:
+    zapping gfn 1 removes the leaf at gfn 0, so it must conflict with an access to gfn 0
+    (and an access to gfn 2 goes through the leaf at gfn 0 too)."""
+    m = thp_world(SCENARIO_DESIGN).model
+    kvm = m.kvm
+    kvm.mmu_lock.acquire("t")
+    kvm.install_spte(0, HEAD, True, "t", page_size=HPAGE_SIZE)
+    kvm.fp.clear()
+    hva1 = kvm.memslot.gfn_to_hva(1)
+    kvm.unmap_hva_range(hva1, hva1 + PAGE_SIZE, "t")
+    zap = kvm.fp.drain()
+    kvm.mmu_lock.release("t")
+    assert {("spte", g) for g in range(4)} <= zap.writes
+    kvm.mmu_lock.acquire("t")
+    kvm.install_spte(0, HEAD, True, "t", page_size=HPAGE_SIZE)
+    kvm.mmu_lock.release("t")
+    kvm.fp.clear()
+    kvm.guest_access(2, write=False)
+    through = kvm.fp.drain()
+    assert ("spte", 0) in through.reads and through.conflicts(zap)
