@@ -7,8 +7,6 @@ notifier callbacks). This package re-exports what scenarios and users need.
 """
 
 from .host import (
-    InvalidateEnd as InvalidateEnd,
-    InvalidateStart as InvalidateStart,
     remapper as remapper,
 )
 from .kvm import (
@@ -17,7 +15,7 @@ from .kvm import (
     Fault as Fault,
     SeqRetry as SeqRetry,
     design_named as design_named,
-    notifier_dispatcher as notifier_dispatcher,
+    kvm_init_mmu_notifier as kvm_init_mmu_notifier,
     step as step,
     vcpu as vcpu,
 )

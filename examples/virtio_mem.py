@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import functools
 
-from actors import ActorContext, ActorSpec, Design, Mailbox, World, design_named, notifier_dispatcher, vcpu
+from actors import ActorContext, ActorSpec, Design, World, design_named, kvm_init_mmu_notifier, vcpu
 from actors.host import madvise_dontneed
 from mmu import ORACLES as CATALOG_ORACLES, PAGE_SIZE, Model, Violation
 from scenarios import Scenario
@@ -42,9 +42,9 @@ def memory_returned(model: Model) -> Violation | None:
 ORACLES = {"memory_returned": memory_returned}
 
 
-async def _unplug(ctx: ActorContext, notifier: Mailbox, start: int, end: int) -> None:
+async def _unplug(ctx: ActorContext, start: int, end: int) -> None:
     """QEMU's ``virtio_mem_unplug_sb``: ``ram_block_discard_range`` -> madvise(DONTNEED)."""
-    await madvise_dontneed(ctx, notifier, start, end)
+    await madvise_dontneed(ctx, start, end)
 
 
 def build(design: Design | str, *, pages: int = 2, accesses: int = 2) -> World:
@@ -54,16 +54,14 @@ def build(design: Design | str, *, pages: int = 2, accesses: int = 2) -> World:
     if pages < 1 or accesses < 1:
         raise ValueError(f"'pages' and 'accesses' must be >= 1 (got {pages}, {accesses})")
     model = Model.build(npages=pages)
-    notifier = Mailbox("mmu_notifier")
+    kvm_init_mmu_notifier(model, design)
     start = model.kvm.memslot.gfn_to_hva(0)
-    block = functools.partial(_unplug, notifier=notifier, start=start, end=start + pages * PAGE_SIZE)
-    kvm = functools.partial(notifier_dispatcher, box=notifier, design=design)
+    block = functools.partial(_unplug, start=start, end=start + pages * PAGE_SIZE)
     return World(
         model,
         (
             ActorSpec("vcpu0", functools.partial(vcpu, design=design, gfns=tuple(range(pages)) * accesses)),
             ActorSpec("qemu", block),
-            ActorSpec("notifier", kvm, daemon=True),
         ),
         {**CATALOG_ORACLES, **ORACLES},
     )

@@ -139,21 +139,32 @@ class Kvm:
         return moved
 
     def unmap_hva_range(self, start: int, end: int, who: str) -> int:
-        """``kvm_unmap_gfn_range`` + flush: zap every spte for [start, end); return how many."""
+        """``kvm_unmap_gfn_range`` in one go: zap every spte for [start, end); return how many."""
+        zapped = self.leaves_in(start, end, who)
+        for gfn in zapped:
+            self.zap_leaf(gfn, who)
+        return len(zapped)
+
+    def leaves_in(self, start: int, end: int, who: str) -> list[int]:
+        """The gfns of the leaves mapping any of [start, end), in order; a huge leaf
+        counts if any page under it is in range (x86 zaps the 2M spte whole).
+        Says so when there is none."""
         self._assert_locked(who)
         in_range = self.memslot.gfns_in(start, end)
         for gfn in in_range:  # absent ones too: a later install there depends on this zap
             self.fp.write(("spte", gfn))
-        # a huge leaf is zapped whole when any page under it is (x86 zaps the 2M spte)
-        zapped = [gfn for gfn in sorted(self.sptes) if set(self.covered(gfn)) & set(in_range)]
-        for gfn in zapped:
-            for g in self.covered(gfn):  # a huge leaf goes whole: an access to any page of it depends on this
-                self.fp.write(("spte", g))
-            spte = self.sptes.pop(gfn)
-            self.log.append(f"zap spte gfn {gfn:#x} -> pfn {spte.pfn:#x}")
-        if not zapped:
+        leaves = [gfn for gfn in sorted(self.sptes) if set(self.covered(gfn)) & set(in_range)]
+        if not leaves:
             self.log.append("no spte in range")
-        return len(zapped)
+        return leaves
+
+    def zap_leaf(self, gfn: int, who: str) -> None:
+        """Drop the leaf at ``gfn`` (``tdp_mmu_zap_leafs``/``kvm_zap_rmap`` for one leaf)."""
+        self._assert_locked(who)
+        for g in self.covered(gfn):  # a huge leaf goes whole: an access to any page of it depends on this
+            self.fp.write(("spte", g))
+        spte = self.sptes.pop(gfn)
+        self.log.append(f"zap spte gfn {gfn:#x} -> pfn {spte.pfn:#x}")
 
     def covered(self, gfn: int, page_size: int | None = None) -> range:
         """The gfns of the memslot the leaf at ``gfn`` maps (one, unless it is huge);

@@ -36,7 +36,7 @@ def render_trace(result: RunResult, *, details: bool = True, threads: bool = Fal
     With ``details``, each step shows what the model recorded under its label.
     With ``threads``, a column per kernel thread instead, as race diagrams in
     commit messages are drawn: the notifier's callbacks under the task that
-    called them, and no column for the dispatcher.
+    called them, and no column for a serving actor.
     """
     def column_of(step: Step) -> str:
         return (step.thread or step.actor) if threads else step.actor

@@ -154,7 +154,8 @@ def _hypothesis(
     found: list[Found] = []
     name = f"hypothesis --seed {seed}"
 
-    @hypothesis_seed(seed)
+    # @settings above @seed: @seed turns the example database off (it assumes a seed
+    # reproduces a failure by itself), and the settings applied last are the ones in force
     @settings(
         max_examples=schedules,
         database=DirectoryBasedExampleDatabase(str(database)) if database else None,
@@ -165,6 +166,7 @@ def _hypothesis(
         phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.shrink],
         report_multiple_bugs=False,
     )
+    @hypothesis_seed(seed)
     @given(pairs)
     def search(drawn: list[tuple[int, int]]) -> None:
         nonlocal tried

@@ -24,7 +24,7 @@ import sys
 
 import attrs
 
-from actors import ActorContext, ActorSpec, Design, World, design_named, vcpu
+from actors import ActorContext, ActorSpec, Design, World, design_named, kvm_init_mmu_notifier, vcpu
 from actors.runtime import ActorFn
 from mmu import ORACLES, Model
 from scenarios.base import Scenario
@@ -76,6 +76,7 @@ def build(design: Design | str, *, pages: int = 1, accesses: int = 3, rounds: in
     if rounds < 0:
         raise ValueError(f"'rounds' must be >= 0 (got {rounds})")
     model = Model.build(npages=pages)
+    kvm_init_mmu_notifier(model, design)
     stopped = _Stopped()
     gfns = tuple(range(pages)) * accesses
     guest = functools.partial(vcpu, design=design, gfns=gfns)

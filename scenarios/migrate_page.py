@@ -21,10 +21,9 @@ from actors import (
     ActorContext,
     ActorSpec,
     Design,
-    Mailbox,
     World,
     design_named,
-    notifier_dispatcher,
+    kvm_init_mmu_notifier,
     vcpu,
 )
 from actors.host import migrate_page
@@ -33,11 +32,11 @@ from scenarios.base import Registered, Scenario, full_world, registering
 
 
 async def _kcompactd(
-    ctx: ActorContext, notifier: Mailbox, hva: int, times: int, registered: Registered
+    ctx: ActorContext, hva: int, times: int, registered: Registered
 ) -> None:
     await ctx.point("kcompactd_do_work", guard=lambda: registered.done, waits_for="the VM to run")
     for _ in range(times):
-        await migrate_page(ctx, notifier, hva)
+        await migrate_page(ctx, hva)
 
 
 def build(design: Design | str, *, accesses: int = 2, migrations: int = 1) -> World:
@@ -48,7 +47,7 @@ def build(design: Design | str, *, accesses: int = 2, migrations: int = 1) -> Wo
     if migrations < 0:
         raise ValueError(f"'migrations' must be >= 0 (got {migrations})")
     model = Model.build(npages=1)
-    notifier = Mailbox("mmu_notifier")
+    kvm_init_mmu_notifier(model, design)
     hva = model.kvm.memslot.gfn_to_hva(0)
     registered = Registered()
     return full_world(
@@ -63,15 +62,8 @@ def build(design: Design | str, *, accesses: int = 2, migrations: int = 1) -> Wo
             ActorSpec(
                 "kcompactd",
                 functools.partial(
-                    _kcompactd, notifier=notifier, hva=hva, times=migrations, registered=registered
+                    _kcompactd, hva=hva, times=migrations, registered=registered
                 ),
-            ),
-            ActorSpec(
-                "notifier",
-                functools.partial(
-                    notifier_dispatcher, box=notifier, design=design
-                ),
-                daemon=True,
             ),
         ),
     )

@@ -16,14 +16,14 @@ from __future__ import annotations
 import functools
 import sys
 
-from actors import ActorContext, ActorSpec, Design, Mailbox, World, design_named, notifier_dispatcher, vcpu
+from actors import ActorContext, ActorSpec, Design, World, design_named, kvm_init_mmu_notifier, vcpu
 from actors.host import mprotect_readonly
 from mmu import PAGE_SIZE, Model
 from scenarios.base import Scenario, full_world
 
 
-async def _qemu(ctx: ActorContext, notifier: Mailbox, hva: int) -> None:
-    await mprotect_readonly(ctx, notifier, hva, hva + PAGE_SIZE)
+async def _qemu(ctx: ActorContext, hva: int) -> None:
+    await mprotect_readonly(ctx, hva, hva + PAGE_SIZE)
 
 
 def build(design: Design | str, *, accesses: int = 3) -> World:
@@ -32,18 +32,13 @@ def build(design: Design | str, *, accesses: int = 3) -> World:
     if accesses < 1:
         raise ValueError(f"'accesses' must be >= 1 (got {accesses})")
     model = Model.build(npages=1)
-    notifier = Mailbox("mmu_notifier")
+    kvm_init_mmu_notifier(model, design)
     hva = model.kvm.memslot.gfn_to_hva(0)
     return full_world(
         model,
         (
             ActorSpec("vcpu0", functools.partial(vcpu, design=design, gfns=(0,) * accesses)),
-            ActorSpec("qemu", functools.partial(_qemu, notifier=notifier, hva=hva)),
-            ActorSpec(
-                "notifier",
-                functools.partial(notifier_dispatcher, box=notifier, design=design),
-                daemon=True,
-            ),
+            ActorSpec("qemu", functools.partial(_qemu, hva=hva)),
         ),
     )
 

@@ -22,10 +22,9 @@ from actors import (
     ActorContext,
     ActorSpec,
     Design,
-    Mailbox,
     World,
     design_named,
-    notifier_dispatcher,
+    kvm_init_mmu_notifier,
     vcpu,
 )
 from actors.host import mmap
@@ -41,7 +40,7 @@ def build(design: Design | str) -> World:
     """rw VMA | read-only VMA | hole mmapped rw during the run; write, read, write."""
     design = design_named(design)
     model = Model.build_regions(Region(1, "rw"), Region(1, "r"), Region(1, mapped=False))
-    notifier = Mailbox("mmu_notifier")  # nothing is unmapped: it stays idle
+    kvm_init_mmu_notifier(model, design)  # nothing is unmapped: it is never called
     hole = model.kvm.memslot.gfn_to_hva(2)
     return full_world(
         model,
@@ -51,13 +50,6 @@ def build(design: Design | str) -> World:
                 functools.partial(vcpu, design=design, gfns=(0, 1, 2), write=(True, False, True)),
             ),
             ActorSpec("qemu", functools.partial(_qemu, hva=hole)),
-            ActorSpec(
-                "notifier",
-                functools.partial(
-                    notifier_dispatcher, box=notifier, design=design
-                ),
-                daemon=True,
-            ),
         ),
     )
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 import functools
 import sys
 
-from actors import ActorSpec, Design, Mailbox, World, design_named, notifier_dispatcher, remapper, vcpu
+from actors import ActorSpec, Design, World, design_named, kvm_init_mmu_notifier, remapper, vcpu
 from mmu import Model
 from scenarios.base import Scenario, full_world
 
@@ -32,18 +32,13 @@ def build(design: Design | str, *, accesses: int = 2, remaps: int = 1) -> World:
     if remaps < 0:
         raise ValueError(f"'remaps' must be >= 0 (got {remaps})")
     model = Model.build(npages=1)
-    notifier = Mailbox("mmu_notifier")
+    kvm_init_mmu_notifier(model, design)
     hva = model.kvm.memslot.gfn_to_hva(0)
     return full_world(
         model,
         (
             ActorSpec("vcpu0", functools.partial(vcpu, design=design, gfns=(0,) * accesses)),
-            ActorSpec("qemu", functools.partial(remapper, notifier=notifier, hva=hva, times=remaps)),
-            ActorSpec(
-                "notifier",
-                functools.partial(notifier_dispatcher, box=notifier, design=design),
-                daemon=True,
-            ),
+            ActorSpec("qemu", functools.partial(remapper, hva=hva, times=remaps)),
         ),
     )
 

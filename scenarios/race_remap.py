@@ -6,8 +6,8 @@
     done on a per-page basis at fault time."  (Avi Kivity, 2011-11-20)
 
 One vcpu writes gfn 0 twice; meanwhile the VMM mmap(MAP_FIXED)s a new
-mapping over the page backing it, so its frame is freed; the MMU-notifier
-dispatcher delivers the invalidation to KVM. With ``-p move=1`` the VMM
+mapping over the page backing it, so its frame is freed; KVM's notifier
+callbacks run in QEMU's thread. With ``-p move=1`` the VMM
 instead mremap()s guest RAM elsewhere and mmaps fresh memory in its place:
 no frame is freed, so a design that keeps a stale spte shows as divergence,
 not as a use after free. Run it on its own with
@@ -23,10 +23,9 @@ from actors import (
     ActorContext,
     ActorSpec,
     Design,
-    Mailbox,
     World,
     design_named,
-    notifier_dispatcher,
+    kvm_init_mmu_notifier,
     remapper,
     vcpu,
 )
@@ -39,10 +38,10 @@ from scenarios.base import Scenario
 MOVE_DISTANCE = 0x100000
 
 
-async def _mover(ctx: ActorContext, notifier: Mailbox, hva: int, times: int) -> None:
+async def _mover(ctx: ActorContext, hva: int, times: int) -> None:
     """QEMU moving guest RAM away (mremap) and mapping fresh memory in its place."""
     for i in range(1, times + 1):
-        if await mremap_move(ctx, notifier, hva, hva + i * MOVE_DISTANCE):
+        if await mremap_move(ctx, hva, hva + i * MOVE_DISTANCE):
             await mmap(ctx, hva, hva + PAGE_SIZE)
 
 
@@ -62,7 +61,7 @@ def build(
     if noise < 0:
         raise ValueError(f"'noise' must be >= 0 (got {noise})")
     model = Model.build(npages=1)
-    notifier = Mailbox("mmu_notifier")
+    kvm_init_mmu_notifier(model, design)
     hva = model.kvm.memslot.gfn_to_hva(0)
     return World(
         model,
@@ -78,13 +77,10 @@ def build(
             ActorSpec(
                 "qemu",
                 buried(
-                    functools.partial(_mover if move else remapper, notifier=notifier, hva=hva, times=remaps),
+                    functools.partial(_mover if move else remapper, hva=hva, times=remaps),
                     noise,
                     "qemu runs its device models",
                 ),
-            ),
-            ActorSpec(
-                "notifier", functools.partial(notifier_dispatcher, box=notifier, design=design), daemon=True
             ),
         ),
     )

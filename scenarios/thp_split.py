@@ -26,7 +26,7 @@ from __future__ import annotations
 import functools
 import sys
 
-from actors import ActorContext, ActorSpec, Design, Mailbox, World, design_named, notifier_dispatcher, vcpu
+from actors import ActorContext, ActorSpec, Design, World, design_named, kvm_init_mmu_notifier, vcpu
 from actors.host import madvise_dontneed, thp_collapse, thp_split
 from mmu import PAGE_SIZE, Model, Region
 from mmu.constants import HPAGE_PAGES
@@ -45,17 +45,17 @@ def _with_thp(model: Model) -> Model:
     return model
 
 
-async def _qemu(ctx: ActorContext, notifier: Mailbox, haddr: int) -> None:
-    await thp_split(ctx, notifier, haddr)
-    await madvise_dontneed(ctx, notifier, haddr + PAGE_SIZE, haddr + 2 * PAGE_SIZE)
+async def _qemu(ctx: ActorContext, haddr: int) -> None:
+    await thp_split(ctx, haddr)
+    await madvise_dontneed(ctx, haddr + PAGE_SIZE, haddr + 2 * PAGE_SIZE)
 
 
-async def _khugepaged(ctx: ActorContext, notifier: Mailbox, haddr: int) -> None:
+async def _khugepaged(ctx: ActorContext, haddr: int) -> None:
     mm = ctx.model.mm
     await ctx.point(
         "khugepaged_scan_pmd", guard=lambda: haddr not in mm.pmds, waits_for="a pte-mapped range"
     )
-    await thp_collapse(ctx, notifier, haddr)
+    await thp_collapse(ctx, haddr)
 
 
 def build(design: Design | str, *, accesses: int = 2, collapse: int = 0, pages: int = 1) -> World:
@@ -70,17 +70,14 @@ def build(design: Design | str, *, accesses: int = 2, collapse: int = 0, pages: 
     if collapse not in (0, 1):
         raise ValueError(f"'collapse' must be 0 or 1 (got {collapse})")
     model = _with_thp(Model.build_regions(Region(HPAGE_PAGES, populated=False), nframes=3 * HPAGE_PAGES))
-    notifier = Mailbox("mmu_notifier")
+    kvm_init_mmu_notifier(model, design)
     haddr = model.kvm.memslot.userspace_addr
     actors = [
         ActorSpec("vcpu0", functools.partial(vcpu, design=design, gfns=tuple(range(pages)) * accesses)),
-        ActorSpec("qemu", functools.partial(_qemu, notifier=notifier, haddr=haddr)),
+        ActorSpec("qemu", functools.partial(_qemu, haddr=haddr)),
     ]
     if collapse:
-        actors.append(ActorSpec("khugepaged", functools.partial(_khugepaged, notifier=notifier, haddr=haddr)))
-    actors.append(ActorSpec(
-        "notifier", functools.partial(notifier_dispatcher, box=notifier, design=design), daemon=True
-    ))
+        actors.append(ActorSpec("khugepaged", functools.partial(_khugepaged, haddr=haddr)))
     return full_world(model, tuple(actors))
 
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 import functools
 import sys
 
-from actors import ActorContext, ActorSpec, Design, Mailbox, World, design_named, notifier_dispatcher, vcpu
+from actors import ActorContext, ActorSpec, Design, World, design_named, kvm_init_mmu_notifier, vcpu
 from actors.host import mmap_fixed
 from mmu import ORACLES, PAGE_SIZE, Model, Region
 from scenarios.base import Scenario
@@ -40,9 +40,9 @@ SCENARIO_ORACLES = {
 }
 
 
-async def _qemu(ctx: ActorContext, notifier: Mailbox, hva: int, remaps: int) -> None:
+async def _qemu(ctx: ActorContext, hva: int, remaps: int) -> None:
     for _ in range(remaps):
-        await mmap_fixed(ctx, notifier, hva, page_size=PAGE_SIZE)
+        await mmap_fixed(ctx, hva, page_size=PAGE_SIZE)
 
 
 def build(design: Design | str, *, accesses: int = 2, remaps: int = 1) -> World:
@@ -54,16 +54,13 @@ def build(design: Design | str, *, accesses: int = 2, remaps: int = 1) -> World:
     if remaps < 0:
         raise ValueError(f"'remaps' must be >= 0 (got {remaps})")
     model = Model.build_regions(Region(1, page_size=LARGE_PAGE))
-    notifier = Mailbox("mmu_notifier")
+    kvm_init_mmu_notifier(model, design)
     hva = model.kvm.memslot.gfn_to_hva(0)
     return World(
         model,
         (
             ActorSpec("vcpu0", functools.partial(vcpu, design=design, gfns=(0,) * accesses)),
-            ActorSpec("qemu", functools.partial(_qemu, notifier=notifier, hva=hva, remaps=remaps)),
-            ActorSpec(
-                "notifier", functools.partial(notifier_dispatcher, box=notifier, design=design), daemon=True
-            ),
+            ActorSpec("qemu", functools.partial(_qemu, hva=hva, remaps=remaps)),
         ),
         dict(SCENARIO_ORACLES),
     )

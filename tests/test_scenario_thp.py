@@ -12,11 +12,9 @@ collapse copies into a new huge page and frees the old ones.
 
 from __future__ import annotations
 
-import functools
-
 import pytest
 
-from actors import DESIGNS, ActorContext, ActorSpec, Executor, Mailbox, notifier_dispatcher
+from actors import DESIGNS, ActorContext, ActorSpec, Executor
 from actors.host import madvise_dontneed, thp_collapse, thp_split
 from mmu import PAGE_SIZE, Model
 from mmu.constants import HPAGE_SIZE
@@ -113,21 +111,17 @@ def _host_run(*ops: str) -> tuple[Model, tuple[str, ...]]:
     model.kvm.mmu_lock.release("setup")
     model.log.clear()
     model.fp.clear()
-    notifier = Mailbox("mmu_notifier")
 
     async def host(ctx: ActorContext) -> None:
         for op in ops:
             if op == "split":
-                assert await thp_split(ctx, notifier, HADDR)
+                assert await thp_split(ctx, HADDR)
             elif op == "dontneed":
-                await madvise_dontneed(ctx, notifier, HADDR + PAGE_SIZE, HADDR + 2 * PAGE_SIZE)
+                await madvise_dontneed(ctx, HADDR + PAGE_SIZE, HADDR + 2 * PAGE_SIZE)
             else:
-                assert await thp_collapse(ctx, notifier, HADDR)
+                assert await thp_collapse(ctx, HADDR)
 
-    actors = (
-        ActorSpec("host", host),
-        ActorSpec("notifier", functools.partial(notifier_dispatcher, box=notifier), daemon=True),
-    )
+    actors = (ActorSpec("host", host),)
     result = run(full_world(model, actors), RandomWalk(0))
     assert result.finding is None, result.finding
     return model, tuple(e for s in result.steps for e in s.events)

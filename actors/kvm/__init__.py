@@ -5,12 +5,12 @@ change, as named steps: registration, the fault path, the MMU-notifier
 callbacks, the dirty-log ioctls. ``SeqRetry`` (``fault_path``) is KVM's
 fault path today, step by step; the thread's other ``DESIGNS`` vary it
 (``designs``, ``vrma``, ``hugepage``). The vcpu loop (``vcpu``) runs a
-design's fault path; the notifier dispatcher (``mmu_notifier``) registers
-on the host's chain and runs its callbacks.
+design's fault path; ``kvm_init_mmu_notifier`` (``mmu_notifier``) registers
+the design's callbacks on the host's notifier chain when a world is built.
 """
 
 from .design import Design as Design, Fault as Fault, step as step
 from .designs import DESIGNS as DESIGNS, design_named as design_named
 from .fault_path import SeqRetry as SeqRetry
-from .mmu_notifier import notifier_dispatcher as notifier_dispatcher
+from .mmu_notifier import KvmMmuNotifier as KvmMmuNotifier, kvm_init_mmu_notifier as kvm_init_mmu_notifier
 from .vcpu import vcpu as vcpu

@@ -152,8 +152,28 @@ class Design:
 
     @step
     async def zap(self, ctx: ActorContext, start: int, end: int) -> int:
-        """``kvm_unmap_gfn_range``: drop every leaf mapping [start, end); returns how many."""
-        return ctx.model.kvm.unmap_hva_range(start, end, ctx.name)
+        """``kvm_unmap_gfn_range``: drop every leaf mapping [start, end); returns how many.
+
+        Between two leaves it may drop and retake ``mmu_lock``, as
+        ``tdp_mmu_zap_leafs``/``__kvm_rmap_zap_gfn_range`` do when the range may
+        block (``cond_resched_rwlock_write``); ``in_progress`` is already raised,
+        so a fault that takes the lock meanwhile must retry."""
+        kvm = ctx.model.kvm
+        leaves = kvm.leaves_in(start, end, ctx.name)
+        for i, gfn in enumerate(leaves):
+            if i:
+                await self.cond_resched(ctx)
+            kvm.zap_leaf(gfn, ctx.name)
+        return len(leaves)
+
+    @step
+    async def cond_resched(self, ctx: ActorContext) -> None:
+        """``cond_resched_rwlock_write(&kvm->mmu_lock)`` inside a zap: flush what was
+        zapped so far (``tdp_mmu_iter_cond_resched``), let others take the lock, retake it."""
+        kvm = ctx.model.kvm
+        ctx.note("kvm_flush_remote_tlbs")
+        ctx.spin_unlock(kvm.mmu_lock)
+        await ctx.spin_lock(kvm.mmu_lock, "cond_resched_rwlock_write(mmu_lock)")
 
     @step
     async def flush(self, ctx: ActorContext, start: int, end: int, zapped: int) -> None:

@@ -1,39 +1,42 @@
 """KVM's MMU-notifier callbacks (virt/kvm/kvm_main.c ``kvm_mmu_notifier_*``).
 
-KVM registers on the VMM's mm (``kvm_init_mmu_notifier``) and serves each
-invalidation the host announces: in the kernel synchronously on the host's
-thread, here as a daemon actor whose steps run in the caller's thread (the
-trace's ``--threads`` view and lockdep see them there). What each callback
-does is the design's (``Design.invalidate_range_start``/``_end``).
+``kvm_init_mmu_notifier`` registers KVM on the VMM's mm when the VM is
+created; from then on every invalidation the host announces calls KVM back
+in the host's own thread. What each callback does is the design's
+(``Design.invalidate_range_start``/``_end``, docs/model.md 1.3).
 """
 
 from __future__ import annotations
 
-from ..host.notifier import InvalidateEnd, InvalidateStart, mmu_notifier_register
+import attrs
+
+from mmu import Model
+
+from ..host.notifier import mmu_notifier_register
 from ..runtime.context import ActorContext
-from ..runtime.mailbox import Mailbox
 from .design import Design
 from .designs import design_named
 
 
-async def notifier_dispatcher(ctx: ActorContext, box: Mailbox, *, design: Design | str = "seq_retry") -> None:
-    """Serve invalidations forever with ``design``'s callbacks; the run does not wait
-    for this daemon."""
+@attrs.frozen
+class KvmMmuNotifier:
+    """``kvm->mmu_notifier`` with ``kvm_mmu_notifier_ops``: the design's callbacks
+    (``kvm_mmu_notifier_invalidate_range_start``/``_end``), whose first steps show
+    in the calling host thread's column."""
+
+    design: Design
+
+    async def invalidate_range_start(self, ctx: ActorContext, start: int, end: int) -> None:
+        await self.design.invalidate_range_start(ctx, start, end)
+
+    async def invalidate_range_end(self, ctx: ActorContext, start: int, end: int) -> None:
+        await self.design.invalidate_range_end(ctx, start, end)
+
+
+def kvm_init_mmu_notifier(model: Model, design: Design | str) -> Design:
+    """``kvm_init_mmu_notifier`` -> ``mmu_notifier_register(&kvm->mmu_notifier, current->mm)``,
+    at VM creation: ``design``'s callbacks now serve every invalidation of the
+    model's mm. Returns the design, for the actors that run it."""
     design = design_named(design)
-    # kvm_init_mmu_notifier -> mmu_notifier_register(&kvm->mmu_notifier, current->mm):
-    # done before the first point, so before any step of any actor
-    mmu_notifier_register(ctx.model.mm, box)
-    while True:
-        request = await ctx.receive(box, "mmu_notifier")
-        msg = request.message
-        if isinstance(msg, InvalidateStart):
-            ctx.relabel("kvm_mmu_notifier_invalidate_range_start")
-            ctx.note(f"range {msg.start:#x}-{msg.end:#x} from {request.sender}")
-            await design.invalidate_range_start(ctx, msg.start, msg.end)
-        elif isinstance(msg, InvalidateEnd):
-            ctx.relabel("kvm_mmu_notifier_invalidate_range_end")
-            ctx.note(f"range {msg.start:#x}-{msg.end:#x} from {request.sender}")
-            await design.invalidate_range_end(ctx, msg.start, msg.end)
-        else:
-            raise TypeError(f"notifier got an unknown message {msg!r}")
-        ctx.answer(request)
+    mmu_notifier_register(model.mm, KvmMmuNotifier(design))
+    return design
