@@ -114,11 +114,13 @@ async def stress(
     if kind is Kind.HYPOTHESIS:
         found, tried = _hypothesis(config, schedules, seed, database, keep_going, progress, first_at)
     else:
+        # PCT's k: the longest run seen so far, the estimate's random walks first
         steps = config.estimate_decisions()
         found, tried = [], 0
         for s in range(seed, seed + schedules):
             strategy, name = _seeded(kind, s, depth, steps)
             result = await config.run(strategy)
+            steps = max(steps, len(result.schedule.choices))
             tried += 1
             progress(tried)
             if result.finding is not None:
