@@ -9,6 +9,7 @@ Each runs as a script, in a fresh interpreter, as bench/README.md says.
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -68,3 +69,25 @@ def test_search_prints_every_section() -> None:
     assert verdicts["seq_retry", "unbounded"] == "exhausted"
     assert verdicts["no_retry", "unbounded"] == "found a violation"
 
+
+
+SPIN_ROW = rf" +([0-9]+) +[0-9]+ +{NUMBER}s +{NUMBER}s +{NUMBER}s +{NUMBER}s +([0-9]+) +{NUMBER}s +{NUMBER}x +(.+)"
+ALONE_ROW = rf" +([0-9]+) +- +- +- +- +- +([0-9]+) +{NUMBER}s +- +(.+)"
+
+
+def test_spin_without_spin_prints_mmurace_alone() -> None:
+    out = quick("spin.py", "--spin", "no-such-spin")
+    assert "spin was not found (Debian package spin): mmurace's figures alone" in out
+    assert [(m[1], m[3]) for m in rows(out, ALONE_ROW)] == [("1", "-; exhausted"), ("2", "-; exhausted")]
+
+
+def test_spin_and_mmurace_prove_seq_retry_and_both_find_no_retry() -> None:
+    """With SPIN installed, both prove seq_retry at every quick size and both find
+    the no_retry race: the Promela model is a model of the same protocol."""
+    if shutil.which("spin") is None or shutil.which("gcc") is None:
+        assert "spin was not found" in quick("spin.py")
+        return
+    proved = rows(quick("spin.py"), SPIN_ROW)
+    assert [(m[1], m[3]) for m in proved] == [("1", "no violation; exhausted"), ("2", "no violation; exhausted")]
+    found = rows(quick("spin.py", "--design", "no_retry", "--remaps", "1"), SPIN_ROW)
+    assert [(m[1], m[3]) for m in found] == [("1", "assertion violated; found")]
