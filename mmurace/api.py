@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import TypeVar
+from collections.abc import Callable, Coroutine, Mapping, Sequence
+from typing import Any, TypeVar
 
 import attrs
-import trio
 
 from actors import (
     DEFAULT_MAX_RETRIES,
     DEFAULT_MAX_STEPS,
     Executor,
+    InternalError,
     RunResult,
     Runtime,
     Schedule,
@@ -213,6 +213,23 @@ async def replay(config: Config, schedule: str) -> RunResult:
     return result
 
 
-def run_sync(fn: Callable[..., Awaitable[T]], *args: object) -> T:
-    """``trio.run`` for the CLI: one event loop for all the schedules of a command."""
+def run_sync(
+    fn: Callable[..., Coroutine[Any, Any, T]], *args: object, executor: Executor = Executor.TRIO
+) -> T:
+    """Run an async job of the CLI to its end, its runs on ``executor``.
+
+    On the Trio executor, one ``trio.run`` for all the schedules of a command.
+    On the direct executor a job never waits for anything, so it is stepped
+    through without an event loop, and Trio is not even imported.
+    """
+    if executor is Executor.DIRECT:
+        coroutine = fn(*args)
+        try:
+            coroutine.send(None)
+        except StopIteration as done:
+            return done.value
+        coroutine.close()
+        raise InternalError("a job on the direct executor waited for an event loop")
+    import trio
+
     return trio.run(fn, *args)

@@ -76,7 +76,7 @@ def stress_cmd(scenario: str, design: str, kind: str, schedules: int, seed: int,
         outcome = api.run_sync(functools.partial(
             stress, config, strategy, schedules=schedules, seed=seed, depth=depth,
             keep_going=keep_going, database=database, progress=lambda n: bar.update(task, completed=n),
-        ))
+        ), executor=config.executor)
     groups = [(g.first if no_shrink else _with_shrunk(g.first), g.count) for g in outcome.groups]
     per_second = outcome.schedules / max(outcome.seconds, 1e-9)
     rate = f"{outcome.schedules} schedules in {outcome.seconds:.2f} s: {per_second:.0f} schedules/s"
@@ -152,7 +152,7 @@ def explore_cmd(scenario: str, design: str, preemptions: int | None, no_reductio
         e = api.run_sync(functools.partial(
             explore, config, preemptions=preemptions, reduce=not no_reduction, limit=limit,
             progress=lambda n: bar.update(task, completed=n),
-        ))
+        ), executor=config.executor)
     bound = "unbounded" if preemptions is None else f"at most {count(preemptions, 'preemption')}"
     reduction = "off" if no_reduction else "sleep sets"
     summary = (f"{e.verdict.value}: {e.executions} executions, {e.pruned} pruned"

@@ -16,12 +16,11 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 
 import attrs
-import trio
 
 from actors import Executor, RunResult, Schedule, sort_key
 
-from .api import Config, configure
-from .explore import Verdict, explore
+from .api import Config, configure, run_sync
+from .explore import Exploration, Verdict, explore
 from .library import applies, resolve_design_anywhere, resolve_scenario
 from .shrink import shrink
 from .stress import Kind, stress
@@ -75,6 +74,11 @@ class Cell:
         return self.design.rpartition(":")[2] if ":" in self.design else self.design
 
 
+def _explore(config: Config, bound: int | None) -> Exploration:
+    return run_sync(functools.partial(explore, config, preemptions=bound, limit=EXPLORE_LIMIT),
+                    executor=config.executor)
+
+
 def _broken(config: Config, result: RunResult, tried: int) -> Cell:
     """The race found, at its simplest: shrunk, or found again by a search bounded
     to fewer preemptions (the shrinker's passes can stop at a local minimum)."""
@@ -82,7 +86,7 @@ def _broken(config: Config, result: RunResult, tried: int) -> Cell:
     assert best.finding is not None, "shrinking keeps the failure"
     oracle = best.finding.oracle
     for bound in range(best.schedule.preemptions):
-        search = trio.run(functools.partial(explore, config, preemptions=bound, limit=EXPLORE_LIMIT))
+        search = _explore(config, bound)
         tried += search.executions + search.pruned
         found = search.result
         if found is not None and found.finding is not None and found.finding.oracle == oracle:
@@ -105,16 +109,17 @@ def judge(scenario: str, design: str, budget: int) -> Cell:
     candidate, _ = resolve_design_anywhere(design, scenario_file)
     if not applies(candidate, sc):
         return Cell(scenario, design, Outcome.NA)
-    config = configure(scenario, design, executor=Executor.DIRECT)
+    config = configure(scenario, design, executor=Executor.DIRECT)  # no event loop: Trio not even imported
     tried = 0
     for kind in (Kind.RANDOM, Kind.PCT):
-        outcome = trio.run(functools.partial(stress, config, kind, schedules=budget))
+        hunt = functools.partial(stress, config, kind, schedules=budget)
+        outcome = run_sync(hunt, executor=config.executor)
         tried += outcome.schedules
         if outcome.groups:
             return _broken(config, outcome.groups[0].first.result, tried)
     proved: Cell | None = None  # the largest bound exhausted so far
     for bound in EXPLORE_BOUNDS:
-        search = trio.run(functools.partial(explore, config, preemptions=bound, limit=EXPLORE_LIMIT))
+        search = _explore(config, bound)
         runs = search.executions + search.pruned
         tried += runs
         if search.result is not None:

@@ -2,7 +2,8 @@
 
 Random walk and PCT try one seed per schedule; the Hypothesis strategy
 draws sparse schedules (``strategies.Sparse``) and lets Hypothesis's own
-shrinker minimise what fails, remembering it in its example database.
+shrinker minimise what fails, remembering it in its example database
+(Hypothesis is imported only then).
 Identical findings (same oracle at the same step of the same actor) are
 grouped and counted; the first of each group is kept with how it was found.
 """
@@ -15,16 +16,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import attrs
-from hypothesis import (
-    HealthCheck,
-    Phase,
-    Verbosity,
-    given,
-    seed as hypothesis_seed,
-    settings,
-    strategies as st,
-)
-from hypothesis.database import DirectoryBasedExampleDatabase
 
 from actors import RunResult, Strategy
 
@@ -114,11 +105,13 @@ async def stress(
     if kind is Kind.HYPOTHESIS:
         found, tried = _hypothesis(config, schedules, seed, database, keep_going, progress, first_at)
     else:
+        # PCT's k: the longest run seen so far, the estimate's random walks first
         steps = config.estimate_decisions()
         found, tried = [], 0
         for s in range(seed, seed + schedules):
             strategy, name = _seeded(kind, s, depth, steps)
             result = await config.run(strategy)
+            steps = max(steps, len(result.schedule.choices))
             tried += 1
             progress(tried)
             if result.finding is not None:
@@ -146,6 +139,18 @@ def _hypothesis(
     first_at: list[int],
 ) -> tuple[list[Found], int]:
     """Let Hypothesis draw sparse schedules; its shrinker minimises the one that fails."""
+    # imported here: it takes longer to import than most commands take to run
+    from hypothesis import (
+        HealthCheck,
+        Phase,
+        Verbosity,
+        given,
+        seed as hypothesis_seed,
+        settings,
+        strategies as st,
+    )
+    from hypothesis.database import DirectoryBasedExampleDatabase
+
     decisions = config.estimate_decisions()
     pairs = st.lists(
         st.tuples(st.integers(0, decisions - 1), st.integers(0, 2)), max_size=MAX_DRAWN_PREEMPTIONS

@@ -20,23 +20,24 @@ name, ``FILE.py``, ``FILE.py:NAME``); ``design`` likewise a ``Design`` or a name
 
 from __future__ import annotations
 
+import functools
 import sys
-from collections.abc import Coroutine, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 
 import attrs
 
 from actors import DESIGNS, Design, Executor, Finding, RunResult
 from scenarios import CATALOG, Scenario
 
-from .api import Config, parse_params
-from .errors import MmuraceError, unknown
+from .api import Config, parse_params, run_sync
+from .errors import unknown
 from .explore import Verdict, explore
 from .library import oracle_table, resolve_design, resolve_scenario
 from .report import render_run, replay_command
 
-T = TypeVar("T")
+DIRECT = Executor.DIRECT
 Strategy = Literal["explore", "random", "pct", "hypothesis"]
 
 
@@ -146,10 +147,12 @@ def _search(
     config = _config(scenario, design, oracles, params)
     verdict: Verdict | None = None
     if strategy == "explore":
-        e = _direct(explore(config, preemptions=preemptions, limit=limit))
+        job = functools.partial(explore, config, preemptions=preemptions, limit=limit)
+        e = run_sync(job, executor=DIRECT)
         found, verdict = e.result, e.verdict
     elif strategy in {k.value for k in Kind}:
-        outcome = _direct(stress(config, Kind(strategy), schedules=schedules, seed=seed))
+        outcome = run_sync(functools.partial(stress, config, Kind(strategy), schedules=schedules, seed=seed),
+                           executor=DIRECT)
         found = outcome.groups[0].first.result if outcome.groups else None
     else:
         raise ValueError(f"'strategy' must be explore, random, pct or hypothesis (got {strategy!r})")
@@ -202,13 +205,3 @@ def _ref(obj: Scenario | Design) -> str:
                 shown = path
             return f"{shown}:{obj.name}"
     return obj.name
-
-
-def _direct(coroutine: Coroutine[Any, Any, T]) -> T:
-    """Run a search coroutine that never awaits an event loop (the direct executor)."""
-    try:
-        coroutine.send(None)
-    except StopIteration as done:
-        return done.value  # type: ignore[no-any-return]
-    coroutine.close()
-    raise MmuraceError("this search awaited an event loop: the testing helpers need the direct executor")

@@ -17,6 +17,8 @@ from mmurace.strategies import Pct, Sparse
 from mmurace.stress import Kind, stress
 from scenarios import CATALOG, Scenario
 
+from . import toys
+
 RACE = CATALOG["race_remap"]
 
 
@@ -126,6 +128,53 @@ async def test_pct_is_seeded_and_replays() -> None:
     again = await config("no_retry").run(Pct(5, depth=3, steps=20))
     assert first == again
     assert await config("no_retry").run(Replay(first.schedule)) == first
+
+
+def _world(build: Callable[[], World]) -> Config:
+    return Config(Scenario("toy", "toy", "toy", lambda design: build(), ("toy",)), Design("toy", "toy"), executor=Executor.DIRECT)
+
+
+async def test_pct_preempts_back_and_forth() -> None:
+    """``a`` sets a flag then clears it, ``b`` reads it twice (toys.back_and_forth):
+    only a0 b0 a1 b1 breaks, with two preemptions (a after a0, b after b0).
+
+    The old PCT could not run that schedule at any depth. Change point j gave
+    the actor about to run the fixed priority j, below every initial priority
+    but above every earlier demotion. The first change point demotes the
+    running actor, say a, to 1, and b takes over; every later one finds b
+    about to run (a never blocks b here) and gives it j > 1: still above a.
+    So b runs to its end before a moves again: one preemption at most, and no
+    schedule with one preemption (aabb abba baab bbaa) breaks, as the search
+    below shows. A demotion below every current priority hands a the second
+    preemption.
+    """
+    toy = _world(toys.back_and_forth)
+    one = await explore(toy, preemptions=1, reduce=False)
+    assert (one.verdict, one.executions) == (Verdict.EXHAUSTED, 4)
+    assert (await explore(toy, preemptions=2)).verdict is Verdict.FOUND
+    assert not (await stress(toy, Kind.PCT, schedules=100, depth=2)).found
+    found = await stress(toy, Kind.PCT, schedules=100, depth=3)
+    assert found.first_at == 7
+    assert found.groups[0].first.result.schedule.preemptions == 2
+
+
+async def test_pct_raises_its_step_estimate_to_the_longest_run() -> None:
+    """``stop`` ends two 12-step workers; the finding needs both 8 steps in first
+    (toys.stopped_late). A random walk picks ``stop`` early, so the estimate k
+    from random walks is 7 decisions, and with k fixed at 7 PCT of depth 2
+    never finds it: ``stop`` runs as soon as it is the highest-priority actor,
+    so it must start below a worker X; X runs until the change point, at a
+    decision below 7, and drops below ``stop``, which then runs while X has
+    done fewer than 8 steps. The runs PCT itself makes, the other worker
+    running to its end before ``stop``, last 20 decisions and more; taken as
+    k, they bring the change point to X's eighth step.
+    """
+    toy = _world(toys.stopped_late)
+    k = toy.estimate_decisions()
+    assert k == 7
+    assert not any(toy.run_direct(Pct(seed, 2, k)).finding for seed in range(200))
+    found = await stress(toy, Kind.PCT, schedules=100, depth=2)
+    assert found.first_at == 18
 
 
 @pytest.mark.parametrize(("design", "within"), [("setup_time", 50), ("no_retry", 200)])

@@ -23,7 +23,6 @@ from .execution import (
     Strategy as Strategy,
 )
 from .result import RunResult
-from .trio_executor import TrioExecution
 from .world import World
 
 #: default bound on steps in one run; exceeding it is a finding (livelock)
@@ -56,6 +55,8 @@ class Runtime:
         """Run ``world`` once, asking ``strategy`` at every decision."""
         if self.executor is Executor.DIRECT:
             return DirectExecution(world, strategy, self.max_steps).run()
+        from .trio_executor import TrioExecution  # Trio is imported only by those who run on it
+
         return await TrioExecution(world, strategy, self.max_steps).run()
 
     def run_direct(self, world: World, strategy: Strategy) -> RunResult:
