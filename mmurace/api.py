@@ -27,6 +27,7 @@ from mmu import ORACLES
 from mmu.oracles import Oracle
 from scenarios import Scenario
 
+from . import interrupt
 from .errors import UsageError, unknown
 from .library import check_build, oracle_table, resolve_design, resolve_scenario
 from .strategies import RandomWalk as RandomWalk, Replay
@@ -184,16 +185,25 @@ class Hunt:
     seed: int | None
     result: RunResult | None
     last: RunResult | None = None  # the last run tried, violating or not
+    interrupted: bool = False  # stopped by a signal before the seeds ran out
 
 
-async def hunt(config: Config, seeds: range, progress: Callable[[int], None] = lambda n: None) -> Hunt:
-    """Try ``seeds`` in order with a random walk; stop at the first violation."""
-    for n, seed in enumerate(seeds, 1):
-        result = await config.run(RandomWalk(seed))
-        progress(n)
-        if result.finding is not None:
-            return Hunt(config, n, seed, result, result)
-    return Hunt(config, len(seeds), None, None, result if seeds else None)
+async def hunt(
+    config: Config,
+    seeds: range,
+    progress: Callable[[int], None] = lambda n: None,
+    stop: Callable[[], bool] = interrupt.requested,
+) -> Hunt:
+    """Try ``seeds`` in order with a random walk; stop at the first violation, or when ``stop()``."""
+    last = None
+    for n, seed in enumerate(seeds):
+        if stop():
+            return Hunt(config, n, None, None, last, interrupted=True)
+        last = await config.run(RandomWalk(seed))
+        progress(n + 1)
+        if last.finding is not None:
+            return Hunt(config, n + 1, seed, last, last)
+    return Hunt(config, len(seeds), None, None, last)
 
 
 async def replay(config: Config, schedule: str) -> RunResult:

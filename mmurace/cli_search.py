@@ -14,7 +14,7 @@ from rich.table import Table
 
 from actors import DESIGNS
 
-from . import api
+from . import api, interrupt
 from .cli_options import (
     DESIGN_HELP,
     RunOptions,
@@ -26,10 +26,11 @@ from .cli_options import (
     scenario_arg,
 )
 from .errors import UsageError, unknown
+from .exit_codes import ExitCode
 from .explore import Verdict, explore
 from .library import is_file_ref, load_file
 from .matrix import DEFAULT_BUDGET, Outcome, matrix
-from .report import count, render_run, replay_command, schedule_note, to_json
+from .report import cell_json, count, render_run, replay_command, schedule_note, to_json
 from .shrink import shrink
 from .stress import Found, Kind, stress
 
@@ -43,7 +44,7 @@ def _found_json(f: Found, count: int) -> dict:
     }
 
 
-@click.command("stress")
+@click.command("stress", short_help="many schedules (random, PCT, Hypothesis)")
 @scenario_arg
 @click.option("--design", required=True, help=DESIGN_HELP)
 @click.option("--strategy", "kind", type=click.Choice([k.value for k in Kind]), default=Kind.PCT.value,
@@ -71,35 +72,54 @@ def stress_cmd(scenario: str, design: str, kind: str, schedules: int, seed: int,
     """
     config = make_config(scenario, design, opts, executor)
     strategy = Kind(kind)
-    with progress(schedules, f"{config.describe()} {kind}") as bar:
-        task = bar.add_task("", total=schedules)
-        outcome = api.run_sync(functools.partial(
-            stress, config, strategy, schedules=schedules, seed=seed, depth=depth,
-            keep_going=keep_going, database=database, progress=lambda n: bar.update(task, completed=n),
-        ), executor=config.executor)
-    groups = [(g.first if no_shrink else _with_shrunk(g.first), g.count) for g in outcome.groups]
+    with interrupt.stoppable() as stop:
+        with progress(schedules, f"{config.describe()} {kind}") as bar:
+            task = bar.add_task("", total=schedules)
+            outcome = api.run_sync(functools.partial(
+                stress, config, strategy, schedules=schedules, seed=seed, depth=depth, keep_going=keep_going,
+                database=database, progress=lambda n: bar.update(task, completed=n),
+            ), executor=config.executor)
+        # a signal asked to stop: show what was found as it was found
+        groups = [(g.first if no_shrink or stop else _with_shrunk(g.first), g.count) for g in outcome.groups]
+    status = _status(stop, found=bool(groups))
     per_second = outcome.schedules / max(outcome.seconds, 1e-9)
     rate = f"{outcome.schedules} schedules in {outcome.seconds:.2f} s: {per_second:.0f} schedules/s"
     if as_json:
-        echo(json.dumps({"strategy": kind, "schedules": outcome.schedules,
-                          "findings": [_found_json(f, n) for f, n in groups]}, indent=2) + "\n")
-        return 1 if groups else 0
+        echo(json.dumps({"strategy": kind, "schedules": outcome.schedules, "first_at": outcome.first_at,
+                         "interrupted": outcome.interrupted,
+                         "findings": [_found_json(f, n) for f, n in groups]}, indent=2) + "\n")
+        return status
+    stopped = f"interrupted after {count(outcome.schedules, 'schedule')}: " if outcome.interrupted else ""
     if not groups:
-        echo(f"{config.describe()}: no violation in {outcome.schedules} {kind} schedules\n{rate}\n")
-        return 0
+        so_far = " so far" if outcome.interrupted else ""
+        echo(f"{config.describe()}: {stopped}no violation{so_far} in {outcome.schedules} {kind} schedules\n"
+             f"{rate}\n")
+        return status
     first, _ = groups[0]
     shown = first.shrunk or first.result
     echo(render_run(config, shown, threads=opts.threads))
-    echo(f"found by {first.strategy} as {schedule_note(config, first.result.schedule)}\n")
+    echo(f"found by {first.strategy} as {schedule_note(config, first.result.schedule)}"
+         f" after {count(outcome.first_at or 0, 'schedule')}\n")
     if first.shrunk is not None:
         echo(f"shrunk to {schedule_note(config, first.shrunk.schedule)}\n")
-    echo(f"\n{count(len(groups), 'distinct finding')}:\n")
+    elif stop and not no_shrink:
+        echo("not shrunk (interrupted)\n")
+    echo(f"\n{stopped}{count(len(groups), 'distinct finding')}{' so far' if outcome.interrupted else ''}:\n")
     for f, n in groups:
         oracle, actor, label = f.location
         echo(f"  {n:>5} x {oracle} at {actor}: {label}   first by {f.strategy}\n")
         echo(f"          {replay_command(config, f.shrunk or f.result, threads=opts.threads)}\n")
     echo(rate + "\n")
-    return 1
+    return status
+
+
+def _status(stop: interrupt.Stop, *, found: bool, inconclusive: bool = False) -> int:
+    """The exit status of a search: interrupted first, then violation, limit, clean."""
+    if stop.signum is not None:
+        return ExitCode.interrupted_by(stop.signum)
+    if found:
+        return ExitCode.VIOLATION
+    return ExitCode.INCONCLUSIVE if inconclusive else ExitCode.CLEAN
 
 
 def _matrix_refs(given: tuple[str, ...], catalog: dict, what: str) -> list[str]:
@@ -128,7 +148,7 @@ def _with_shrunk(f: Found) -> Found:
     return attrs.evolve(f, shrunk=shrink(f.config, f.result).result)
 
 
-@click.command("explore")
+@click.command("explore", short_help="every schedule within a bound: a proof")
 @scenario_arg
 @click.option("--design", required=True, help=DESIGN_HELP)
 @click.option("--preemptions", type=click.IntRange(min=0), default=None,
@@ -147,29 +167,30 @@ def explore_cmd(scenario: str, design: str, preemptions: int | None, no_reductio
     mmurace explore race_remap --design no_retry --preemptions 1
     """
     config = make_config(scenario, design, opts, executor)
-    with progress(limit, f"{config.describe()} explore") as bar:
-        task = bar.add_task("", total=limit)
-        e = api.run_sync(functools.partial(
-            explore, config, preemptions=preemptions, reduce=not no_reduction, limit=limit,
-            progress=lambda n: bar.update(task, completed=n),
-        ), executor=config.executor)
+    with interrupt.stoppable() as stop:
+        with progress(limit, f"{config.describe()} explore") as bar:
+            task = bar.add_task("", total=limit)
+            e = api.run_sync(functools.partial(
+                explore, config, preemptions=preemptions, reduce=not no_reduction, limit=limit,
+                progress=lambda n: bar.update(task, completed=n),
+            ), executor=config.executor)
     bound = "unbounded" if preemptions is None else f"at most {count(preemptions, 'preemption')}"
     reduction = "off" if no_reduction else "sleep sets"
     summary = (f"{e.verdict.value}: {e.executions} executions, {e.pruned} pruned"
                f" ({bound}, partial-order reduction: {reduction})")
     if as_json:
         echo(json.dumps({"verdict": e.verdict.name.lower(), "executions": e.executions, "pruned": e.pruned,
-                          "preemptions": preemptions, "reduction": not no_reduction,
-                          "run": None if e.result is None else to_json(config, e.result)}, indent=2) + "\n")
+                         "preemptions": preemptions, "reduction": not no_reduction,
+                         "run": None if e.result is None else to_json(config, e.result)}, indent=2) + "\n")
     elif e.result is not None:
         echo(render_run(config, e.result, threads=opts.threads) + summary + "\n")
     else:
         tail = "no violation in any schedule" if e.verdict is Verdict.EXHAUSTED else "no violation so far"
         echo(f"{config.describe()}: {summary}: {tail}\n")
-    return 1 if e.result is not None else 0
+    return _status(stop, found=e.result is not None, inconclusive=e.verdict is Verdict.LIMIT)
 
 
-@click.command("shrink")
+@click.command("shrink", short_help="a failing schedule, to its fewest preemptions")
 @scenario_arg
 @click.option("--design", required=True, help=DESIGN_HELP)
 @click.option("--schedule", required=True, metavar="S", help="a failing schedule string (v1:...)")
@@ -178,24 +199,26 @@ def shrink_cmd(scenario: str, design: str, schedule: str, opts: RunOptions, as_j
     """Shrink a failing schedule of SCENARIO to the fewest preemptions that still fail.
 
     \b
-    mmurace shrink race_remap --design no_retry --schedule v1:10:2=1,8=1@99959b
+    mmurace shrink race_remap --design no_retry --schedule v1:10:2=1,8=1
     """
     config = make_config(scenario, design, opts)
     original = api.run_sync(api.replay, config, schedule)
     if original.finding is None:
         raise UsageError(f"schedule {schedule} does not fail for {config.describe()}: nothing to shrink")
-    shrunk = shrink(config, original)
+    with interrupt.stoppable() as stop:
+        shrunk = shrink(config, original)
     if as_json:
         echo(json.dumps({"original": to_json(config, original), "shrunk": to_json(config, shrunk.result),
                           "runs": shrunk.runs}, indent=2) + "\n")
     else:
         echo(render_run(config, shrunk.result, threads=opts.threads))
         echo(f"shrunk from {schedule_note(config, original.schedule)}\n"
-              f"        to {schedule_note(config, shrunk.result.schedule)} in {shrunk.runs} runs\n")
-    return 1
+              f"        to {schedule_note(config, shrunk.result.schedule)} in {shrunk.runs} runs"
+              f"{' (interrupted)' if stop else ''}\n")
+    return _status(stop, found=True)
 
 
-@click.command("matrix")
+@click.command("matrix", short_help="every design against every scenario")
 @click.option("--scenario", "scenarios", multiple=True, metavar="NAME",
               help="only this scenario (repeatable); default all; FILE.py adds its scenarios as columns")
 @click.option("--design", "designs", multiple=True, metavar="NAME",
@@ -213,19 +236,18 @@ def matrix_cmd(scenarios: tuple[str, ...], designs: tuple[str, ...], budget: int
     \b
     mmurace matrix
     mmurace matrix --scenario race_remap --details
-    mmurace matrix --design examples/in_progress_only.py
     """
     from scenarios import CATALOG
 
     columns = _matrix_refs(scenarios, CATALOG, "scenario")
     rows = _matrix_refs(designs, DESIGNS, "design")
-    with progress(len(rows) * len(columns), "matrix") as bar:
-        task = bar.add_task("", total=len(rows) * len(columns))
-        cells = matrix(columns, rows, budget=budget, jobs=jobs,
-                       progress=lambda n: bar.update(task, completed=n))
+    with interrupt.stoppable() as stop:
+        with progress(len(rows) * len(columns), "matrix") as bar:
+            task = bar.add_task("", total=len(rows) * len(columns))
+            cells = matrix(columns, rows, budget=budget, jobs=jobs,
+                           progress=lambda n: bar.update(task, completed=n))
     if as_json:
-        echo(json.dumps([attrs.asdict(c, value_serializer=lambda _, __, v: getattr(v, "value", v))
-                          for c in cells], indent=2) + "\n")
+        echo(json.dumps([cell_json(c) for c in cells], indent=2) + "\n")
     else:
         by = {(c.scenario, c.design): c for c in cells}
         labels = {c.design: c.row for c in cells}
@@ -234,7 +256,8 @@ def matrix_cmd(scenarios: tuple[str, ...], designs: tuple[str, ...], budget: int
         for column in columns:
             table.add_column(column, no_wrap=True)
         for row in rows:
-            table.add_row(labels[row], *(by[column, row].text() for column in columns))
+            cells_of_row = (by[c, row].text() if (c, row) in by else "-" for c in columns)
+            table.add_row(labels.get(row, row), *cells_of_row)
         # one line per design whatever the terminal: a table to read, paste or diff
         Console(highlight=False, width=1000).print(table)
         if details:
@@ -242,4 +265,7 @@ def matrix_cmd(scenarios: tuple[str, ...], designs: tuple[str, ...], budget: int
             for c in cells:
                 if c.outcome is Outcome.BROKEN:
                     echo(f"{c.scenario} x {c.row}: {c.replay()}\n")
-    return 1 if any(c.outcome is Outcome.BROKEN for c in cells) else 0
+        if stop:
+            echo(f"interrupted: {len(cells)} of {len(rows) * len(columns)} cells judged\n")
+    return _status(stop, found=any(c.outcome is Outcome.BROKEN for c in cells),
+                   inconclusive=any(c.outcome is Outcome.SURVIVED for c in cells))

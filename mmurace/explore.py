@@ -30,6 +30,7 @@ import attrs
 from actors import RunResult
 from mmu import Access
 
+from . import interrupt
 from .api import Config
 
 
@@ -121,6 +122,7 @@ class Verdict(enum.Enum):
     FOUND = "found a violation"
     EXHAUSTED = "exhausted"
     LIMIT = "stopped at the execution limit"
+    INTERRUPTED = "interrupted"
 
 
 @attrs.frozen
@@ -141,15 +143,18 @@ async def explore(
     reduce: bool = True,
     limit: int = 100_000,
     progress: Callable[[int], None] = lambda n: None,
+    stop: Callable[[], bool] = interrupt.requested,
 ) -> Exploration:
     """Run every schedule of ``config`` within the preemption bound, depth first.
 
-    Stops at the first violation, after ``limit`` runs, or when the tree is
-    exhausted.
+    Stops at the first violation, after ``limit`` runs, when the tree is
+    exhausted, or when ``stop()`` says so between two runs.
     """
     path: list[_Node] = []
     executions = pruned = 0
     while True:
+        if stop():
+            return Exploration(Verdict.INTERRUPTED, executions, pruned, preemptions, None)
         strategy = _PathStrategy(path, preemptions, reduce)
         try:
             result = await config.run(strategy)

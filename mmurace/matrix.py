@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import enum
 import functools
+import multiprocessing
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
 
 import attrs
 
 from actors import Executor, RunResult, Schedule, sort_key
 
+from . import interrupt
 from .api import Config, configure, run_sync
 from .explore import Exploration, Verdict, explore
 from .library import applies, resolve_design_anywhere, resolve_scenario
@@ -31,6 +32,8 @@ DEFAULT_BUDGET = 300
 EXPLORE_LIMIT = 3000
 #: preemption bounds the exhaustive search tries in turn (None: unbounded)
 EXPLORE_BOUNDS: tuple[int | None, ...] = (1, 2, None)
+#: how often the parent looks for finished cells and for a request to stop
+POLL_SECONDS = 0.1
 
 
 class Outcome(enum.Enum):
@@ -137,19 +140,31 @@ def matrix(
     budget: int = DEFAULT_BUDGET,
     jobs: int = 1,
     progress: Callable[[int], None] = lambda n: None,
+    stop: Callable[[], bool] = interrupt.requested,
 ) -> list[Cell]:
-    """Judge every cell, ``jobs`` at a time; cells come back in table order."""
+    """Judge every cell, ``jobs`` at a time; cells come back in table order.
+
+    When ``stop()`` says so, returns the cells judged so far, still in table
+    order: a cell being judged is dropped (its searches were cut short, so it
+    has no verdict) and the worker processes are terminated.
+    """
     pairs = [(s, d) for s in scenarios for d in designs]
     if jobs <= 1:
-        cells = []
-        for n, (s, d) in enumerate(pairs, 1):
-            cells.append(judge(s, d, budget))
-            progress(n)
+        cells: list[Cell] = []
+        for s, d in pairs:
+            cell = None if stop() else judge(s, d, budget)
+            if cell is None or stop():
+                break
+            cells.append(cell)
+            progress(len(cells))
         return cells
-    with ProcessPoolExecutor(max_workers=jobs) as pool:
-        futures = [pool.submit(judge, s, d, budget) for s, d in pairs]
-        cells = []
-        for n, future in enumerate(futures, 1):
-            cells.append(future.result())
-            progress(n)
-        return cells
+    judged: dict[int, Cell] = {}
+    with multiprocessing.Pool(jobs, initializer=interrupt.ignore_in_worker) as pool:  # exit terminates
+        pending = {i: pool.apply_async(judge, (s, d, budget)) for i, (s, d) in enumerate(pairs)}
+        while pending and not stop():
+            first = min(pending)
+            pending[first].wait(POLL_SECONDS)
+            for i in [i for i, r in pending.items() if r.ready()]:
+                judged[i] = pending.pop(i).get()
+                progress(len(judged))
+    return [judged[i] for i in sorted(judged)]

@@ -14,6 +14,7 @@ from actors import RunResult, Schedule, Step
 
 if TYPE_CHECKING:
     from .api import Config
+    from .matrix import Cell
 
 #: bounds on the width of one actor's column: wide enough for the longest label
 MIN_COLUMN, MAX_COLUMN = 24, 40
@@ -122,5 +123,22 @@ def to_json(config: Config, result: RunResult) -> dict[str, Any]:
         ],
         "finding": None if f is None else {"oracle": f.oracle, "step": f.step, "message": f.message},
         "schedule": config.schedule_string(result.schedule),
+        "preemptions": result.schedule.preemptions,
         "replay": replay_command(config, result),
+    }
+
+
+def cell_json(cell: Cell) -> dict[str, Any]:
+    """A matrix cell as plain data: null where a field does not apply, the replay of a broken cell."""
+    broken = cell.schedule != ""
+    return {
+        "scenario": cell.scenario,
+        "design": cell.design,
+        "outcome": cell.outcome.value,
+        "oracle": cell.oracle or None,
+        "schedule": cell.schedule if broken else None,
+        "preemptions": Schedule.decode(cell.schedule.partition("@")[0]).preemptions if broken else None,
+        "replay": cell.replay() if broken else None,
+        "schedules": cell.schedules,
+        "bound": cell.bound,
     }

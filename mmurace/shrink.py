@@ -18,6 +18,7 @@ import attrs
 
 from actors import RunResult, sort_key
 
+from . import interrupt
 from .api import Config
 from .strategies import Sparse
 
@@ -57,8 +58,16 @@ def _earlier(p: Preemptions) -> Iterator[Preemptions]:
 PASSES: tuple[Callable[[Preemptions], Iterator[Preemptions]], ...] = (_drop, _lower_target, _earlier)
 
 
-def shrink(config: Config, result: RunResult, *, max_runs: int = MAX_SHRINK_RUNS) -> Shrunk:
+def shrink(
+    config: Config,
+    result: RunResult,
+    *,
+    max_runs: int = MAX_SHRINK_RUNS,
+    stop: Callable[[], bool] = interrupt.requested,
+) -> Shrunk:
     """Shrink the failing ``result`` of ``config``; returns it unchanged if nothing simpler fails.
+
+    When ``stop()`` says so, returns the simplest failing run found so far.
 
     Raises:
         ValueError: if ``result`` did not fail.
@@ -74,8 +83,8 @@ def shrink(config: Config, result: RunResult, *, max_runs: int = MAX_SHRINK_RUNS
         progress = False
         for shrink_pass in PASSES:
             for candidate in shrink_pass(current):
-                if runs >= max_runs:
-                    break
+                if runs >= max_runs or stop():
+                    return Shrunk(best, runs)
                 runs += 1
                 tried = config.run_direct(Sparse(dict(candidate)))
                 if (

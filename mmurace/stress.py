@@ -19,6 +19,7 @@ import attrs
 
 from actors import RunResult, Strategy
 
+from . import interrupt
 from .api import Config
 from .strategies import Pct, RandomWalk, Sparse
 
@@ -70,6 +71,8 @@ class Stress:
     seconds: float  # wall time, for the schedules/s figure only: never part of a run
     groups: tuple[Group, ...]
     first_at: int | None = None  # how many schedules it took to the first finding
+    interrupted: bool = False  # stopped by a signal before the budget ran out
+
     @property
     def found(self) -> bool:
         return bool(self.groups)
@@ -98,17 +101,21 @@ async def stress(
     keep_going: bool = False,
     database: Path | None = None,
     progress: Callable[[int], None] = lambda n: None,
+    stop: Callable[[], bool] = interrupt.requested,
 ) -> Stress:
-    """Try up to ``schedules`` schedules; stop at the first finding unless ``keep_going``."""
+    """Try up to ``schedules`` schedules; stop at the first finding unless ``keep_going``,
+    or when ``stop()`` says so between two runs (what was found so far is kept)."""
     started = time.perf_counter()
     first_at: list[int] = []
     if kind is Kind.HYPOTHESIS:
-        found, tried = _hypothesis(config, schedules, seed, database, keep_going, progress, first_at)
+        found, tried = _hypothesis(config, schedules, seed, database, keep_going, progress, first_at, stop)
     else:
         # PCT's k: the longest run seen so far, the estimate's random walks first
         steps = config.estimate_decisions()
         found, tried = [], 0
         for s in range(seed, seed + schedules):
+            if stop():
+                break
             strategy, name = _seeded(kind, s, depth, steps)
             result = await config.run(strategy)
             steps = max(steps, len(result.schedule.choices))
@@ -120,13 +127,17 @@ async def stress(
                 if not keep_going:
                     break
     seconds = time.perf_counter() - started
-    return Stress(kind, tried, seconds, _group(found), first_at[0] if first_at else None)
+    return Stress(kind, tried, seconds, _group(found), first_at[0] if first_at else None, stop())
 
 
 class _Failed(Exception):
     def __init__(self, result: RunResult) -> None:
         super().__init__(result.finding)
         self.result = result
+
+
+class _Stopped(BaseException):
+    """Ends a Hypothesis search early: not an Exception, so never taken for a failure."""
 
 
 def _hypothesis(
@@ -137,6 +148,7 @@ def _hypothesis(
     keep_going: bool,
     progress: Callable[[int], None],
     first_at: list[int],
+    stop: Callable[[], bool],
 ) -> tuple[list[Found], int]:
     """Let Hypothesis draw sparse schedules; its shrinker minimises the one that fails."""
     # imported here: it takes longer to import than most commands take to run
@@ -175,14 +187,16 @@ def _hypothesis(
     @given(pairs)
     def search(drawn: list[tuple[int, int]]) -> None:
         nonlocal tried
+        if stop():
+            raise _Stopped
         tried += 1
         progress(min(tried, schedules))
         result = config.run_direct(Sparse.from_pairs(drawn))
         if result.finding is not None:
             first_at[:] = first_at or [tried]
-            if keep_going:
+            if keep_going or not found:  # the first is kept in case Hypothesis is stopped shrinking it
                 found.append(Found(config, name, seed, result))
-            else:
+            if not keep_going:
                 raise _Failed(result)
 
     # one database entry per configuration, whatever the function's source
@@ -191,4 +205,6 @@ def _hypothesis(
         search()
     except _Failed as failed:  # re-raised by Hypothesis for the shrunk example
         found = [Found(config, name, seed, failed.result)]
+    except _Stopped:
+        pass
     return found, tried
