@@ -1,7 +1,7 @@
 """The ``mmurace`` command: the group, its help, and how every way a command can end becomes
 an exit status (``exit_codes.ExitCode``): user mistakes and internal errors as one line on
-stderr, interrupts as 130 (or 143 for SIGTERM). The commands live in ``cli_run`` and
-``cli_search``.
+stderr, interrupts as 130 (or 143 for SIGTERM). The commands live in ``cli_run``,
+``cli_search`` and ``cli_corpus``.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from collections.abc import Sequence
 import click
 
 from . import interrupt
+from .cli_corpus import corpus_cmd
 from .cli_run import list_, replay, run
 from .cli_search import explore_cmd, matrix_cmd, shrink_cmd, stress_cmd
 from .errors import UsageError
@@ -34,6 +35,7 @@ Examples:
   mmurace stress race_remap --design no_retry --strategy pct
   mmurace explore race_remap --design seq_retry    every schedule: a proof
   mmurace matrix                               every design x every scenario
+  mmurace corpus replay                        do saved findings still fail?
   mmurace list                                 scenarios, designs, oracles
 """
 
@@ -54,7 +56,7 @@ def cli(debug: bool) -> None:
     pass
 
 
-for _command in (run, replay, stress_cmd, explore_cmd, shrink_cmd, matrix_cmd, list_):
+for _command in (run, replay, stress_cmd, explore_cmd, shrink_cmd, matrix_cmd, corpus_cmd, list_):
     cli.add_command(_command)
 
 

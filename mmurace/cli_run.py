@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import click
 from rich.table import Table
@@ -16,11 +17,14 @@ from . import api, interrupt
 from .cli_options import (
     DESIGN_HELP,
     RunOptions,
+    ToSave,
     common_options,
     echo,
     make_config,
     out,
     progress,
+    save_findings,
+    save_options,
     scenario_arg,
 )
 from .exit_codes import ExitCode
@@ -36,8 +40,9 @@ from .shrink import shrink
 @click.option("--seeds", type=click.IntRange(min=1), default=api.DEFAULT_SEEDS, show_default=True,
               help="seeds to try per design when no --seed is given")
 @common_options
+@save_options
 def run(scenario: str, design: str | None, seed: int | None, seeds: int, opts: RunOptions,
-        as_json: bool) -> int:
+        as_json: bool, save: Path | None) -> int:
     """Hunt a race in SCENARIO (a catalog name or a path to a scenario file).
 
     \b
@@ -69,9 +74,22 @@ def run(scenario: str, design: str | None, seed: int | None, seeds: int, opts: R
             _story(sc, hunts, shrunk, opts.threads, stopped=bool(stop))
         else:
             _one(hunts[0], span, opts.threads)
+        if save is not None:
+            save_findings(save, _to_save(hunts, shrunk, story, bool(stop)), quiet=as_json)
     if stop.signum is not None:
         return ExitCode.interrupted_by(stop.signum)
     return ExitCode.VIOLATION if any(h.result is not None for h in hunts) else ExitCode.CLEAN
+
+
+def _to_save(
+    hunts: list[api.Hunt], shrunk: list[RunResult | None], story: bool, stopped: bool
+) -> list[ToSave]:
+    """The story's races are shrunk already (unless a signal came); a hunt's, for the corpus."""
+    found = [(h.config, h.result, race) for h, race in zip(hunts, shrunk, strict=True)
+             if h.result is not None and race is not None]
+    if story:
+        return [ToSave(config, race, result, shrunk=not stopped) for config, result, race in found]
+    return [ToSave.shrinking(config, result) for config, result, _ in found]
 
 
 def _hunt_json(h: api.Hunt, shrunk: RunResult | None, story: bool, seeds: int) -> dict:

@@ -18,21 +18,24 @@ from . import api, interrupt
 from .cli_options import (
     DESIGN_HELP,
     RunOptions,
+    ToSave,
     common_options,
     echo,
     executor_option,
     make_config,
     progress,
+    save_findings,
+    save_options,
     scenario_arg,
 )
 from .errors import UsageError, unknown
 from .exit_codes import ExitCode
-from .explore import Verdict, explore
+from .explore import Exploration, Verdict, explore
 from .library import is_file_ref, load_file
 from .matrix import DEFAULT_BUDGET, Outcome, matrix
 from .report import cell_json, count, render_run, replay_command, schedule_note, to_json
 from .shrink import shrink
-from .stress import Found, Kind, stress
+from .stress import Found, Kind, Stress, stress
 
 
 def _found_json(f: Found, count: int) -> dict:
@@ -61,9 +64,10 @@ def _found_json(f: Found, count: int) -> dict:
               help="Hypothesis example database directory (remembers failing schedules)")
 @executor_option
 @common_options
+@save_options
 def stress_cmd(scenario: str, design: str, kind: str, schedules: int, seed: int, depth: int,
                keep_going: bool, no_shrink: bool, database: Path | None, executor: str,
-               opts: RunOptions, as_json: bool) -> int:
+               opts: RunOptions, as_json: bool, save: Path | None) -> int:
     """Hunt races in SCENARIO with many schedules; shrink and draw what is found.
 
     \b
@@ -81,36 +85,42 @@ def stress_cmd(scenario: str, design: str, kind: str, schedules: int, seed: int,
             ), executor=config.executor)
         # a signal asked to stop: show what was found as it was found
         groups = [(g.first if no_shrink or stop else _with_shrunk(g.first), g.count) for g in outcome.groups]
-    status = _status(stop, found=bool(groups))
+    _print_stress(config, outcome, groups, kind, shrinking=not no_shrink, threads=opts.threads,
+                  as_json=as_json)
+    save_findings(save, [ToSave(config, f.shrunk or f.result, f.result, shrunk=f.shrunk is not None)
+                         for f, _ in groups], quiet=as_json)
+    return _status(stop, found=bool(groups))
+
+
+def _print_stress(config: api.Config, outcome: Stress, groups: list[tuple[Found, int]], kind: str, *,
+                  shrinking: bool, threads: bool, as_json: bool) -> None:
     per_second = outcome.schedules / max(outcome.seconds, 1e-9)
     rate = f"{outcome.schedules} schedules in {outcome.seconds:.2f} s: {per_second:.0f} schedules/s"
     if as_json:
         echo(json.dumps({"strategy": kind, "schedules": outcome.schedules, "first_at": outcome.first_at,
                          "interrupted": outcome.interrupted,
                          "findings": [_found_json(f, n) for f, n in groups]}, indent=2) + "\n")
-        return status
+        return
     stopped = f"interrupted after {count(outcome.schedules, 'schedule')}: " if outcome.interrupted else ""
+    so_far = " so far" if outcome.interrupted else ""
     if not groups:
-        so_far = " so far" if outcome.interrupted else ""
         echo(f"{config.describe()}: {stopped}no violation{so_far} in {outcome.schedules} {kind} schedules\n"
              f"{rate}\n")
-        return status
+        return
     first, _ = groups[0]
-    shown = first.shrunk or first.result
-    echo(render_run(config, shown, threads=opts.threads))
+    echo(render_run(config, first.shrunk or first.result, threads=threads))
     echo(f"found by {first.strategy} as {schedule_note(config, first.result.schedule)}"
          f" after {count(outcome.first_at or 0, 'schedule')}\n")
     if first.shrunk is not None:
         echo(f"shrunk to {schedule_note(config, first.shrunk.schedule)}\n")
-    elif stop and not no_shrink:
+    elif shrinking:
         echo("not shrunk (interrupted)\n")
-    echo(f"\n{stopped}{count(len(groups), 'distinct finding')}{' so far' if outcome.interrupted else ''}:\n")
+    echo(f"\n{stopped}{count(len(groups), 'distinct finding')}{so_far}:\n")
     for f, n in groups:
         oracle, actor, label = f.location
         echo(f"  {n:>5} x {oracle} at {actor}: {label}   first by {f.strategy}\n")
-        echo(f"          {replay_command(config, f.shrunk or f.result, threads=opts.threads)}\n")
+        echo(f"          {replay_command(config, f.shrunk or f.result, threads=threads)}\n")
     echo(rate + "\n")
-    return status
 
 
 def _status(stop: interrupt.Stop, *, found: bool, inconclusive: bool = False) -> int:
@@ -158,8 +168,9 @@ def _with_shrunk(f: Found) -> Found:
               help="stop after this many executions")
 @executor_option
 @common_options
+@save_options
 def explore_cmd(scenario: str, design: str, preemptions: int | None, no_reduction: bool, limit: int,
-                executor: str, opts: RunOptions, as_json: bool) -> int:
+                executor: str, opts: RunOptions, as_json: bool, save: Path | None) -> int:
     """Run every schedule of SCENARIO within a preemption bound, depth first.
 
     \b
@@ -174,20 +185,27 @@ def explore_cmd(scenario: str, design: str, preemptions: int | None, no_reductio
                 explore, config, preemptions=preemptions, reduce=not no_reduction, limit=limit,
                 progress=lambda n: bar.update(task, completed=n),
             ), executor=config.executor)
-    bound = "unbounded" if preemptions is None else f"at most {count(preemptions, 'preemption')}"
+        _print_exploration(config, e, no_reduction, opts.threads, as_json)
+        if e.result is not None and save is not None:
+            save_findings(save, [ToSave.shrinking(config, e.result)], quiet=as_json)
+    return _status(stop, found=e.result is not None, inconclusive=e.verdict is Verdict.LIMIT)
+
+
+def _print_exploration(config: api.Config, e: Exploration, no_reduction: bool, threads: bool,
+                       as_json: bool) -> None:
+    bound = "unbounded" if e.bound is None else f"at most {count(e.bound, 'preemption')}"
     reduction = "off" if no_reduction else "sleep sets"
     summary = (f"{e.verdict.value}: {e.executions} executions, {e.pruned} pruned"
                f" ({bound}, partial-order reduction: {reduction})")
     if as_json:
         echo(json.dumps({"verdict": e.verdict.name.lower(), "executions": e.executions, "pruned": e.pruned,
-                         "preemptions": preemptions, "reduction": not no_reduction,
+                         "preemptions": e.bound, "reduction": not no_reduction,
                          "run": None if e.result is None else to_json(config, e.result)}, indent=2) + "\n")
     elif e.result is not None:
-        echo(render_run(config, e.result, threads=opts.threads) + summary + "\n")
+        echo(render_run(config, e.result, threads=threads) + summary + "\n")
     else:
         tail = "no violation in any schedule" if e.verdict is Verdict.EXHAUSTED else "no violation so far"
         echo(f"{config.describe()}: {summary}: {tail}\n")
-    return _status(stop, found=e.result is not None, inconclusive=e.verdict is Verdict.LIMIT)
 
 
 @click.command("shrink", short_help="a failing schedule, to its fewest preemptions")

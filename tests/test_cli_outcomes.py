@@ -34,7 +34,7 @@ def test_bare_mmurace_prints_the_user_help(capsys: pytest.CaptureFixture[str]) -
     assert out.startswith("Usage: mmurace [OPTIONS] COMMAND [ARGS]...")
     assert "thin click layer" not in out, "not the developer's docstring"
     commands = out[out.index("Commands:"):out.index("Exit status:")]
-    for name in ("run", "replay", "stress", "explore", "shrink", "matrix", "list"):
+    for name in ("run", "replay", "stress", "explore", "shrink", "matrix", "corpus", "list"):
         assert f"\n  {name} " in commands
     assert "mmurace run race_remap --design no_retry" in out
     for code, meaning in MEANINGS.items():

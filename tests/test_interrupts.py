@@ -11,6 +11,7 @@ parent only. Children are found and checked with psutil. Every wait is bounded.
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import re
 import select
@@ -100,6 +101,8 @@ def test_ctrl_c_in_stress_keep_going_keeps_the_findings() -> None:
     assert "found by random --seed 1 as " in out and "not shrunk (interrupted)" in out
     assert f"{ran[1]} schedules in " in out
     assert "Traceback" not in err
+    saved = [json.loads(p.read_text()) for p in Path(os.environ["MMURACE_SAVE"]).iterdir()]
+    assert len(saved) == int(ran[2]) and not any(f["shrunk"] for f in saved)
 
 
 @pytest.mark.parametrize("how", ["ctrl-c", "sigterm"])
