@@ -7,14 +7,16 @@ notifier callbacks). This package re-exports what scenarios and users need.
 """
 
 from .host import (
-    InvalidateEnd as InvalidateEnd,
-    InvalidateStart as InvalidateStart,
     remapper as remapper,
 )
 from .kvm import (
     DESIGNS as DESIGNS,
     Design as Design,
-    notifier_dispatcher as notifier_dispatcher,
+    Fault as Fault,
+    SeqRetry as SeqRetry,
+    design_named as design_named,
+    kvm_init_mmu_notifier as kvm_init_mmu_notifier,
+    step as step,
     vcpu as vcpu,
 )
 from .runtime import (

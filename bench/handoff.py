@@ -44,6 +44,8 @@ DEFAULT_ROUNDS = 41
 DEFAULT_ACTORS = 3
 DEFAULT_POINTS = 300  # per actor, per sample: short, so the machine drifts little within a round
 DEFAULT_STARTS = 30  # trio.run / Runtime.run calls per start-up sample
+#: --quick: a smoke run (the test suite's), figures too noisy to quote
+QUICK = {"rounds": 3, "points": 50, "starts": 5}
 
 #: builds what it needs (before the clock starts) and returns the job to time,
 #: which returns how many units (points, steps, calls) it did
@@ -74,7 +76,9 @@ def ratio_text(ratios: Sequence[float]) -> str:
     """The median of per-round ratios, and their interquartile range."""
     if len(ratios) < 2:
         return f"{ratios[0]:6.2f}"
-    q1, median, q3 = statistics.quantiles(ratios, n=4)
+    # inclusive: with few rounds the default (exclusive) method extrapolates beyond the
+    # samples, even below zero
+    q1, median, q3 = statistics.quantiles(ratios, n=4, method="inclusive")
     return f"{median:6.2f} ({q1:.2f}-{q3:.2f})"
 
 
@@ -95,14 +99,14 @@ def versions() -> str:
 class Alternate:
     """Always the next runnable actor: a Trio task switch at every point."""
 
-    def choose(self, n: int) -> int:
+    def choose(self, runnable: Sequence[int], current: int | None) -> int:
         return 1
 
 
 class Stay:
     """Always the actor that ran last: a point with no Trio switch."""
 
-    def choose(self, n: int) -> int:
+    def choose(self, runnable: Sequence[int], current: int | None) -> int:
         return 0
 
 
@@ -284,7 +288,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--points", type=int, default=DEFAULT_POINTS, help="points per actor per sample")
     parser.add_argument("--rounds", type=int, default=DEFAULT_ROUNDS, help="samples per figure")
     parser.add_argument("--starts", type=int, default=DEFAULT_STARTS, help="calls per start-up sample")
+    parser.add_argument("--quick", action="store_true", help=f"smoke-test sizes: {QUICK}")
     args = parser.parse_args(argv)
+    if args.quick:
+        vars(args).update(QUICK)
     if args.actors < 2 or min(args.points, args.rounds, args.starts) < 1:
         parser.error("need --actors >= 2 and --points, --rounds, --starts >= 1")
 

@@ -36,6 +36,8 @@ DEFAULT_SEEDS = 500
 DEFAULT_PASSES = 3
 DEFAULT_CHUNK = 25  # seeds per sample: about as long as a baseline sample
 DEFAULT_POINTS = 300  # per task, per baseline sample
+#: --quick: a smoke run (the test suite's), figures too noisy to quote
+QUICK = {"seeds": 50, "passes": 1, "points": 100}
 
 BASELINE = "event baseline"
 RUNTIME_POINT = "runtime, switching"
@@ -102,7 +104,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--actors", type=int, default=DEFAULT_ACTORS, help="baseline: Trio tasks, >= 2")
     parser.add_argument("--points", type=int, default=DEFAULT_POINTS, help="baseline: points per task")
+    parser.add_argument("--quick", action="store_true", help=f"smoke-test sizes: {QUICK}")
     args = parser.parse_args(argv)
+    if args.quick:
+        vars(args).update(QUICK)
     if args.actors < 2 or min(args.seeds, args.passes, args.chunk, args.points) < 1:
         parser.error("need --actors >= 2 and --seeds, --passes, --chunk, --points >= 1")
     designs: list[str] = args.design or list(SCENARIO.designs)

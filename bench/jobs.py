@@ -4,7 +4,7 @@ Run ``python bench/jobs.py`` (``--quick`` for a smoke-test size, ``--help``
 for sizes). Both sides run the same seeds of ``race_remap`` with the random
 walk and ``--keep-going`` (so that every seed runs, whatever it finds),
 through ``mmurace.stress.stress`` as the CLI calls it, the pool's start
-included (but not its server's, started once per process: about 0.4 s).
+included.
 They alternate, round after round, and a ratio is the median of the
 per-round ratios (with its q1-q3 range: a wide one means the machine was
 busy, so run again). The target on an idle 2-core machine is 1.8x.
@@ -68,9 +68,10 @@ def on_a_pool(cfg: Config, schedules: int, workers: int = 2) -> Rates:
     work = Work.of(cfg, Kind.RANDOM.value, 2, cfg.estimate_decisions(), True)
     wall, ours = time.perf_counter(), time.process_time()
     with pool(workers) as (executor, n):
-        nothing_here = Batch(0, None, ())
-        merged, run = _spread(executor, n, work, nothing_here, cut(range(schedules), n), lambda n: None)
-        pids = list(executor._processes)  # type: ignore[attr-defined]
+        nothing_here = Batch(0, None, (), work.decisions, work.decisions)
+        merged, run = _spread(executor, n, work, nothing_here, cut(range(schedules), n), lambda n: None,
+                              lambda: False)
+        pids = [process.pid for process in executor._pool._pool]  # type: ignore[attr-defined]
         theirs = sum(_cpu_seconds(pid) for pid in pids)  # fresh workers: all they ever ran
         seconds = time.perf_counter() - wall
     assert merge([merged]).tried == run == schedules
@@ -108,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"jobs: race_remap --design {args.design}, random, {schedules} seeds a sample, {rounds} rounds"
           f" ({os.cpu_count()} cores, Python {platform.python_version()}, {platform.machine()})")
     print(f"  load average before: {load()}")
-    on_a_pool(cfg, 200)  # warm-up: the pool's server process starts once per process
+    on_a_pool(cfg, 200)  # warm-up
     rates = in_rounds({
         "--jobs 1": lambda: by_stress(cfg, schedules, 1),
         "--jobs 2": lambda: by_stress(cfg, schedules, 2),

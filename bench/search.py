@@ -1,9 +1,10 @@
 """Search benchmarks: the runtime against hand-driven coroutines, schedules to
-the first finding per strategy (plain and with the race buried), and the
-executions an exhaustive search needs with and without partial-order reduction.
+the first finding per strategy (plain and with the race buried), PCT on every
+broken cell and on races that need two preemptions, and the executions an
+exhaustive search needs with and without partial-order reduction.
 
     python bench/search.py            # a few minutes on 2 cores
-    python bench/search.py --quick    # fewer seeds, for a smoke test
+    python bench/search.py --quick    # a few seconds: a smoke test, figures too small to quote
 
 Every time figure is printed next to a baseline measured in the same run.
 """
@@ -16,12 +17,13 @@ import random
 import statistics
 import sys
 import time
-from collections.abc import Callable, Coroutine, Generator
+from collections.abc import Callable, Coroutine, Generator, Sequence
 from typing import Any
 
+import attrs
 import trio
 
-from actors import ActorContext, Executor, World
+from actors import DEFAULT_MAX_RETRIES, ActorContext, Executor, World
 from mmurace import Config
 from mmurace.explore import Verdict, explore
 from mmurace.strategies import RandomWalk
@@ -41,26 +43,51 @@ class _Yield:
         yield None
 
 
+class _NoLockdep:
+    """Lock validation left out of the baseline: it is the runtime's work."""
+
+    def acquired(self, thread: str, lock: str, *, spins: bool, where: str) -> None:
+        return None
+
+    def released(self, thread: str, lock: str) -> None:
+        pass
+
+
+@attrs.define(eq=False)
+class _Parked:
+    """The baseline's record of an actor: what ``ActorContext`` reads of it."""
+
+    index: int
+    thread: str = ""
+
+
 class _Bare:
     """The baseline: the same actor coroutines, a random runnable one resumed at each
-    point, and nothing else: no trace, no oracles, no footprints, no schedule."""
+    point, and nothing else: no trace, no oracles, no footprints, no lockdep, no schedule."""
+
+    lockdep = _NoLockdep()
+    step_index = 0
+    max_retries = DEFAULT_MAX_RETRIES
 
     def __init__(self, world: World, seed: int) -> None:
         self.world, self.rng = world, random.Random(seed)
         self.guards: dict[int, Callable[[], bool] | None] = {}
         self.steps = 0
 
-    async def point(self, actor: Any, label: str, guard: Any, waits_for: Any) -> None:
-        self.guards[actor] = guard
+    async def point(self, actor: _Parked, label: str, guard: Any, waits_for: Any) -> None:
+        self.guards[actor.index] = guard
         await _Yield()
 
     def relabel(self, label: str) -> None:
         pass
 
+    def report(self, kind: str, message: str) -> None:
+        pass
+
     def run(self) -> int:
         coros: dict[int, Coroutine[Any, Any, None]] = {}
         for i, spec in enumerate(self.world.actors):
-            coros[i] = spec.fn(ActorContext(spec.name, self.world.model, self, i))  # type: ignore[arg-type]
+            coros[i] = spec.fn(ActorContext(spec.name, self.world.model, self, _Parked(i)))  # type: ignore[arg-type]
             self._send(i, coros)
         while True:
             ready = [i for i, g in self.guards.items() if g is None or g()]
@@ -82,7 +109,7 @@ class _Bare:
 
 
 def points(runs: int) -> None:
-    print(f"1. scheduling points on race_remap/seq_retry, full model, {runs} runs a sample, 5 rounds")
+    print(f"\n1. scheduling points on race_remap/seq_retry, full model, {runs} runs a sample, 5 rounds")
     config = {e: Config(RACE, "seq_retry", executor=e) for e in Executor}
 
     def bare() -> tuple[float, int]:
@@ -118,40 +145,95 @@ def points(runs: int) -> None:
 # ---- 2. schedules to the first finding ----
 
 
-def _first(design: str, kind: Kind, seed: int, noise: int, budget: int) -> int | None:
-    config = Config(RACE, design, params=(("noise", noise),) if noise else (), executor=Executor.DIRECT)
-    first_seed = seed if kind is Kind.HYPOTHESIS else seed * budget  # disjoint seed ranges
-    outcome = trio.run(functools.partial(stress, config, kind, schedules=budget, seed=first_seed))
+def _first(config: Config, kind: Kind, start: int, budget: int, depth: int = 2) -> int | None:
+    """Schedules ``kind`` tries before its first finding (None: not within ``budget``)."""
+    first_seed = start if kind is Kind.HYPOTHESIS else start * budget  # disjoint seed ranges
+    outcome = trio.run(
+        functools.partial(stress, config, kind, schedules=budget, seed=first_seed, depth=depth)
+    )
     return outcome.first_at
 
 
-def first_finding(seeds: int, budget: int) -> None:
-    print(f"\n2. schedules to the first finding, {seeds} seeds each, budget {budget}"
+def _spread(found: Sequence[int | None], budget: int) -> str:
+    """median / max schedules to the first finding; a miss counts as budget + 1 and shows as '>'."""
+    hits = [f for f in found if f is not None]
+    median = statistics.median([f if f is not None else budget + 1 for f in found])
+    worst = f">{budget}" if len(hits) < len(found) else str(max(hits))
+    return f"{median:>6.0f} / {worst:>6}"
+
+
+def _row(config: Config, kinds: Sequence[Kind], seeds: int, budget: int) -> str:
+    """Each strategy's spread over ``seeds`` starting seeds, side by side."""
+    return "   ".join(
+        f"{k.value} {_spread([_first(config, k, s, budget) for s in range(seeds)], budget)}" for k in kinds
+    )
+
+
+def first_finding(seeds: int, budget: int, noises: Sequence[int]) -> None:
+    print(f"\n2. schedules to the first finding on race_remap, {seeds} seeds each, budget {budget}"
           " (median / max; '>' = not found within the budget)")
-    for noise in (0, 40):
+    for noise in noises:
         for design in ("no_retry", "setup_time"):
-            cells = []
-            for kind in Kind:
-                found = [_first(design, kind, s, noise, budget) for s in range(seeds)]
-                hits = sorted(f for f in found if f is not None)
-                missed = len(found) - len(hits)
-                med = statistics.median([f if f is not None else budget + 1 for f in found])
-                worst = f">{budget}" if missed else str(max(hits))
-                cells.append(f"{kind.value} {med:>6.0f} / {worst:>6}")
-            print(f"   noise={noise:<3} {design:<11} " + "   ".join(cells))
+            params = (("noise", noise),) if noise else ()
+            config = Config(RACE, design, params=params, executor=Executor.DIRECT)
+            print(f"   noise={noise:<3} {design:<11} {_row(config, list(Kind), seeds, budget)}")
 
 
-# ---- 3. exhaustive search ----
+# ---- 3. PCT on every broken cell, and on races that need two preemptions ----
+
+#: races that random walk and exhaustive search find but that need two
+#: preemptions (PCT depth 3): the vcpu must be preempted, and the actor that
+#: took over preempted in turn while it could still run
+DEEP_RACES = (
+    ("race_remap", "setup_time", (("move", 1),), "spurious_efault"),
+    ("migrate_page", "no_retry", (), "corruption"),
+    ("migrate_page", "no_retry", (("migrations", 2),), "corruption"),
+    ("ksm_merge", "no_retry", (), "ksm_write"),
+)
 
 
-def exhaustive(limit: int) -> None:
-    print("\n3. exhaustive search on race_remap: complete executions (+ pruned), with and without sleep sets"
+def _broken_cells(scenarios: Sequence[str], budget: int) -> list[Config]:
+    """The cells where a random walk finds a race within ``budget`` schedules."""
+    cells = []
+    for name in scenarios:
+        for design in CATALOG[name].designs:
+            config = Config(CATALOG[name], design, executor=Executor.DIRECT)
+            if trio.run(functools.partial(stress, config, Kind.RANDOM, schedules=budget)).found:
+                cells.append(config)
+    return cells
+
+
+def pct_cells(scenarios: Sequence[str], seeds: int, budget: int) -> None:
+    print(f"\n3. PCT (depth 2) on every broken cell: schedules to the first finding, {seeds} seeds each,"
+          f" budget {budget} (median / max), random walk alongside")
+    for config in _broken_cells(scenarios, budget):
+        row = _row(config, (Kind.PCT, Kind.RANDOM), seeds, budget)
+        print(f"   {config.scenario.name:<13} {config.design.name:<12} {row}")
+
+
+def pct_deep(races: Sequence[tuple[str, str, tuple[tuple[str, int], ...], str]], seeds: int) -> None:
+    print(f"\n   races that need two preemptions: PCT runs that find them, of {seeds} seeds, by depth")
+    for scenario, design, params, oracle in races:
+        config = Config(CATALOG[scenario], design, (oracle,), params=params, executor=Executor.DIRECT)
+        hits = []
+        for depth in (2, 3, 4):
+            outcome = trio.run(functools.partial(
+                stress, config, Kind.PCT, schedules=seeds, depth=depth, keep_going=True))
+            hits.append(f"depth {depth} {sum(g.count for g in outcome.groups):>5}")
+        print(f"   {config.describe():<62} " + "   ".join(hits))
+
+
+# ---- 4. exhaustive search ----
+
+
+def exhaustive(limit: int, sizes: Sequence[tuple[tuple[str, int], ...]]) -> None:
+    print("\n4. exhaustive search on race_remap: complete executions (+ pruned), with and without sleep sets"
           f" ('>': stopped at {limit} runs)")
-    for params in ((), (("remaps", 2),)):
+    for params in sizes:
         for design in RACE.designs:
             for bound in (1, 2, None):
                 config = Config(RACE, design, params=params, executor=Executor.DIRECT)
-                row = []
+                row, verdicts = [], []
                 for reduce in (True, False):
                     t = time.perf_counter()
                     e = trio.run(
@@ -159,20 +241,42 @@ def exhaustive(limit: int) -> None:
                     )
                     more = ">" if e.verdict is Verdict.LIMIT else " "
                     row.append(f"{more}{e.executions:>6} (+{e.pruned:<5}) {time.perf_counter() - t:5.2f}s")
-                    verdict = e.verdict.value
+                    verdicts.append(e.verdict.value)
                 label = f"{' '.join(f'{k}={v}' for k, v in params) or 'default':<9} {design:<11}"
                 bound_s = "unbounded" if bound is None else f"bound {bound}"
-                print(f"   {label} {bound_s:<10} POR {row[0]}   no POR {row[1]}   {verdict}")
+                print(f"   {label} {bound_s:<10} POR {row[0]}   no POR {row[1]}   {verdicts[0]}")
+
+
+@attrs.frozen
+class Sizes:
+    """How much each section runs."""
+
+    runs: int  # 1: runs a sample
+    seeds: int  # 2, 3: seeds per cell
+    noises: tuple[int, ...]  # 2: noise levels
+    scenarios: tuple[str, ...]  # 3: scenarios whose broken cells PCT hunts
+    deep: int  # 3: seeds per depth on each race that needs two preemptions
+    deep_races: int  # 3: how many of DEEP_RACES
+    limit: int  # 4: run limit of one exhaustive search
+    remaps: tuple[int, ...]  # 4: race_remap sizes
+
+
+FULL = Sizes(400, 30, (0, 40), tuple(CATALOG), 2000, len(DEEP_RACES), 20_000, (1, 2))
+#: a smoke run (the test suite's): every section, figures too small to quote
+QUICK = Sizes(20, 2, (0,), ("race_remap",), 40, 1, 500, (1,))
 
 
 def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="fewer runs and seeds")
+    parser.add_argument("--quick", action="store_true", help="a few seconds: every section, tiny sizes")
     args = parser.parse_args(argv)
+    size = QUICK if args.quick else FULL
     print(f"Python {sys.version.split()[0]}, trio {trio.__version__}")
-    points(100 if args.quick else 400)
-    first_finding(5 if args.quick else 30, 1000)
-    exhaustive(5_000 if args.quick else 20_000)
+    points(size.runs)
+    first_finding(size.seeds, 1000, size.noises)
+    pct_cells(size.scenarios, size.seeds, 1000)
+    pct_deep(DEEP_RACES[: size.deep_races], size.deep)
+    exhaustive(size.limit, [(("remaps", n),) if n > 1 else () for n in size.remaps])
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Dirty logging for live migration: the memslot's dirty bitmap, and what the guest wrote.
 
-KVM side (KERNEL.md 1.5, section 3's dirty-log row): with
+KVM side (docs/model.md 1.5, section 3's dirty-log row): with
 ``KVM_MEM_LOG_DIRTY_PAGES`` set, every writable leaf KVM installs marks its
 page in ``memslot->dirty_bitmap`` (``mark_page_dirty_in_slot``, F7), and
 ``KVM_GET_DIRTY_LOG`` (``kvm_get_dirty_log_protect``) hands the bitmap to

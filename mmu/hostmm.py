@@ -227,7 +227,7 @@ class HostMm:
         (``madvise(MADV_DONTNEED)`` -> ``zap_page_range_single``)."""
         return self._take_pte(hva, who, write=False)
 
-    # ---- transparent huge pages (KERNEL.md section 3, THP rows) ----
+    # ---- transparent huge pages (docs/model.md section 3, THP rows) ----
 
     def pmd_mapped(self, hva: int) -> bool:
         """Return whether a huge PMD maps ``hva`` (``pmd_trans_huge``)."""

@@ -2,7 +2,7 @@
 
 Field names follow ``struct kvm`` (``mmu_invalidate_seq`` is ``seq``,
 ``mmu_invalidate_in_progress`` is ``in_progress``). Both are written only
-under ``mmu_lock`` (KERNEL.md 1.1), and so are sptes: the methods here
+under ``mmu_lock`` (docs/model.md 1.1), and so are sptes: the methods here
 assert it. Guest accesses need no lock: they are the hardware walking the
 secondary page table.
 """
@@ -104,28 +104,67 @@ class Kvm:
         self._assert_locked(who)
         if self.in_progress <= 0:
             raise AssertionError("invalidate_range_end without start (in_progress < 0)")
+        self.inc_seq(who)
+        self.dec_in_progress(who)
+
+    def inc_seq(self, who: str) -> None:
+        """``kvm->mmu_invalidate_seq++``, under mmu_lock."""
+        self._assert_locked(who)
         self.fp.write(("kvm", "seq"))
-        self.fp.write(("kvm", "in_progress"))
         self.seq += 1
+        self.log.append(f"seq {self.seq - 1}->{self.seq}")
+
+    def dec_in_progress(self, who: str) -> None:
+        """``kvm->mmu_invalidate_in_progress--``, under mmu_lock; below zero is a bug."""
+        self._assert_locked(who)
+        if self.in_progress <= 0:
+            raise AssertionError("invalidate_range_end without start (in_progress < 0)")
+        self.fp.write(("kvm", "in_progress"))
         self.in_progress -= 1
-        self.log.append(
-            f"seq {self.seq - 1}->{self.seq}, in_progress {self.in_progress + 1}->{self.in_progress}"
-        )
+        self.log.append(f"in_progress {self.in_progress + 1}->{self.in_progress}")
+
+    def check_in_progress(self, who: str) -> bool:
+        """``if (kvm->mmu_invalidate_in_progress)``, under mmu_lock: is an invalidation running?"""
+        self._assert_locked(who)
+        self.fp.read(("kvm", "in_progress"))
+        self.log.append(f"in_progress {self.in_progress}" + (" -> retry" if self.in_progress else ""))
+        return self.in_progress != 0
+
+    def check_seq(self, mmu_seq: int, who: str) -> bool:
+        """``if (kvm->mmu_invalidate_seq != mmu_seq)``, under mmu_lock: did one end since the snapshot?"""
+        self._assert_locked(who)
+        self.fp.read(("kvm", "seq"))
+        moved = self.seq != mmu_seq
+        self.log.append(f"seq {self.seq} vs {mmu_seq}" + (" -> retry" if moved else ""))
+        return moved
 
     def unmap_hva_range(self, start: int, end: int, who: str) -> int:
-        """``kvm_unmap_gfn_range`` + flush: zap every spte for [start, end); return how many."""
+        """``kvm_unmap_gfn_range`` in one go: zap every spte for [start, end); return how many."""
+        zapped = self.leaves_in(start, end, who)
+        for gfn in zapped:
+            self.zap_leaf(gfn, who)
+        return len(zapped)
+
+    def leaves_in(self, start: int, end: int, who: str) -> list[int]:
+        """The gfns of the leaves mapping any of [start, end), in order; a huge leaf
+        counts if any page under it is in range (x86 zaps the 2M spte whole).
+        Says so when there is none."""
         self._assert_locked(who)
         in_range = self.memslot.gfns_in(start, end)
         for gfn in in_range:  # absent ones too: a later install there depends on this zap
             self.fp.write(("spte", gfn))
-        # a huge leaf is zapped whole when any page under it is (x86 zaps the 2M spte)
-        zapped = [gfn for gfn in sorted(self.sptes) if set(self.covered(gfn)) & set(in_range)]
-        for gfn in zapped:
-            spte = self.sptes.pop(gfn)
-            self.log.append(f"zap spte gfn {gfn:#x} -> pfn {spte.pfn:#x}")
-        if not zapped:
+        leaves = [gfn for gfn in sorted(self.sptes) if set(self.covered(gfn)) & set(in_range)]
+        if not leaves:
             self.log.append("no spte in range")
-        return len(zapped)
+        return leaves
+
+    def zap_leaf(self, gfn: int, who: str) -> None:
+        """Drop the leaf at ``gfn`` (``tdp_mmu_zap_leafs``/``kvm_zap_rmap`` for one leaf)."""
+        self._assert_locked(who)
+        for g in self.covered(gfn):  # a huge leaf goes whole: an access to any page of it depends on this
+            self.fp.write(("spte", g))
+        spte = self.sptes.pop(gfn)
+        self.log.append(f"zap spte gfn {gfn:#x} -> pfn {spte.pfn:#x}")
 
     def covered(self, gfn: int, page_size: int | None = None) -> range:
         """The gfns of the memslot the leaf at ``gfn`` maps (one, unless it is huge);
@@ -264,6 +303,7 @@ class Kvm:
         pfn, generation = (spte.pfn, spte.generation) if spte is not None else (0, 0)
         if spte is None:  # a huge leaf at an earlier gfn may cover this one
             for base in sorted(g for g in self.sptes if g < gfn and gfn in self.covered(g)):
+                self.fp.read(("spte", base))
                 spte = self.sptes[base]
                 pfn, generation = spte.pfn + gfn - base, spte.tail_generations[gfn - base - 1]
         kind = "write" if write else "read"

@@ -1,7 +1,7 @@
 """Oracles: judges of a model state, run after every step.
 
 Each oracle is a pure function ``Model -> Violation | None``. They read the
-state the way KERNEL.md's "key oracles" do (O1 stale leaf, divergence), and
+state the way docs/model.md's "key oracles" do (O1 stale leaf, divergence), and
 read the model's record of hardware accesses for corruption.
 """
 
@@ -175,7 +175,7 @@ def lost_dirty(model: Model) -> Violation | None:
     again, write included); a harvest that misses a write shows up here with
     the write's number. The broken design keeps a writable leaf after logging
     starts or after a harvest, so the guest writes without faulting and
-    nothing marks the page (KERNEL.md section 3, dirty-log row).
+    nothing marks the page (docs/model.md section 3, dirty-log row).
     """
     if not model.ended:
         return None
@@ -229,7 +229,7 @@ def ksm_write(model: Model) -> Violation | None:
     """A guest write landed in a KSM page, through an spte that survived the merge.
 
     KSM shares one read-only frame among every mapping whose content it
-    found identical (KERNEL.md section 3, "KSM merge" row): a write must
+    found identical (docs/model.md section 3, "KSM merge" row): a write must
     fault and break COW (``wp_page_copy``) first. The merge's
     invalidate_range_start zaps the leaf before the pte is write-protected
     (R4), and a fault that got the page before it must see seq move (R1,

@@ -1,29 +1,35 @@
 """Campaigns on many cores, or on a Dask cluster: seeds in batches, findings merged in seed order.
 
-A seeded campaign (random walk, PCT) is a pure function of its seeds: seed s
-always gives the same schedule. So the seeds are cut into disjoint,
-consecutive batches, each batch is run where there is a free core (a
-standard-library process pool, or the workers of an existing Dask scheduler
-with ``cluster=ADDRESS``), each worker groups what its batch found, and the
-batches are merged back in seed order. The result is the one a single
-process gives for the same seeds, whatever the number of workers or the
-order in which batches end: the same groups, in the same order, with the
-same first finding and the same counts; when a campaign stops at its first
-finding, it is the lowest failing seed, found after the same number of
-schedules.
+A seeded campaign (random walk, PCT) tries seeds in order. The seeds are
+cut into disjoint, consecutive batches, each batch is run where there is a
+free core (``workers``: a local process pool, or the workers of an existing
+Dask scheduler), each worker groups what its batch found, and the batches
+are merged back in seed order. The result is the one a single process gives
+for the same seeds, whatever the number of workers or the order in which
+batches end: the same groups, in the same order, with the same first
+finding and the same counts; when a campaign stops at its first finding, it
+is the lowest failing seed, after the same number of schedules.
 
-The first few seeds are run in this process (``PROBE``): most races here
-show in their first few dozen schedules, and then no pool is started at all;
-nor is one when the rest would take one process less than ``POOL_WORTH``
-seconds (timed on those first seeds), since starting it costs about half a
-second. Where the seeds run never changes what they find.
+A random walk's seed alone makes its schedule. PCT's also depends on k, the
+decisions its change points are drawn from, which grows to the longest run
+the campaign has seen so far (``strategies.pct``): a batch must start from
+the k that every seed before it left. A batch is run with the k known when
+it is handed out, says which k it started from and which it left, and is
+taken in seed order only if it started from the k its predecessors left;
+otherwise it is run again with that k. k settles within the first runs, so
+a batch is rarely run twice.
 
-Configurations travel as cloudpickle bytes, so that a scenario loaded from a
-file (a module no worker can import) runs on workers too. Local workers are
-started by a fork server; as with ``spawn``, each imports the program's
-main module again, so a script that runs a campaign on several processes
-must keep its work under ``if __name__ == "__main__":`` (the ``mmurace``
-command and pytest do).
+The first seeds are run in this process (``PROBE``): most races here show
+in their first few dozen schedules, and then no pool is started at all; nor
+is one when the rest would take one process less than ``POOL_WORTH``
+seconds (timed on those first seeds): too little to share out. Where the
+seeds run never changes what they find. A signal asking
+to stop (``interrupt``) ends the campaign between two runs here or when the
+next batch comes back, with what the batches taken so far found.
+
+Configurations travel as cloudpickle bytes, so that a scenario or design
+loaded from a file (a module no spawned or remote worker can import) runs
+on workers too.
 """
 
 from __future__ import annotations
@@ -32,16 +38,17 @@ import concurrent.futures as cf
 import functools
 import time
 from collections.abc import Callable, Sequence
+from typing import overload
 
 import attrs
 import cloudpickle
-import trio
 
 from actors import Executor, RunResult, Strategy
 
+from . import interrupt
 from .api import Config
 from .strategies import Pct, RandomWalk
-from .workers import pool
+from .workers import POLL_SECONDS, pool
 
 #: seeds run in this process before any pool is started
 PROBE = 50
@@ -52,8 +59,9 @@ PROBE = 50
 MIN_BATCH, MAX_BATCH = 100, 2000
 #: batches in flight per worker: one running, one waiting
 IN_FLIGHT = 2
-#: seconds of work left (on one process) under which no local pool is started
-POOL_WORTH = 2.0
+#: seconds of work left (on one process) under which no local pool is started:
+#: starting one costs a few tens of milliseconds, and a batch must be worth sending
+POOL_WORTH = 0.5
 
 Location = tuple[str, str, str]
 
@@ -64,11 +72,6 @@ def location(result: RunResult) -> Location:
     assert f is not None
     step = result.steps[f.step] if 0 <= f.step < len(result.steps) else None
     return (f.oracle, step.actor if step else "-", step.label if step else "-")
-
-
-def seeded(kind: str, seed: int, depth: int, decisions: int) -> Strategy:
-    """The strategy a seed stands for (``kind``: random or pct)."""
-    return Pct(seed, depth, decisions) if kind == "pct" else RandomWalk(seed)
 
 
 def seeded_name(kind: str, seed: int, depth: int) -> str:
@@ -93,6 +96,8 @@ class Batch:
     tried: int
     first_at: int | None  # schedules into the batch at its first finding
     groups: tuple[Group, ...]
+    k_in: int = 0  # PCT's k at the batch's first seed
+    k_out: int = 0  # and after its last run
 
 
 @attrs.frozen
@@ -100,9 +105,9 @@ class Work:
     """A seeded campaign, as plain data: what every batch needs but its seeds."""
 
     config: bytes  # cloudpickled Config
-    kind: str
+    kind: str  # random or pct
     depth: int
-    decisions: int
+    decisions: int  # PCT's first k: the random walks' estimate
     keep_going: bool
 
     @classmethod
@@ -121,15 +126,25 @@ def _config(pickled: bytes) -> Config:
 class _Tally:
     """Runs of consecutive seeds, grouped as they come."""
 
-    keep_going: bool
+    work: Work
+    k: int
     progress: Callable[[int], None] = lambda n: None
+    k_in: int = attrs.field(init=False)
     tried: int = 0
     first_at: int | None = None
     groups: dict[Location, Group] = attrs.field(factory=dict)
 
+    def __attrs_post_init__(self) -> None:
+        self.k_in = self.k
+
+    def strategy(self, seed: int) -> Strategy:
+        """The strategy ``seed`` stands for, here."""
+        return Pct(seed, self.work.depth, self.k) if self.work.kind == "pct" else RandomWalk(seed)
+
     def add(self, seed: int, result: RunResult) -> bool:
         """Count one run; False once the batch should stop."""
         self.tried += 1
+        self.k = max(self.k, len(result.schedule.choices))
         self.progress(self.tried)
         if result.finding is None:
             return True
@@ -139,49 +154,40 @@ class _Tally:
         self.groups[where] = Group(where, seed, result, 1) if known is None else attrs.evolve(
             known, count=known.count + 1
         )
-        return self.keep_going
+        return self.work.keep_going
 
     def batch(self) -> Batch:
-        return Batch(self.tried, self.first_at, tuple(self.groups.values()))
+        return Batch(self.tried, self.first_at, tuple(self.groups.values()), self.k_in, self.k)
 
 
-def run_batch(work: Work, start: int, stop: int) -> Batch:
-    """Run seeds ``start`` to ``stop - 1`` in a worker (arguments and result are plain data)."""
+def run_batch(work: Work, start: int, stop: int, k: int) -> Batch:
+    """Run seeds ``start`` to ``stop - 1`` from PCT's ``k``, in a worker (plain data in and out)."""
     config = _config(work.config)
-    tally = _Tally(work.keep_going)
+    tally = _Tally(work, k)
     if config.executor is Executor.DIRECT:
         for seed in range(start, stop):
-            if not tally.add(seed, config.run_direct(seeded(work.kind, seed, work.depth, work.decisions))):
+            if not tally.add(seed, config.run_direct(tally.strategy(seed))):
                 break
         return tally.batch()
-    trio.run(_run_seeds, config, work, range(start, stop), tally)
+    import trio  # only those who run on the Trio executor import it
+
+    # in a thread of its own: a worker forked from inside a Trio run would inherit the run
+    with cf.ThreadPoolExecutor(1) as thread:
+        thread.submit(trio.run, _run_seeds, config, range(start, stop), tally, lambda: False).result()
     return tally.batch()
 
 
-async def _run_seeds(config: Config, work: Work, seeds: range, tally: _Tally) -> None:
+async def _run_seeds(config: Config, seeds: range, tally: _Tally, stop: Callable[[], bool]) -> None:
     for seed in seeds:
-        if not tally.add(seed, await config.run(seeded(work.kind, seed, work.depth, work.decisions))):
+        if stop() or not tally.add(seed, await config.run(tally.strategy(seed))):
             break
-
-
-async def _run_here(
-    config: Config, work: Work, seeds: range, progress: Callable[[int], None], base: int
-) -> Batch:
-    """Run ``seeds`` in this process, in its running Trio loop."""
-    tally = _Tally(work.keep_going, functools.partial(_offset, progress, base))
-    await _run_seeds(config, work, seeds, tally)
-    return tally.batch()
-
-
-def _offset(progress: Callable[[int], None], base: int, n: int) -> None:
-    progress(base + n)
 
 
 def merge(batches: Sequence[Batch]) -> Batch:
     """Batches of consecutive seeds, in seed order, as one: what one process would have found.
 
-    A batch that stopped at a finding ends the merge there: later batches
-    were run only because the workers could not know.
+    A batch that stopped at a finding must be the last: later batches were
+    run only because the workers could not know.
     """
     groups: dict[Location, Group] = {}
     tried, first_at = 0, None
@@ -192,13 +198,43 @@ def merge(batches: Sequence[Batch]) -> Batch:
         for g in batch.groups:
             known = groups.get(g.location)
             groups[g.location] = attrs.evolve(known, count=known.count + g.count) if known else g
-    return Batch(tried, first_at, tuple(groups.values()))
+    k_in = batches[0].k_in if batches else 0
+    return Batch(tried, first_at, tuple(groups.values()), k_in, batches[-1].k_out if batches else k_in)
 
 
-def cut(seeds: range, workers: int) -> list[range]:
+@attrs.frozen
+class Batches(Sequence[range]):
+    """``seeds`` cut into disjoint batches of ``size``, in order (made as asked: a billion
+    seeds is half a million batches)."""
+
+    seeds: range
+    size: int
+
+    def __len__(self) -> int:
+        return -(-len(self.seeds) // self.size)
+
+    @overload
+    def __getitem__(self, i: int) -> range: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> Sequence[range]: ...
+
+    def __getitem__(self, i: int | slice) -> range | Sequence[range]:
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        if not -len(self) <= i < len(self):
+            raise IndexError(i)
+        start = (i % len(self)) * self.size
+        return self.seeds[start : start + self.size]
+
+
+def cut(seeds: range, workers: int) -> Batches:
     """Cut ``seeds`` into disjoint batches of one size, in order: about 8 per worker."""
-    size = max(MIN_BATCH, min(MAX_BATCH, -(-len(seeds) // (workers * 8))))
-    return [seeds[i : i + size] for i in range(0, len(seeds), size)]
+    return Batches(seeds, max(MIN_BATCH, min(MAX_BATCH, -(-len(seeds) // (workers * 8)))))
+
+
+def _done(batch: Batch, work: Work) -> bool:
+    return batch.first_at is not None and not work.keep_going
 
 
 async def campaign(
@@ -209,59 +245,74 @@ async def campaign(
     jobs: int = 1,
     cluster: str | None = None,
     progress: Callable[[int], None] = lambda n: None,
+    stop: Callable[[], bool] = interrupt.requested,
 ) -> tuple[Batch, int]:
     """Run ``seeds`` of ``work`` (which is ``config``'s) on ``jobs`` processes or the cluster's workers.
 
     Returns the merged batch, and the schedules actually run: more than the
-    merged count when the campaign stopped at a finding that other workers
-    ran past.
+    merged count when other workers ran past the first finding, or a batch
+    was run again.
     """
+
+    async def here(r: range, k: int, base: int) -> Batch:
+        tally = _Tally(work, k, lambda n: progress(base + n))
+        await _run_seeds(config, r, tally, stop)
+        return tally.batch()
+
     started = time.perf_counter()
-    probe = await _run_here(config, work, seeds[:PROBE], progress, 0)
-    rest = seeds[probe.tried :]
-    if not rest or (probe.first_at is not None and not work.keep_going):
-        return probe, probe.tried
-    left = (time.perf_counter() - started) / probe.tried * len(rest)
+    done = [await here(seeds[:PROBE], work.decisions, 0)]
+    run = done[0].tried
+    rest = seeds[run:]
+    if not rest or _done(done[0], work) or stop():
+        return done[0], run
+    left = (time.perf_counter() - started) / run * len(rest)
     if cluster is None and (jobs == 1 or left < POOL_WORTH):
-        done, run = [probe], probe.tried
         for r in cut(rest, 1):
-            done.append(await _run_here(config, work, r, progress, run))
+            done.append(await here(r, done[-1].k_out, run))
             run += done[-1].tried
-            if done[-1].first_at is not None and not work.keep_going:
+            if _done(done[-1], work) or stop():
                 break
         return merge(done), run
     with pool(jobs, cluster) as (executor, workers):
-        return _spread(executor, workers, work, probe, cut(rest, workers), progress)
+        return _spread(executor, workers, work, done[0], cut(rest, workers), progress, stop)
 
 
 def _spread(
     executor: cf.Executor,
     workers: int,
     work: Work,
-    probe: Batch,
-    ranges: list[range],
+    first: Batch,
+    ranges: Sequence[range],
     progress: Callable[[int], None],
+    stop: Callable[[], bool],
 ) -> tuple[Batch, int]:
-    """Keep every worker busy with the next batches; merge them in order once
-    every batch up to the first that stopped at a finding is in."""
-    results: dict[int, Batch] = {}
+    """Keep every worker busy with the next batches, and take them in seed order: each
+    one from the k the batches before it left (run again if it started from another),
+    up to the first that stopped at a finding."""
+    taken, k = [first], first.k_out
+    back: dict[int, Batch] = {}
     pending: dict[cf.Future[Batch], int] = {}
-    upcoming = 0
-    stop_at = len(ranges)  # the lowest batch that stopped at a finding: none after it counts
-    run = probe.tried
-    while not all(i in results for i in range(min(stop_at + 1, len(ranges)))):
-        while upcoming < min(stop_at, len(ranges)) and len(pending) < IN_FLIGHT * workers:
-            r = ranges[upcoming]
-            pending[executor.submit(run_batch, work, r.start, r.stop)] = upcoming
+    upcoming, run = 0, first.tried
+
+    def hand_out(i: int) -> None:
+        pending[executor.submit(run_batch, work, ranges[i].start, ranges[i].stop, k)] = i
+
+    while len(taken) <= len(ranges) and not _done(taken[-1], work) and not stop():
+        while upcoming < len(ranges) and len(pending) < IN_FLIGHT * workers:
+            hand_out(upcoming)
             upcoming += 1
-        finished, _ = cf.wait(pending, return_when=cf.FIRST_COMPLETED)
+        finished, _ = cf.wait(pending, timeout=POLL_SECONDS, return_when=cf.FIRST_COMPLETED)
         for future in finished:
-            i = pending.pop(future)
-            results[i] = batch = future.result()
+            back[pending.pop(future)] = batch = future.result()
             run += batch.tried
             progress(run)
-            if batch.first_at is not None and not work.keep_going:
-                stop_at = min(stop_at, i)
+        while (i := len(taken) - 1) in back and not _done(taken[-1], work):
+            batch = back.pop(i)
+            if batch.k_in != k:  # k grew in a batch before it: run it again from there
+                hand_out(i)
+                break
+            taken.append(batch)
+            k = batch.k_out
     for future in pending:
         future.cancel()
-    return merge([probe, *(results[i] for i in range(min(stop_at + 1, len(ranges))))]), run
+    return merge(taken), run

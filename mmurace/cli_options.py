@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import attrs
@@ -12,21 +13,23 @@ import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-from actors import DEFAULT_MAX_RETRIES, DEFAULT_MAX_STEPS, DESIGNS, MAX_STEPS, Executor
+from actors import DEFAULT_MAX_RETRIES, DEFAULT_MAX_STEPS, DESIGNS, MAX_STEPS, Executor, RunResult
 from mmu import ORACLES
 
-from . import api
+from . import api, corpus, interrupt
+from .report import count
+from .shrink import shrink
 
 out = Console(highlight=False, soft_wrap=True)
 
 # Every numeric option has a ceiling: far above any useful value, and low enough
 # that a mistyped one is refused in one line rather than overflowing a range or memory.
 #: schedules, seeds, executions, budgets
-COUNT = click.IntRange(1, 1_000_000_000)
+COUNT: click.IntRange = click.IntRange(1, 1_000_000_000)
 #: a first seed (seeds are Python ints: random.Random and Hypothesis take any)
-SEED = click.IntRange(0, 2**63 - 1)
+SEED: click.IntRange = click.IntRange(0, 2**63 - 1)
 #: steps of one run, and so decisions of one schedule (actors.MAX_STEPS)
-STEPS = click.IntRange(1, MAX_STEPS)
+STEPS: click.IntRange = click.IntRange(1, MAX_STEPS)
 
 
 def echo(text: str) -> None:
@@ -56,20 +59,18 @@ def make_config(
     scenario: str, design: str, opts: RunOptions, executor: str = Executor.TRIO.value
 ) -> api.Config:
     """The run configuration a command's arguments name; user mistakes raise UsageError."""
-    sc = api.load_scenario(scenario)
-    return api.Config(
-        sc,
-        api.check_design(sc, design),
-        api.check_oracles(opts.oracles),
-        opts.max_steps,
-        api.parse_params(sc, opts.params),
-        Executor(executor),
-        opts.max_retries,
+    return api.configure(
+        scenario, design, opts.oracles, opts.params,
+        max_steps=opts.max_steps, executor=Executor(executor), max_retries=opts.max_retries,
     )
 
 
-scenario_arg = click.argument("scenario", metavar="SCENARIO")
-DESIGN_HELP = f"fault-handling design: {', '.join(DESIGNS)}"
+#: a decorator that adds an option or argument to a command
+Decorator = Callable[[Callable[..., int]], Callable[..., int]]
+
+# annotated: mypy checks this module in one import cycle with the scenario files (their __main__)
+scenario_arg: Decorator = click.argument("scenario", metavar="SCENARIO")
+DESIGN_HELP: str = f"fault-handling design: {', '.join(DESIGNS)}"
 
 
 def common_options(f: Callable[..., int]) -> Callable[..., int]:
@@ -97,7 +98,7 @@ def common_options(f: Callable[..., int]) -> Callable[..., int]:
     return command
 
 
-def jobs_option(what: str) -> Callable[[Callable[..., int]], Callable[..., int]]:
+def jobs_option(what: str) -> Decorator:
     """``--jobs N``: ``what`` runs on N processes at once, the machine's cores by default."""
     return click.option(
         "--jobs", type=click.IntRange(1, 1024), default=os.cpu_count() or 1,
@@ -105,13 +106,65 @@ def jobs_option(what: str) -> Callable[[Callable[..., int]], Callable[..., int]]
     )
 
 
-cluster_option = click.option(
+cluster_option: Decorator = click.option(
     "--cluster", metavar="ADDRESS", default=None,
     help="run on the workers of this Dask scheduler (tcp://HOST:PORT) instead of local processes;"
          " needs pip install 'mmurace[cluster]'",
 )
 
-executor_option = click.option(
+executor_option: Decorator = click.option(
     "--executor", type=click.Choice([e.value for e in Executor]), default=Executor.DIRECT.value,
     show_default=True, help="run actors as Trio tasks or step them directly (same traces, direct is faster)",
 )
+
+
+def save_options(f: Callable[..., int]) -> Callable[..., int]:
+    """Add --save DIR and --no-save; the command gets them as one ``save: Path | None``."""
+
+    @functools.wraps(f)
+    def command(*args: Any, save: Path, no_save: bool, **kwargs: Any) -> int:
+        return f(*args, save=None if no_save else save, **kwargs)
+
+    for option in reversed((
+        click.option("--save", type=click.Path(file_okay=False, path_type=Path), default=corpus.DEFAULT_DIR,
+                     show_default=True, metavar="DIR", envvar="MMURACE_SAVE", show_envvar=True,
+                     help="write each finding there as JSON (`mmurace corpus replay DIR` reruns them)"),
+        click.option("--no-save", is_flag=True, help="save no finding"),
+    )):
+        command = option(command)
+    return command
+
+
+@attrs.frozen
+class ToSave:
+    """A finding as the corpus keeps it: shrunk if it could be, with the run as found."""
+
+    config: api.Config
+    result: RunResult
+    found_as: RunResult
+    shrunk: bool
+
+    @classmethod
+    def shrinking(cls, config: api.Config, found: RunResult) -> ToSave:
+        """Shrink ``found`` for the corpus; a signal asking to stop leaves it (partly) as found."""
+        result = shrink(config, found).result
+        return cls(config, result, found, shrunk=not interrupt.requested())
+
+
+def save_findings(directory: Path | None, findings: Sequence[ToSave], *, quiet: bool = False) -> None:
+    """Save each finding in ``directory`` (None: save nothing) and say so in one line, unless
+    ``quiet`` (JSON on stdout).
+
+    A corpus that cannot be written is a warning: the command's own result stands.
+    """
+    if directory is None or not findings:
+        return
+    try:
+        paths = {corpus.save(directory, f.config, f.result, f.found_as, shrunk=f.shrunk) for f in findings}
+    except OSError as exc:
+        click.echo(f"mmurace: warning: findings not saved in {str(directory)!r}: {exc}", err=True)
+        return
+    if quiet:
+        return
+    many = f"saved {count(len(paths), 'finding')} in {directory}"
+    echo(f"saved: {paths.pop()}\n" if len(paths) == 1 else many + "\n")

@@ -13,13 +13,14 @@ from rich.table import Table
 
 from actors import DESIGNS
 
-from . import api
+from . import api, interrupt
 from .cli_options import (
     COUNT,
     DESIGN_HELP,
     SEED,
     STEPS,
     RunOptions,
+    ToSave,
     cluster_option,
     common_options,
     echo,
@@ -27,27 +28,31 @@ from .cli_options import (
     jobs_option,
     make_config,
     progress,
+    save_findings,
+    save_options,
     scenario_arg,
 )
 from .errors import UsageError, unknown
-from .explore import Verdict, explore
+from .exit_codes import ExitCode
+from .explore import Exploration, Verdict, explore
+from .library import is_file_ref, load_file
 from .matrix import DEFAULT_BUDGET, Outcome, matrix
-from .report import count, render_run, replay_command, schedule_note, to_json
-from .shrink import Shrunk, shrink
-from .stress import Found, Kind, stress
+from .report import cell_json, count, render_run, replay_command, schedule_note, to_json
+from .shrink import shrink
+from .stress import Found, Kind, Stress, stress
 
 
-def _found_json(f: Found, count: int, shrunk: Shrunk | None) -> dict:
+def _found_json(f: Found, count: int) -> dict:
     return {
         "count": count, "strategy": f.strategy, "seed": f.seed,
         "location": dict(zip(("oracle", "actor", "step"), f.location, strict=True)),
         "run": to_json(f.config, f.result),
-        "shrunk": None if shrunk is None else to_json(f.config, shrunk.result),
-        "fewest_preemptions": None if shrunk is None else shrunk.minimal,
+        "shrunk": None if f.shrunk is None else to_json(f.config, f.shrunk),
+        "fewest_preemptions": None if f.shrunk is None else not f.not_fewest,
     }
 
 
-@click.command("stress")
+@click.command("stress", short_help="many schedules (random, PCT, Hypothesis)")
 @scenario_arg
 @click.option("--design", required=True, help=DESIGN_HELP)
 @click.option("--strategy", "kind", type=click.Choice([k.value for k in Kind]), default=Kind.PCT.value,
@@ -67,9 +72,10 @@ def _found_json(f: Found, count: int, shrunk: Shrunk | None) -> dict:
 @cluster_option
 @executor_option
 @common_options
+@save_options
 def stress_cmd(scenario: str, design: str, kind: str, schedules: int, seed: int, depth: int,
                keep_going: bool, no_shrink: bool, database: Path | None, jobs: int, cluster: str | None,
-               executor: str, opts: RunOptions, as_json: bool) -> int:
+               executor: str, opts: RunOptions, as_json: bool, save: Path | None) -> int:
     """Hunt races in SCENARIO with many schedules; shrink and draw what is found.
 
     \b
@@ -78,42 +84,93 @@ def stress_cmd(scenario: str, design: str, kind: str, schedules: int, seed: int,
     """
     config = make_config(scenario, design, opts, executor)
     strategy = Kind(kind)
-    with progress(schedules, f"{config.describe()} {kind}") as bar:
-        task = bar.add_task("", total=schedules)
-        outcome = api.run_sync(functools.partial(
-            stress, config, strategy, schedules=schedules, seed=seed, depth=depth,
-            keep_going=keep_going, database=database, progress=lambda n: bar.update(task, completed=n),
-            jobs=jobs, cluster=cluster,
-        ))
-    groups = [(g.first, g.count, None if no_shrink else shrink(g.first.config, g.first.result))
-              for g in outcome.groups]
+    with interrupt.stoppable() as stop:
+        with progress(schedules, f"{config.describe()} {kind}") as bar:
+            task = bar.add_task("", total=schedules)
+            outcome = api.run_sync(functools.partial(
+                stress, config, strategy, schedules=schedules, seed=seed, depth=depth, keep_going=keep_going,
+                database=database, progress=lambda n: bar.update(task, completed=n), jobs=jobs,
+                cluster=cluster,
+            ), executor=config.executor)
+        # a signal asked to stop: show what was found as it was found
+        groups = [(g.first if no_shrink or stop else _with_shrunk(g.first), g.count) for g in outcome.groups]
+    _print_stress(config, outcome, groups, kind, shrinking=not no_shrink, threads=opts.threads,
+                  as_json=as_json)
+    save_findings(save, [ToSave(config, f.shrunk or f.result, f.result, shrunk=f.shrunk is not None)
+                         for f, _ in groups], quiet=as_json)
+    return _status(stop, found=bool(groups))
+
+
+def _print_stress(config: api.Config, outcome: Stress, groups: list[tuple[Found, int]], kind: str, *,
+                  shrinking: bool, threads: bool, as_json: bool) -> None:
     per_second = outcome.schedules / max(outcome.seconds, 1e-9)
     rate = f"{outcome.schedules} schedules in {outcome.seconds:.2f} s: {per_second:.0f} schedules/s"
     if as_json:
-        echo(json.dumps({"strategy": kind, "schedules": outcome.schedules,
-                          "findings": [_found_json(f, n, s) for f, n, s in groups]}, indent=2) + "\n")
-        return 1 if groups else 0
+        echo(json.dumps({"strategy": kind, "schedules": outcome.schedules, "first_at": outcome.first_at,
+                         "interrupted": outcome.interrupted,
+                         "findings": [_found_json(f, n) for f, n in groups]}, indent=2) + "\n")
+        return
+    stopped = f"interrupted after {count(outcome.schedules, 'schedule')}: " if outcome.interrupted else ""
+    so_far = " so far" if outcome.interrupted else ""
     if not groups:
-        echo(f"{config.describe()}: no violation in {outcome.schedules} {kind} schedules\n{rate}\n")
-        return 0
-    first, _, shrunk = groups[0]
-    shown = shrunk.result if shrunk else first.result
-    echo(render_run(config, shown, threads=opts.threads))
-    echo(f"found by {first.strategy} as {schedule_note(first.result.schedule)}\n")
-    if shrunk is not None:
-        echo(f"shrunk to {schedule_note(shrunk.result.schedule)}\n")
-        if not shrunk.minimal:
-            echo(f"  ({shrunk.note()})\n")
-    echo(f"\n{count(len(groups), 'distinct finding')}:\n")
-    for f, n, s in groups:
+        echo(f"{config.describe()}: {stopped}no violation{so_far} in {outcome.schedules} {kind} schedules\n"
+             f"{rate}\n")
+        return
+    first, _ = groups[0]
+    echo(render_run(config, first.shrunk or first.result, threads=threads))
+    echo(f"found by {first.strategy} as {schedule_note(config, first.result.schedule)}"
+         f" after {count(outcome.first_at or 0, 'schedule')}\n")
+    if first.shrunk is not None:
+        echo(f"shrunk to {schedule_note(config, first.shrunk.schedule)}\n")
+        if first.not_fewest:
+            echo(f"  ({first.not_fewest})\n")
+    elif shrinking:
+        echo("not shrunk (interrupted)\n")
+    echo(f"\n{stopped}{count(len(groups), 'distinct finding')}{so_far}:\n")
+    for f, n in groups:
         oracle, actor, label = f.location
         echo(f"  {n:>5} x {oracle} at {actor}: {label}   first by {f.strategy}\n")
-        echo(f"          {replay_command(config, s.result if s else f.result)}\n")
+        echo(f"          {replay_command(config, f.shrunk or f.result, threads=threads)}\n")
     echo(rate + "\n")
-    return 1
 
 
-@click.command("explore")
+def _status(stop: interrupt.Stop, *, found: bool, inconclusive: bool = False) -> int:
+    """The exit status of a search: interrupted first, then violation, limit, clean."""
+    if stop.signum is not None:
+        return ExitCode.interrupted_by(stop.signum)
+    if found:
+        return ExitCode.VIOLATION
+    return ExitCode.INCONCLUSIVE if inconclusive else ExitCode.CLEAN
+
+
+def _matrix_refs(given: tuple[str, ...], catalog: dict, what: str) -> list[str]:
+    """The rows or columns ``--design``/``--scenario`` name: catalog names as given, each
+    file as what it defines (``FILE.py:NAME``). Files alone add to the whole catalog."""
+    refs: list[str] = []
+    for ref in given:
+        if not is_file_ref(ref):
+            if ref not in catalog:
+                raise unknown(what, ref, catalog)
+            refs.append(ref)
+            continue
+        path, _, name = ref.partition(":")
+        defined = getattr(load_file(path), f"{what}s")
+        if name and name not in defined:
+            raise unknown(f"{what} in {path}", name, defined)
+        if not (name or defined):
+            raise UsageError(f"{path} defines no {what}")
+        refs += [f"{path}:{n}" for n in ([name] if name else defined)]
+    if all(is_file_ref(r) for r in given):
+        refs = list(catalog) + refs
+    return refs
+
+
+def _with_shrunk(f: Found) -> Found:
+    shrunk = shrink(f.config, f.result)
+    return attrs.evolve(f, shrunk=shrunk.result, not_fewest="" if shrunk.minimal else shrunk.note())
+
+
+@click.command("explore", short_help="every schedule within a bound: a proof")
 @scenario_arg
 @click.option("--design", required=True, help=DESIGN_HELP)
 @click.option("--preemptions", type=click.IntRange(0, STEPS.max), default=None,
@@ -123,8 +180,9 @@ def stress_cmd(scenario: str, design: str, kind: str, schedules: int, seed: int,
               help="stop after this many executions")
 @executor_option
 @common_options
+@save_options
 def explore_cmd(scenario: str, design: str, preemptions: int | None, no_reduction: bool, limit: int,
-                executor: str, opts: RunOptions, as_json: bool) -> int:
+                executor: str, opts: RunOptions, as_json: bool, save: Path | None) -> int:
     """Run every schedule of SCENARIO within a preemption bound, depth first.
 
     \b
@@ -132,29 +190,37 @@ def explore_cmd(scenario: str, design: str, preemptions: int | None, no_reductio
     mmurace explore race_remap --design no_retry --preemptions 1
     """
     config = make_config(scenario, design, opts, executor)
-    with progress(limit, f"{config.describe()} explore") as bar:
-        task = bar.add_task("", total=limit)
-        e = api.run_sync(functools.partial(
-            explore, config, preemptions=preemptions, reduce=not no_reduction, limit=limit,
-            progress=lambda n: bar.update(task, completed=n),
-        ))
-    bound = "unbounded" if preemptions is None else f"at most {count(preemptions, 'preemption')}"
+    with interrupt.stoppable() as stop:
+        with progress(limit, f"{config.describe()} explore") as bar:
+            task = bar.add_task("", total=limit)
+            e = api.run_sync(functools.partial(
+                explore, config, preemptions=preemptions, reduce=not no_reduction, limit=limit,
+                progress=lambda n: bar.update(task, completed=n),
+            ), executor=config.executor)
+        _print_exploration(config, e, no_reduction, opts.threads, as_json)
+        if e.result is not None and save is not None:
+            save_findings(save, [ToSave.shrinking(config, e.result)], quiet=as_json)
+    return _status(stop, found=e.result is not None, inconclusive=e.verdict is Verdict.LIMIT)
+
+
+def _print_exploration(config: api.Config, e: Exploration, no_reduction: bool, threads: bool,
+                       as_json: bool) -> None:
+    bound = "unbounded" if e.bound is None else f"at most {count(e.bound, 'preemption')}"
     reduction = "off" if no_reduction else "sleep sets"
     summary = (f"{e.verdict.value}: {e.executions} executions, {e.pruned} pruned"
                f" ({bound}, partial-order reduction: {reduction})")
     if as_json:
         echo(json.dumps({"verdict": e.verdict.name.lower(), "executions": e.executions, "pruned": e.pruned,
-                          "preemptions": preemptions, "reduction": not no_reduction,
-                          "run": None if e.result is None else to_json(config, e.result)}, indent=2) + "\n")
+                         "preemptions": e.bound, "reduction": not no_reduction,
+                         "run": None if e.result is None else to_json(config, e.result)}, indent=2) + "\n")
     elif e.result is not None:
-        echo(render_run(config, e.result, threads=opts.threads) + summary + "\n")
+        echo(render_run(config, e.result, threads=threads) + summary + "\n")
     else:
         tail = "no violation in any schedule" if e.verdict is Verdict.EXHAUSTED else "no violation so far"
         echo(f"{config.describe()}: {summary}: {tail}\n")
-    return 1 if e.result is not None else 0
 
 
-@click.command("shrink")
+@click.command("shrink", short_help="a failing schedule, to its fewest preemptions")
 @scenario_arg
 @click.option("--design", required=True, help=DESIGN_HELP)
 @click.option("--schedule", required=True, metavar="S", help="a failing schedule string (v1:...)")
@@ -173,23 +239,24 @@ def shrink_cmd(scenario: str, design: str, schedule: str, opts: RunOptions, as_j
     original = api.run_sync(api.replay, config, schedule)
     if original.finding is None:
         raise UsageError(f"schedule {schedule} does not fail for {config.describe()}: nothing to shrink")
-    shrunk = shrink(config, original)
+    with interrupt.stoppable() as stop:
+        shrunk = shrink(config, original)
     if as_json:
         echo(json.dumps({"original": to_json(config, original), "shrunk": to_json(config, shrunk.result),
                           "runs": shrunk.runs, "fewest_preemptions": shrunk.minimal}, indent=2) + "\n")
     else:
         echo(render_run(config, shrunk.result, threads=opts.threads))
-        echo(f"shrunk from {schedule_note(original.schedule)}\n"
-              f"        to {schedule_note(shrunk.result.schedule)} in {shrunk.runs} runs\n"
-              f"({shrunk.note()})\n")
-    return 1
+        echo(f"shrunk from {schedule_note(config, original.schedule)}\n"
+              f"        to {schedule_note(config, shrunk.result.schedule)} in {shrunk.runs} runs"
+              f"{' (interrupted)' if stop else ''}\n({shrunk.note()})\n")
+    return _status(stop, found=True)
 
 
-@click.command("matrix")
+@click.command("matrix", short_help="every design against every scenario")
 @click.option("--scenario", "scenarios", multiple=True, metavar="NAME",
-              help="only this scenario (repeatable); default all")
+              help="only this scenario (repeatable); default all; FILE.py adds its scenarios as columns")
 @click.option("--design", "designs", multiple=True, metavar="NAME",
-              help="only this design (repeatable); default all")
+              help="only this design (repeatable); default all; FILE.py adds the file's designs as rows")
 @click.option("--budget", type=COUNT, default=DEFAULT_BUDGET, show_default=True,
               help="schedules per strategy (random, PCT) per cell")
 @jobs_option("cells judged at once, one process each (never more than the cells), longest first")
@@ -206,34 +273,33 @@ def matrix_cmd(scenarios: tuple[str, ...], designs: tuple[str, ...], budget: int
     """
     from scenarios import CATALOG
 
-    for name in scenarios:
-        if name not in CATALOG:
-            raise unknown("scenario", name, CATALOG)
-    for name in designs:
-        if name not in DESIGNS:
-            raise unknown("design", name, DESIGNS)
-    rows = list(designs or DESIGNS)
-    columns = list(scenarios or CATALOG)
-    with progress(len(rows) * len(columns), "matrix") as bar:
-        task = bar.add_task("", total=len(rows) * len(columns))
-        cells = matrix(columns, rows, budget=budget, jobs=jobs, cluster=cluster,
-                       progress=lambda n: bar.update(task, completed=n))
+    columns = _matrix_refs(scenarios, CATALOG, "scenario")
+    rows = _matrix_refs(designs, DESIGNS, "design")
+    with interrupt.stoppable() as stop:
+        with progress(len(rows) * len(columns), "matrix") as bar:
+            task = bar.add_task("", total=len(rows) * len(columns))
+            cells = matrix(columns, rows, budget=budget, jobs=jobs, cluster=cluster,
+                           progress=lambda n: bar.update(task, completed=n))
     if as_json:
-        echo(json.dumps([attrs.asdict(c, value_serializer=lambda _, __, v: getattr(v, "value", v))
-                          for c in cells], indent=2) + "\n")
+        echo(json.dumps([cell_json(c) for c in cells], indent=2) + "\n")
     else:
         by = {(c.scenario, c.design): c for c in cells}
+        labels = {c.design: c.row for c in cells}
         table = Table(box=None, show_edge=False, pad_edge=False)
         table.add_column("design", no_wrap=True)
         for column in columns:
             table.add_column(column, no_wrap=True)
         for row in rows:
-            table.add_row(row, *(by[column, row].text() for column in columns))
+            cells_of_row = (by[c, row].text() if (c, row) in by else "-" for c in columns)
+            table.add_row(labels.get(row, row), *cells_of_row)
         # one line per design whatever the terminal: a table to read, paste or diff
         Console(highlight=False, width=1000).print(table)
         if details:
             echo("\n")
             for c in cells:
                 if c.outcome is Outcome.BROKEN:
-                    echo(f"{c.scenario} x {c.design}: {c.replay()}\n")
-    return 1 if any(c.outcome is Outcome.BROKEN for c in cells) else 0
+                    echo(f"{c.scenario} x {c.row}: {c.replay()}\n")
+        if stop:
+            echo(f"interrupted: {len(cells)} of {len(rows) * len(columns)} cells judged\n")
+    return _status(stop, found=any(c.outcome is Outcome.BROKEN for c in cells),
+                   inconclusive=any(c.outcome is Outcome.SURVIVED for c in cells))

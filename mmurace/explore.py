@@ -32,6 +32,7 @@ import attrs
 from actors import RunResult
 from mmu import Access
 
+from . import interrupt
 from .api import Config
 
 
@@ -133,6 +134,7 @@ class Verdict(enum.Enum):
     FOUND = "found a violation"
     EXHAUSTED = "exhausted"
     LIMIT = "stopped at the execution limit"
+    INTERRUPTED = "interrupted"
 
 
 @attrs.frozen
@@ -155,13 +157,15 @@ def _any(result: RunResult) -> bool:
 
 
 def _search(
-    bound: int | None, reduce: bool, limit: int, accept: Accept, counting: Counting
+    bound: int | None, reduce: bool, limit: int, accept: Accept, counting: Counting, stop: Callable[[], bool]
 ) -> Generator[_PathStrategy, RunResult | None, Exploration]:
     """The search, as a generator: yields the strategy of each run and gets back
     its result (None: pruned), so that one loop serves both kinds of run."""
     path: list[_Node] = []
     executions = pruned = 0
     while True:
+        if stop():
+            return Exploration(Verdict.INTERRUPTED, executions, pruned, bound, None)
         result = yield _PathStrategy(path, bound, reduce, counting)
         if result is None:
             pruned += 1
@@ -184,16 +188,20 @@ async def explore(
     progress: Callable[[int], None] = lambda n: None,
     accept: Accept = _any,
     counting: Counting = Counting.SWITCHES,
+    stop: Callable[[], bool] = interrupt.requested,
 ) -> Exploration:
     """Run every schedule of ``config`` within the preemption bound, depth first.
 
     Stops at the first violation that ``accept`` takes (a run whose finding it
-    refuses counts as explored), after ``limit`` runs, or when the tree is
-    exhausted.
+    refuses counts as explored), after ``limit`` runs, when the tree is
+    exhausted, or when ``stop()`` says so between two runs.
     """
-    search = _search(preemptions, reduce, limit, accept, counting)
-    strategy = next(search)
+    search = _search(preemptions, reduce, limit, accept, counting, stop)
     runs = 0
+    try:
+        strategy = next(search)
+    except StopIteration as end:
+        return end.value
     while True:
         try:
             result: RunResult | None = await config.run(strategy)
@@ -215,10 +223,14 @@ def explore_direct(
     limit: int = 100_000,
     accept: Accept = _any,
     counting: Counting = Counting.SWITCHES,
+    stop: Callable[[], bool] = interrupt.requested,
 ) -> Exploration:
     """``explore`` with the direct executor, outside any event loop (for the shrinker)."""
-    search = _search(preemptions, reduce, limit, accept, counting)
-    strategy = next(search)
+    search = _search(preemptions, reduce, limit, accept, counting, stop)
+    try:
+        strategy = next(search)
+    except StopIteration as end:
+        return end.value
     while True:
         try:
             result: RunResult | None = config.run_direct(strategy)

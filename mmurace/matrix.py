@@ -2,7 +2,8 @@
 
 Each cell is hunted on its own, in a process pool (or on a Dask cluster):
 random walk and PCT with a budget of schedules each; a race found is shrunk
-and shown by its oracle and the preemptions of its shortest schedule. A cell with no race found is
+to its fewest preemptions (``shrink``: confirmed by an exhaustive search) and
+shown by its oracle and that count. A cell with no race found is
 then handed to the exhaustive search (with a run limit): if it exhausts the
 tree, the cell is proved for that bound, not just survived. Designs that do
 not apply to a scenario are n/a.
@@ -10,22 +11,22 @@ not apply to a scenario are n/a.
 
 from __future__ import annotations
 
+import concurrent.futures as cf
 import enum
 import functools
 from collections.abc import Callable, Sequence
-from concurrent.futures import as_completed
 
 import attrs
-import trio
 
 from actors import Executor, RunResult, Schedule
-from scenarios import CATALOG
 
-from .api import Config
-from .explore import Verdict, explore
+from . import interrupt
+from .api import Config, configure, run_sync
+from .explore import Exploration, Verdict, explore
+from .library import applies, resolve_design_anywhere, resolve_scenario
 from .shrink import shrink
 from .stress import Kind, stress
-from .workers import pool
+from .workers import POLL_SECONDS, pool
 
 #: schedules per strategy per cell when no --budget is given
 DEFAULT_BUDGET = 300
@@ -57,7 +58,7 @@ class Cell:
 
     def text(self) -> str:
         if self.outcome is Outcome.BROKEN:
-            p = Schedule.decode(self.schedule).preemptions
+            p = Schedule.decode(self.schedule.partition("@")[0]).preemptions
             at_most = "" if self.minimal else "<="
             return f"{self.oracle} ({at_most}{p} preemption{'' if p == 1 else 's'})"
         if self.outcome is Outcome.EXHAUSTED:
@@ -72,34 +73,51 @@ class Cell:
     def replay(self) -> str:
         return f"mmurace replay {self.scenario} --design {self.design} --schedule {self.schedule}"
 
+    @property
+    def row(self) -> str:
+        """The design's name, as the table's row shows it (``FILE.py:NAME`` shows NAME)."""
+        return self.design.rpartition(":")[2] if ":" in self.design else self.design
+
+
+def _explore(config: Config, bound: int | None) -> Exploration:
+    return run_sync(functools.partial(explore, config, preemptions=bound, limit=EXPLORE_LIMIT),
+                    executor=config.executor)
+
 
 def _broken(config: Config, result: RunResult, tried: int) -> Cell:
     """The race found, shrunk to its fewest preemptions (confirmed by the shrinker's search)."""
     shrunk = shrink(config, result)
     best = shrunk.result
     assert best.finding is not None, "shrinking keeps the failure"
-    name = config.scenario.name
+    assert config.scenario_ref is not None and config.design_ref is not None
+    schedule = config.schedule_string(best.schedule)
     return Cell(
-        name, config.design, Outcome.BROKEN, best.finding.oracle, best.schedule.encode(),
+        config.scenario_ref, config.design_ref, Outcome.BROKEN, best.finding.oracle, schedule,
         tried + shrunk.runs, minimal=shrunk.minimal,
     )
 
 
 def judge(scenario: str, design: str, budget: int) -> Cell:
-    """Hunt one cell (runs in a worker process: arguments and result are plain data)."""
-    sc = CATALOG[scenario]
-    if design not in sc.designs:
+    """Hunt one cell (runs in a worker process: arguments and result are plain data).
+
+    ``scenario`` and ``design`` are as a command line names them: catalog names,
+    or files (``FILE.py:NAME``), which the worker loads again.
+    """
+    sc, scenario_file = resolve_scenario(scenario)
+    candidate, _ = resolve_design_anywhere(design, scenario_file)
+    if not applies(candidate, sc):
         return Cell(scenario, design, Outcome.NA)
-    config = Config(sc, design, executor=Executor.DIRECT)
+    config = configure(scenario, design, executor=Executor.DIRECT)  # no event loop: Trio not even imported
     tried = 0
     for kind in (Kind.RANDOM, Kind.PCT):
-        outcome = trio.run(functools.partial(stress, config, kind, schedules=budget))
+        hunt = functools.partial(stress, config, kind, schedules=budget)
+        outcome = run_sync(hunt, executor=config.executor)
         tried += outcome.schedules
         if outcome.groups:
             return _broken(config, outcome.groups[0].first.result, tried)
     proved: Cell | None = None  # the largest bound exhausted so far
     for bound in EXPLORE_BOUNDS:
-        search = trio.run(functools.partial(explore, config, preemptions=bound, limit=EXPLORE_LIMIT))
+        search = _explore(config, bound)
         runs = search.executions + search.pruned
         tried += runs
         if search.result is not None:
@@ -118,33 +136,54 @@ def matrix(
     jobs: int = 1,
     cluster: str | None = None,
     progress: Callable[[int], None] = lambda n: None,
+    stop: Callable[[], bool] = interrupt.requested,
 ) -> list[Cell]:
     """Judge every cell, ``jobs`` at a time (or on the Dask scheduler at ``cluster``);
     cells come back in table order.
 
-    No more processes than cells to judge are started, and the longest
-    cells go first, so that none is left to run alone at the end: a cell's
-    length is guessed from the decisions its runs take (a few random walks),
-    since the exhaustive search that a surviving cell ends in grows with them.
+    No more processes than cells to judge are started, and the longest cells
+    go first, so that none is left to run alone at the end: a cell's length
+    is guessed from the decisions its runs take (a few random walks), since
+    the exhaustive search that a surviving cell ends in grows with them.
+
+    When ``stop()`` says so, returns the cells judged so far, still in table
+    order: a cell being judged is dropped (its searches were cut short, so it
+    has no verdict) and the worker processes are terminated.
     """
     pairs = [(s, d) for s in scenarios for d in designs]
-    cells = {(s, d): Cell(s, d, Outcome.NA) for s, d in pairs if d not in CATALOG[s].designs}
-    todo = [pair for pair in pairs if pair not in cells]
-    progress(len(cells))
-    if (jobs <= 1 or len(todo) <= 1) and cluster is None:
-        for s, d in todo:
-            cells[s, d] = judge(s, d, budget)
+    if jobs <= 1 and cluster is None:
+        cells: list[Cell] = []
+        for s, d in pairs:
+            cell = None if stop() else judge(s, d, budget)
+            if cell is None or stop():
+                break
+            cells.append(cell)
             progress(len(cells))
-        return [cells[pair] for pair in pairs]
-    todo.sort(key=_length, reverse=True)
-    with pool(min(jobs, len(todo)), cluster) as (executor, _):
-        futures = {executor.submit(judge, s, d, budget): (s, d) for s, d in todo}
-        for future in as_completed(futures):
-            cells[futures[future]] = future.result()
-            progress(len(cells))
-    return [cells[pair] for pair in pairs]
+        return cells
+    judged: dict[int, Cell] = {}
+    todo: list[tuple[int, int]] = []  # (length, index) of the cells a worker judges
+    for i, (s, d) in enumerate(pairs):
+        length = _length(s, d)
+        if length is None:
+            judged[i] = Cell(s, d, Outcome.NA)
+        else:
+            todo.append((length, i))
+    progress(len(judged))
+    todo.sort(key=lambda cell: (-cell[0], cell[1]))
+    with pool(max(1, min(jobs, len(todo))), cluster) as (executor, _):
+        pending = {executor.submit(judge, *pairs[i], budget): i for _, i in todo}
+        while pending and not stop():
+            finished, _ = cf.wait(pending, timeout=POLL_SECONDS, return_when=cf.FIRST_COMPLETED)
+            for future in finished:
+                judged[pending.pop(future)] = future.result()
+                progress(len(judged))
+    return [judged[i] for i in sorted(judged)]
 
 
-def _length(pair: tuple[str, str]) -> int:
-    scenario, design = pair
-    return Config(CATALOG[scenario], design, executor=Executor.DIRECT).estimate_decisions()
+def _length(scenario: str, design: str) -> int | None:
+    """How long judging a cell may take, roughly: the decisions of its runs (None: n/a)."""
+    sc, scenario_file = resolve_scenario(scenario)
+    candidate, _ = resolve_design_anywhere(design, scenario_file)
+    if not applies(candidate, sc):
+        return None
+    return configure(scenario, design, executor=Executor.DIRECT).estimate_decisions()

@@ -14,6 +14,7 @@ from actors import RunResult, Schedule, Step
 
 if TYPE_CHECKING:
     from .api import Config
+    from .matrix import Cell
 
 #: bounds on the width of one actor's column: wide enough for the longest label
 MIN_COLUMN, MAX_COLUMN = 24, 40
@@ -36,7 +37,7 @@ def render_trace(result: RunResult, *, details: bool = True, threads: bool = Fal
     With ``details``, each step shows what the model recorded under its label.
     With ``threads``, a column per kernel thread instead, as race diagrams in
     commit messages are drawn: the notifier's callbacks under the task that
-    called them, and no column for the dispatcher.
+    called them, and no column for a serving actor.
     """
     def column_of(step: Step) -> str:
         return (step.thread or step.actor) if threads else step.actor
@@ -66,9 +67,10 @@ def count(n: int, noun: str) -> str:
     return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
-def schedule_note(s: Schedule) -> str:
+def schedule_note(config: Config, s: Schedule) -> str:
     """The schedule string and how complex it is."""
-    return f"{s.encode()} ({count(s.preemptions, 'preemption')}, {count(len(s.choices), 'decision')})"
+    size = f"{count(s.preemptions, 'preemption')}, {count(len(s.choices), 'decision')}"
+    return f"{config.schedule_string(s)} ({size})"
 
 
 def verdict(result: RunResult) -> str:
@@ -80,9 +82,10 @@ def verdict(result: RunResult) -> str:
     return f"VIOLATION {f.oracle} {where}: {f.message}"
 
 
-def replay_command(config: Config, result: RunResult) -> str:
-    """The exact command that replays ``result``."""
-    return f"mmurace replay {config.describe()} --schedule {result.schedule.encode()}"
+def replay_command(config: Config, result: RunResult, *, threads: bool = False) -> str:
+    """The exact command that replays ``result`` and draws it as it was drawn."""
+    drawn = " --threads" if threads else ""
+    return f"mmurace replay {config.describe()}{drawn} --schedule {config.schedule_string(result.schedule)}"
 
 
 def render_run(config: Config, result: RunResult, *, details: bool = True, threads: bool = False) -> str:
@@ -94,8 +97,8 @@ def render_run(config: Config, result: RunResult, *, details: bool = True, threa
         + "\n"
         + verdict(result)
         + "\n"
-        + f"schedule: {schedule_note(s)}\n"
-        + f"replay:   {replay_command(config, result)}\n"
+        + f"schedule: {schedule_note(config, s)}\n"
+        + f"replay:   {replay_command(config, result, threads=threads)}\n"
     )
 
 
@@ -104,7 +107,7 @@ def to_json(config: Config, result: RunResult) -> dict[str, Any]:
     f = result.finding
     return {
         "scenario": config.scenario.name,
-        "design": config.design,
+        "design": config.design.name,
         "params": dict(config.params),
         "status": result.status.name.lower(),
         "actors": list(result.actors),
@@ -119,6 +122,23 @@ def to_json(config: Config, result: RunResult) -> dict[str, Any]:
             for s in result.steps
         ],
         "finding": None if f is None else {"oracle": f.oracle, "step": f.step, "message": f.message},
-        "schedule": result.schedule.encode(),
+        "schedule": config.schedule_string(result.schedule),
+        "preemptions": result.schedule.preemptions,
         "replay": replay_command(config, result),
+    }
+
+
+def cell_json(cell: Cell) -> dict[str, Any]:
+    """A matrix cell as plain data: null where a field does not apply, the replay of a broken cell."""
+    broken = cell.schedule != ""
+    return {
+        "scenario": cell.scenario,
+        "design": cell.design,
+        "outcome": cell.outcome.value,
+        "oracle": cell.oracle or None,
+        "schedule": cell.schedule if broken else None,
+        "preemptions": Schedule.decode(cell.schedule.partition("@")[0]).preemptions if broken else None,
+        "replay": cell.replay() if broken else None,
+        "schedules": cell.schedules,
+        "bound": cell.bound,
     }

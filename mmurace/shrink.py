@@ -30,6 +30,7 @@ import attrs
 
 from actors import RunResult, sort_key
 
+from . import interrupt
 from .api import Config
 from .explore import Counting, Verdict, explore_direct
 from .strategies import Sparse
@@ -52,16 +53,19 @@ class Shrunk:
     #: (None: every bound below the result's count was exhausted, or not searched)
     cut_short: int | None = None
     confirm_limit: int = MAX_CONFIRM_RUNS
+    interrupted: bool = False  # stopped by a signal (interrupt.requested), not by a limit
 
     @property
     def minimal(self) -> bool:
         """No schedule with fewer preemptions fails with the same oracle: proved."""
-        return self.cut_short is None
+        return self.cut_short is None and not self.interrupted
 
     def note(self) -> str:
         """Whether the count is the fewest, in words."""
         if self.minimal:
             return "no schedule with fewer preemptions fails this way"
+        if self.interrupted:
+            return "fewer not ruled out: shrinking was interrupted"
         plural = "" if self.cut_short == 1 else "s"
         return (
             f"fewer not ruled out: the search of schedules with at most {self.cut_short}"
@@ -97,11 +101,14 @@ def shrink(
     *,
     max_runs: int = MAX_SHRINK_RUNS,
     confirm_runs: int = MAX_CONFIRM_RUNS,
+    stop: Callable[[], bool] = interrupt.requested,
 ) -> Shrunk:
     """Shrink the failing ``result`` of ``config`` to its fewest preemptions.
 
     The passes first, then the confirmation (``confirm_runs=0`` skips it);
     returns ``result`` unchanged if nothing simpler fails.
+
+    When ``stop()`` says so, returns the simplest failing run found so far.
 
     Raises:
         ValueError: if ``result`` did not fail.
@@ -109,11 +116,11 @@ def shrink(
     if result.finding is None:
         raise ValueError("only a failing run can be shrunk")
     oracle = result.finding.oracle
-    best, runs = _by_passes(config, result, max_runs)
+    best, runs = _by_passes(config, result, max_runs, stop)
     spent = 0
     for bound in range(best.schedule.preemptions):
-        if spent >= confirm_runs:
-            return Shrunk(best, runs + spent, bound, confirm_runs)
+        if spent >= confirm_runs or stop():
+            return Shrunk(best, runs + spent, bound, confirm_runs, interrupted=stop())
 
         def fewer(tried: RunResult, bound: int = bound) -> bool:
             assert tried.finding is not None
@@ -121,18 +128,22 @@ def shrink(
 
         limit = confirm_runs - spent
         search = explore_direct(
-            config, preemptions=bound, reduce=False, limit=limit, accept=fewer, counting=Counting.CHOICES
+            config, preemptions=bound, reduce=False, limit=limit, accept=fewer, counting=Counting.CHOICES,
+            stop=stop,
         )
         spent += search.executions + search.pruned
         if search.result is not None:  # fewer preemptions than the passes found: the minimum
-            simpler, more = _by_passes(config, search.result, max_runs)
+            simpler, more = _by_passes(config, search.result, max_runs, stop)
             return Shrunk(simpler, runs + more + spent, None, confirm_runs)
-        if search.verdict is Verdict.LIMIT:
-            return Shrunk(best, runs + spent, bound, confirm_runs)
-    return Shrunk(best, runs + spent, None, confirm_runs)
+        if search.verdict in (Verdict.LIMIT, Verdict.INTERRUPTED):
+            interrupted = search.verdict is Verdict.INTERRUPTED
+            return Shrunk(best, runs + spent, bound, confirm_runs, interrupted=interrupted)
+    return Shrunk(best, runs + spent, None, confirm_runs)  # every smaller bound exhausted
 
 
-def _by_passes(config: Config, result: RunResult, max_runs: int) -> tuple[RunResult, int]:
+def _by_passes(
+    config: Config, result: RunResult, max_runs: int, stop: Callable[[], bool]
+) -> tuple[RunResult, int]:
     """The passes, repeated until none makes progress: the simplest run, and the runs tried."""
     assert result.finding is not None
     oracle = result.finding.oracle
@@ -144,8 +155,8 @@ def _by_passes(config: Config, result: RunResult, max_runs: int) -> tuple[RunRes
         progress = False
         for shrink_pass in PASSES:
             for candidate in shrink_pass(current):
-                if runs >= max_runs:
-                    break
+                if runs >= max_runs or stop():
+                    return best, runs
                 runs += 1
                 tried = config.run_direct(Sparse(dict(candidate)))
                 if (

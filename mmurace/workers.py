@@ -9,23 +9,66 @@ from __future__ import annotations
 import concurrent.futures as cf
 import contextlib
 import multiprocessing
-from collections.abc import Iterator
-from typing import Any
+import signal
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
 
+from . import interrupt
 from .errors import UsageError
+
+T = TypeVar("T")
 
 #: seconds to wait for a Dask scheduler before giving up
 CONNECT_SECONDS = 3
+#: how often a campaign or the matrix looks for finished work and for a request to stop
+POLL_SECONDS = 0.1
+
+
+class _LocalPool(cf.Executor):
+    """A ``multiprocessing.Pool`` as a ``concurrent.futures`` executor.
+
+    Its workers leave Ctrl-C to this process (``interrupt.ignore_in_worker``),
+    and shutting it down terminates them: batches still running were only
+    run ahead, and a cell still being judged after a request to stop has no
+    verdict to give. Workers are forked where the platform can (they start
+    with everything imported); one forked from inside a Trio run shares the
+    run's wakeup socket, which it lets go of (``_worker_start``).
+    """
+
+    def __init__(self, jobs: int) -> None:
+        method = "fork" if "fork" in multiprocessing.get_all_start_methods() else None
+        self._pool = multiprocessing.get_context(method).Pool(jobs, initializer=_worker_start)
+
+    def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> cf.Future[T]:
+        future: cf.Future[T] = cf.Future()
+        future.set_running_or_notify_cancel()
+
+        def failed(exc: BaseException) -> None:
+            future.set_exception(exc)
+
+        self._pool.apply_async(fn, args, kwargs, callback=future.set_result, error_callback=failed)
+        return future
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        self._pool.terminate()
+        self._pool.join()
+
+
+def _worker_start() -> None:
+    interrupt.ignore_in_worker()
+    signal.set_wakeup_fd(-1)  # a parent's Trio loop listens on it: signals here are not its business
 
 
 @contextlib.contextmanager
 def pool(jobs: int, cluster: str | None = None) -> Iterator[tuple[cf.Executor, int]]:
-    """A process pool of ``jobs`` workers, or the workers of the Dask scheduler at
-    ``cluster``; with how many tasks it runs at once.
+    """A pool of ``jobs`` local processes, or the workers of the Dask scheduler at
+    ``cluster``; with how many tasks it runs at once. Leaving the block ends
+    whatever still runs.
 
-    Local workers are forked from a server process that imported mmurace
-    once (``forkserver``): not from this process, which may be inside a Trio
-    run, and not started afresh (an import costs about a second).
+    Where processes are spawned rather than forked (not on Linux), each
+    imports the program's main module again, so a script that runs a
+    campaign on several processes must keep its work under
+    ``if __name__ == "__main__":`` (the ``mmurace`` command and pytest do).
 
     Raises:
         UsageError: if ``cluster`` is given but cannot be reached, or the
@@ -41,15 +84,11 @@ def pool(jobs: int, cluster: str | None = None) -> Iterator[tuple[cf.Executor, i
             executor.shutdown(wait=False)
             client.close()
         return
-    methods = multiprocessing.get_all_start_methods()
-    context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
-    if "forkserver" in methods:
-        context.set_forkserver_preload(["mmurace.campaign", "mmurace.matrix"])
-    with cf.ProcessPoolExecutor(max_workers=jobs, mp_context=context) as executor:
-        try:
-            yield executor, jobs
-        finally:
-            executor.shutdown(wait=True, cancel_futures=True)
+    local = _LocalPool(jobs)
+    try:
+        yield local, jobs
+    finally:
+        local.shutdown()
 
 
 def connect(address: str) -> Any:

@@ -53,8 +53,8 @@ class Registered:
 def registering(design: Design, registered: Registered) -> Design:
     """``design`` whose registration (``prepare``) also sets ``registered``."""
 
-    async def prepare(ctx: ActorContext) -> None:
+    async def prepare(self: Design, ctx: ActorContext) -> None:
         await design.prepare(ctx)
         registered.done = True
 
-    return attrs.evolve(design, prepare=prepare)
+    return design.replace(prepare=prepare, name=design.name, summary=design.summary)

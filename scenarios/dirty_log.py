@@ -11,7 +11,7 @@ thread enables dirty logging (``ram_save_setup`` ->
 then stops the VM (``migration_completion``: ``vm_stop_force_state``; here it
 waits for the vcpu to finish its writes) and harvests one last time. Every
 guest write made after logging started must be in a bitmap harvested after
-it, or still dirty (``lost_dirty``, KERNEL.md O3). ``wp_ignore`` keeps
+it, or still dirty (``lost_dirty``, docs/model.md O3). ``wp_ignore`` keeps
 writable sptes, so writes through them are never logged; ``wp_zap_refault``
 makes them absent, and the re-fault marks the page dirty (F7). Run it with
 ``python scenarios/dirty_log.py``.
@@ -24,8 +24,7 @@ import sys
 
 import attrs
 
-from actors import DESIGNS, ActorContext, ActorSpec, Design, World, vcpu
-from actors.kvm import WriteProtect, enable_dirty_logging, get_dirty_log
+from actors import ActorContext, ActorSpec, Design, World, design_named, kvm_init_mmu_notifier, vcpu
 from actors.runtime import ActorFn
 from mmu import ORACLES, Model
 from scenarios.base import Scenario
@@ -51,26 +50,25 @@ def _sent(ctx: ActorContext, mask: tuple[int, ...]) -> None:
     ctx.note("ram_save: send " + (", ".join(f"gfn {g:#x}" for g in mask) or "nothing"))
 
 
-async def _migration(ctx: ActorContext, protect: WriteProtect, rounds: int, stopped: _Stopped) -> None:
-    await enable_dirty_logging(ctx, protect)
+async def _migration(ctx: ActorContext, design: Design, rounds: int, stopped: _Stopped) -> None:
+    await design.enable_dirty_logging(ctx)
     ctx.note("ram_save_setup: every page is sent once in the bulk stage")
     for _ in range(rounds):
-        _sent(ctx, await get_dirty_log(ctx, protect))
+        _sent(ctx, await design.get_dirty_log(ctx))
     await ctx.point(
         "migration_completion: vm_stop_force_state",
         guard=lambda: stopped.done,
         waits_for="the vcpu to stop",
     )
     ctx.model.fp.read(("vm", "stopped"))
-    _sent(ctx, await get_dirty_log(ctx, protect))
+    _sent(ctx, await design.get_dirty_log(ctx))
     ctx.note("memory_global_dirty_log_stop: the destination resumes the guest")
 
 
-def world(design: Design, *, pages: int = 1, accesses: int = 3, rounds: int = 1) -> World:
+def build(design: Design | str, *, pages: int = 1, accesses: int = 3, rounds: int = 1) -> World:
     """``pages`` guest pages, each written ``accesses`` times; ``rounds`` harvests
     while the guest runs, and one after it stopped."""
-    if design.write_protect is None:
-        raise ValueError(f"design {design.name!r} does not say how it write-protects for dirty logging")
+    design = design_named(design)
     if pages < 1:
         raise ValueError(f"'pages' must be >= 1 (got {pages})")
     if accesses < 1:
@@ -78,6 +76,7 @@ def world(design: Design, *, pages: int = 1, accesses: int = 3, rounds: int = 1)
     if rounds < 0:
         raise ValueError(f"'rounds' must be >= 0 (got {rounds})")
     model = Model.build(npages=pages)
+    kvm_init_mmu_notifier(model, design)
     stopped = _Stopped()
     gfns = tuple(range(pages)) * accesses
     guest = functools.partial(vcpu, design=design, gfns=gfns)
@@ -88,17 +87,12 @@ def world(design: Design, *, pages: int = 1, accesses: int = 3, rounds: int = 1)
             ActorSpec(
                 "migration",
                 functools.partial(
-                    _migration, protect=design.write_protect, rounds=rounds, stopped=stopped
+                    _migration, design=design, rounds=rounds, stopped=stopped
                 ),
             ),
         ),
         ORACLES,
     )
-
-
-def build(design: str, *, pages: int = 1, accesses: int = 3, rounds: int = 1) -> World:
-    """``world`` for the design called ``design``."""
-    return world(DESIGNS[design], pages=pages, accesses=accesses, rounds=rounds)
 
 
 SCENARIO = Scenario(

@@ -20,26 +20,27 @@ from __future__ import annotations
 import functools
 import sys
 
-from actors import DESIGNS, ActorContext, ActorSpec, Design, Mailbox, World, notifier_dispatcher, vcpu
+from actors import ActorContext, ActorSpec, Design, World, design_named, kvm_init_mmu_notifier, vcpu
 from actors.host import ksm_merge
 from mmu import Model
 from scenarios.base import Registered, Scenario, full_world, registering
 
 
 async def _ksmd(
-    ctx: ActorContext, notifier: Mailbox, page_hva: int, tree_hva: int, registered: Registered
+    ctx: ActorContext, page_hva: int, tree_hva: int, registered: Registered
 ) -> None:
     # QEMU madvise(MADV_MERGEABLE)s guest RAM once it is registered; ksmd scans after that
     await ctx.point("ksm_do_scan", guard=lambda: registered.done, waits_for="the VM to run")
-    await ksm_merge(ctx, notifier, page_hva, tree_hva)
+    await ksm_merge(ctx, page_hva, tree_hva)
 
 
-def world(design: Design, *, accesses: int = 1) -> World:
+def build(design: Design | str, *, accesses: int = 1) -> World:
     """Two guest pages, each written ``accesses`` times, merged once by ksmd."""
+    design = design_named(design)
     if accesses < 1:
         raise ValueError(f"'accesses' must be >= 1 (got {accesses})")
     model = Model.build(npages=2)
-    notifier = Mailbox("mmu_notifier")
+    kvm_init_mmu_notifier(model, design)
     slot = model.kvm.memslot
     registered = Registered()
     return full_world(
@@ -53,24 +54,13 @@ def world(design: Design, *, accesses: int = 1) -> World:
                 "ksmd",
                 functools.partial(
                     _ksmd,
-                    notifier=notifier,
                     page_hva=slot.gfn_to_hva(1),
                     tree_hva=slot.gfn_to_hva(0),
                     registered=registered,
                 ),
             ),
-            ActorSpec(
-                "notifier",
-                functools.partial(notifier_dispatcher, box=notifier, arch_unmap=design.uses_mmu_notifiers),
-                daemon=True,
-            ),
         ),
     )
-
-
-def build(design: str, *, accesses: int = 1) -> World:
-    """``world`` for the design called ``design``."""
-    return world(DESIGNS[design], accesses=accesses)
 
 
 SCENARIO = Scenario(

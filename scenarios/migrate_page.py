@@ -3,7 +3,7 @@
 No remap by userspace at all: the hva stays, its frame changes. Migration
 replaces the pte by a migration entry inside invalidate_range_start/end,
 copies the page to a new frame, maps that, and frees the old one
-(KERNEL.md section 3). A design that translated once keeps using the freed
+(docs/model.md section 3). A design that translated once keeps using the freed
 frame; one that maps a pfn gup returned before the invalidation, without
 rechecking seq, maps a frame about to be freed. Pages with an extra
 reference (gup in flight, a pin) fail the expected-refcount check and stay.
@@ -18,13 +18,12 @@ import functools
 import sys
 
 from actors import (
-    DESIGNS,
     ActorContext,
     ActorSpec,
     Design,
-    Mailbox,
     World,
-    notifier_dispatcher,
+    design_named,
+    kvm_init_mmu_notifier,
     vcpu,
 )
 from actors.host import migrate_page
@@ -33,21 +32,22 @@ from scenarios.base import Registered, Scenario, full_world, registering
 
 
 async def _kcompactd(
-    ctx: ActorContext, notifier: Mailbox, hva: int, times: int, registered: Registered
+    ctx: ActorContext, hva: int, times: int, registered: Registered
 ) -> None:
     await ctx.point("kcompactd_do_work", guard=lambda: registered.done, waits_for="the VM to run")
     for _ in range(times):
-        await migrate_page(ctx, notifier, hva)
+        await migrate_page(ctx, hva)
 
 
-def world(design: Design, *, accesses: int = 2, migrations: int = 1) -> World:
+def build(design: Design | str, *, accesses: int = 2, migrations: int = 1) -> World:
     """One guest page written ``accesses`` times, migrated ``migrations`` times."""
+    design = design_named(design)
     if accesses < 1:
         raise ValueError(f"'accesses' must be >= 1 (got {accesses})")
     if migrations < 0:
         raise ValueError(f"'migrations' must be >= 0 (got {migrations})")
     model = Model.build(npages=1)
-    notifier = Mailbox("mmu_notifier")
+    kvm_init_mmu_notifier(model, design)
     hva = model.kvm.memslot.gfn_to_hva(0)
     registered = Registered()
     return full_world(
@@ -62,23 +62,11 @@ def world(design: Design, *, accesses: int = 2, migrations: int = 1) -> World:
             ActorSpec(
                 "kcompactd",
                 functools.partial(
-                    _kcompactd, notifier=notifier, hva=hva, times=migrations, registered=registered
+                    _kcompactd, hva=hva, times=migrations, registered=registered
                 ),
-            ),
-            ActorSpec(
-                "notifier",
-                functools.partial(
-                    notifier_dispatcher, box=notifier, arch_unmap=design.uses_mmu_notifiers
-                ),
-                daemon=True,
             ),
         ),
     )
-
-
-def build(design: str, *, accesses: int = 2, migrations: int = 1) -> World:
-    """``world`` for the design called ``design``."""
-    return world(DESIGNS[design], accesses=accesses, migrations=migrations)
 
 
 SCENARIO = Scenario(

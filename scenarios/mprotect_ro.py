@@ -6,7 +6,7 @@
 One vcpu writes gfn 0 ``accesses`` times; meanwhile the VMM
 ``mprotect(PROT_READ)``s the page backing it. ``change_protection``
 brackets the pte write-protect with invalidate_range_start/end: a writable
-spte must not survive it (KERNEL.md O2), since the guest would then write
+spte must not survive it (docs/model.md O2), since the guest would then write
 a page the host believes read-only. Run it with
 ``python scenarios/mprotect_ro.py``, or ``mmurace run mprotect_ro``.
 """
@@ -16,40 +16,31 @@ from __future__ import annotations
 import functools
 import sys
 
-from actors import DESIGNS, ActorContext, ActorSpec, Design, Mailbox, World, notifier_dispatcher, vcpu
+from actors import ActorContext, ActorSpec, Design, World, design_named, kvm_init_mmu_notifier, vcpu
 from actors.host import mprotect_readonly
 from mmu import PAGE_SIZE, Model
 from scenarios.base import Scenario, full_world
 
 
-async def _qemu(ctx: ActorContext, notifier: Mailbox, hva: int) -> None:
-    await mprotect_readonly(ctx, notifier, hva, hva + PAGE_SIZE)
+async def _qemu(ctx: ActorContext, hva: int) -> None:
+    await mprotect_readonly(ctx, hva, hva + PAGE_SIZE)
 
 
-def world(design: Design, *, accesses: int = 3) -> World:
+def build(design: Design | str, *, accesses: int = 3) -> World:
     """One guest page written ``accesses`` times, made read-only once by the host."""
+    design = design_named(design)
     if accesses < 1:
         raise ValueError(f"'accesses' must be >= 1 (got {accesses})")
     model = Model.build(npages=1)
-    notifier = Mailbox("mmu_notifier")
+    kvm_init_mmu_notifier(model, design)
     hva = model.kvm.memslot.gfn_to_hva(0)
     return full_world(
         model,
         (
             ActorSpec("vcpu0", functools.partial(vcpu, design=design, gfns=(0,) * accesses)),
-            ActorSpec("qemu", functools.partial(_qemu, notifier=notifier, hva=hva)),
-            ActorSpec(
-                "notifier",
-                functools.partial(notifier_dispatcher, box=notifier, arch_unmap=design.uses_mmu_notifiers),
-                daemon=True,
-            ),
+            ActorSpec("qemu", functools.partial(_qemu, hva=hva)),
         ),
     )
-
-
-def build(design: str, *, accesses: int = 3) -> World:
-    """``world`` for the design called ``design``."""
-    return world(DESIGNS[design], accesses=accesses)
 
 
 SCENARIO = Scenario(

@@ -19,13 +19,12 @@ import functools
 import sys
 
 from actors import (
-    DESIGNS,
     ActorContext,
     ActorSpec,
     Design,
-    Mailbox,
     World,
-    notifier_dispatcher,
+    design_named,
+    kvm_init_mmu_notifier,
     vcpu,
 )
 from actors.host import mmap
@@ -37,10 +36,11 @@ async def _qemu(ctx: ActorContext, hva: int) -> None:
     await mmap(ctx, hva, hva + PAGE_SIZE, "rw")
 
 
-def world(design: Design) -> World:
+def build(design: Design | str) -> World:
     """rw VMA | read-only VMA | hole mmapped rw during the run; write, read, write."""
+    design = design_named(design)
     model = Model.build_regions(Region(1, "rw"), Region(1, "r"), Region(1, mapped=False))
-    notifier = Mailbox("mmu_notifier")  # nothing is unmapped: it stays idle
+    kvm_init_mmu_notifier(model, design)  # nothing is unmapped: it is never called
     hole = model.kvm.memslot.gfn_to_hva(2)
     return full_world(
         model,
@@ -50,20 +50,8 @@ def world(design: Design) -> World:
                 functools.partial(vcpu, design=design, gfns=(0, 1, 2), write=(True, False, True)),
             ),
             ActorSpec("qemu", functools.partial(_qemu, hva=hole)),
-            ActorSpec(
-                "notifier",
-                functools.partial(
-                    notifier_dispatcher, box=notifier, arch_unmap=design.uses_mmu_notifiers
-                ),
-                daemon=True,
-            ),
         ),
     )
-
-
-def build(design: str) -> World:
-    """``world`` for the design called ``design``."""
-    return world(DESIGNS[design])
 
 
 SCENARIO = Scenario(

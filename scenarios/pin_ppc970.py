@@ -19,37 +19,28 @@ from __future__ import annotations
 import functools
 import sys
 
-from actors import DESIGNS, ActorSpec, Design, Mailbox, World, notifier_dispatcher, remapper, vcpu
+from actors import ActorSpec, Design, World, design_named, kvm_init_mmu_notifier, remapper, vcpu
 from mmu import Model
 from scenarios.base import Scenario, full_world
 
 
-def world(design: Design, *, accesses: int = 2, remaps: int = 1) -> World:
+def build(design: Design | str, *, accesses: int = 2, remaps: int = 1) -> World:
     """One guest page, ``accesses`` guest writes to it, ``remaps`` host remaps of it."""
+    design = design_named(design)
     if accesses < 1:
         raise ValueError(f"'accesses' must be >= 1 (got {accesses})")
     if remaps < 0:
         raise ValueError(f"'remaps' must be >= 0 (got {remaps})")
     model = Model.build(npages=1)
-    notifier = Mailbox("mmu_notifier")
+    kvm_init_mmu_notifier(model, design)
     hva = model.kvm.memslot.gfn_to_hva(0)
     return full_world(
         model,
         (
             ActorSpec("vcpu0", functools.partial(vcpu, design=design, gfns=(0,) * accesses)),
-            ActorSpec("qemu", functools.partial(remapper, notifier=notifier, hva=hva, times=remaps)),
-            ActorSpec(
-                "notifier",
-                functools.partial(notifier_dispatcher, box=notifier, arch_unmap=design.uses_mmu_notifiers),
-                daemon=True,
-            ),
+            ActorSpec("qemu", functools.partial(remapper, hva=hva, times=remaps)),
         ),
     )
-
-
-def build(design: str, *, accesses: int = 2, remaps: int = 1) -> World:
-    """``world`` for the design called ``design``."""
-    return world(DESIGNS[design], accesses=accesses, remaps=remaps)
 
 
 SCENARIO = Scenario(

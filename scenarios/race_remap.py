@@ -6,8 +6,8 @@
     done on a per-page basis at fault time."  (Avi Kivity, 2011-11-20)
 
 One vcpu writes gfn 0 twice; meanwhile the VMM mmap(MAP_FIXED)s a new
-mapping over the page backing it, so its frame is freed; the MMU-notifier
-dispatcher delivers the invalidation to KVM. With ``-p move=1`` the VMM
+mapping over the page backing it, so its frame is freed; KVM's notifier
+callbacks run in QEMU's thread. With ``-p move=1`` the VMM
 instead mremap()s guest RAM elsewhere and mmaps fresh memory in its place:
 no frame is freed, so a design that keeps a stale spte shows as divergence,
 not as a use after free. Run it on its own with
@@ -19,7 +19,16 @@ from __future__ import annotations
 import functools
 import sys
 
-from actors import DESIGNS, ActorContext, ActorSpec, Mailbox, World, notifier_dispatcher, remapper, vcpu
+from actors import (
+    ActorContext,
+    ActorSpec,
+    Design,
+    World,
+    design_named,
+    kvm_init_mmu_notifier,
+    remapper,
+    vcpu,
+)
 from actors.host import mmap, mremap_move
 from actors.runtime import buried
 from mmu import PAGE_SIZE, Model
@@ -29,17 +38,20 @@ from scenarios.base import Scenario
 MOVE_DISTANCE = 0x100000
 
 
-async def _mover(ctx: ActorContext, notifier: Mailbox, hva: int, times: int) -> None:
+async def _mover(ctx: ActorContext, hva: int, times: int) -> None:
     """QEMU moving guest RAM away (mremap) and mapping fresh memory in its place."""
     for i in range(1, times + 1):
-        if await mremap_move(ctx, notifier, hva, hva + i * MOVE_DISTANCE):
+        if await mremap_move(ctx, hva, hva + i * MOVE_DISTANCE):
             await mmap(ctx, hva, hva + PAGE_SIZE)
 
 
-def build(design: str, *, accesses: int = 2, remaps: int = 1, noise: int = 0, move: int = 0) -> World:
+def build(
+    design: Design | str, *, accesses: int = 2, remaps: int = 1, noise: int = 0, move: int = 0
+) -> World:
     """One guest page, ``accesses`` guest writes to it, ``remaps`` host remaps of it
     (mmap(MAP_FIXED), or with ``move`` 1, mremap away and mmap afresh); ``noise``
     unrelated steps of their own work around the vcpu's and QEMU's racing ones."""
+    design = design_named(design)
     if move not in (0, 1):
         raise ValueError(f"'move' must be 0 or 1 (got {move})")
     if accesses < 1:
@@ -49,7 +61,7 @@ def build(design: str, *, accesses: int = 2, remaps: int = 1, noise: int = 0, mo
     if noise < 0:
         raise ValueError(f"'noise' must be >= 0 (got {noise})")
     model = Model.build(npages=1)
-    notifier = Mailbox("mmu_notifier")
+    kvm_init_mmu_notifier(model, design)
     hva = model.kvm.memslot.gfn_to_hva(0)
     return World(
         model,
@@ -57,7 +69,7 @@ def build(design: str, *, accesses: int = 2, remaps: int = 1, noise: int = 0, mo
             ActorSpec(
                 "vcpu0",
                 buried(
-                    functools.partial(vcpu, design=DESIGNS[design], gfns=(0,) * accesses),
+                    functools.partial(vcpu, design=design, gfns=(0,) * accesses),
                     noise,
                     "guest works on its other pages",
                 ),
@@ -65,12 +77,11 @@ def build(design: str, *, accesses: int = 2, remaps: int = 1, noise: int = 0, mo
             ActorSpec(
                 "qemu",
                 buried(
-                    functools.partial(_mover if move else remapper, notifier=notifier, hva=hva, times=remaps),
+                    functools.partial(_mover if move else remapper, hva=hva, times=remaps),
                     noise,
                     "qemu runs its device models",
                 ),
             ),
-            ActorSpec("notifier", functools.partial(notifier_dispatcher, box=notifier), daemon=True),
         ),
     )
 

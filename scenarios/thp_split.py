@@ -1,6 +1,6 @@
 """A transparent huge page split (and collapsed again) under a faulting vcpu.
 
-    "decide final mapping size under the lock"  (KERNEL.md F6: x86
+    "decide final mapping size under the lock"  (docs/model.md F6: x86
     ``host_pfn_mapping_level`` is safe "only if 1) retry was checked after
     taking mmu_lock, and 2) mmu_lock is taken now")
 
@@ -13,7 +13,7 @@ page compound: ``split_huge_page`` refuses then); with
 ``collapse=1`` khugepaged then collapses the range into a new huge page.
 A design that read the host mapping level before its seq snapshot may map
 the split page huge after all: the leaf covers the freed base page
-(``huge_spte``, KERNEL.md O4); with ``pages=2`` the guest then writes
+(``huge_spte``, docs/model.md O4); with ``pages=2`` the guest then writes
 the freed frame through it (``corruption``). Reading it under mmu_lock
 after the retry check (``level_locked``) cannot. The other designs map base pages only,
 so the scenario says nothing about them.
@@ -26,7 +26,7 @@ from __future__ import annotations
 import functools
 import sys
 
-from actors import DESIGNS, ActorContext, ActorSpec, Design, Mailbox, World, notifier_dispatcher, vcpu
+from actors import ActorContext, ActorSpec, Design, World, design_named, kvm_init_mmu_notifier, vcpu
 from actors.host import madvise_dontneed, thp_collapse, thp_split
 from mmu import PAGE_SIZE, Model, Region
 from mmu.constants import HPAGE_PAGES
@@ -45,23 +45,24 @@ def _with_thp(model: Model) -> Model:
     return model
 
 
-async def _qemu(ctx: ActorContext, notifier: Mailbox, haddr: int) -> None:
-    await thp_split(ctx, notifier, haddr)
-    await madvise_dontneed(ctx, notifier, haddr + PAGE_SIZE, haddr + 2 * PAGE_SIZE)
+async def _qemu(ctx: ActorContext, haddr: int) -> None:
+    await thp_split(ctx, haddr)
+    await madvise_dontneed(ctx, haddr + PAGE_SIZE, haddr + 2 * PAGE_SIZE)
 
 
-async def _khugepaged(ctx: ActorContext, notifier: Mailbox, haddr: int) -> None:
+async def _khugepaged(ctx: ActorContext, haddr: int) -> None:
     mm = ctx.model.mm
     await ctx.point(
         "khugepaged_scan_pmd", guard=lambda: haddr not in mm.pmds, waits_for="a pte-mapped range"
     )
-    await thp_collapse(ctx, notifier, haddr)
+    await thp_collapse(ctx, haddr)
 
 
-def world(design: Design, *, accesses: int = 2, collapse: int = 0, pages: int = 1) -> World:
+def build(design: Design | str, *, accesses: int = 2, collapse: int = 0, pages: int = 1) -> World:
     """One THP of guest RAM whose first ``pages`` gfns are written ``accesses``
     times, split and partly freed by the host, and collapsed again by
     khugepaged if ``collapse``."""
+    design = design_named(design)
     if pages not in (1, 2):
         raise ValueError(f"'pages' must be 1 or 2 (got {pages})")
     if accesses < 1:
@@ -69,28 +70,22 @@ def world(design: Design, *, accesses: int = 2, collapse: int = 0, pages: int = 
     if collapse not in (0, 1):
         raise ValueError(f"'collapse' must be 0 or 1 (got {collapse})")
     model = _with_thp(Model.build_regions(Region(HPAGE_PAGES, populated=False), nframes=3 * HPAGE_PAGES))
-    notifier = Mailbox("mmu_notifier")
+    kvm_init_mmu_notifier(model, design)
     haddr = model.kvm.memslot.userspace_addr
     actors = [
         ActorSpec("vcpu0", functools.partial(vcpu, design=design, gfns=tuple(range(pages)) * accesses)),
-        ActorSpec("qemu", functools.partial(_qemu, notifier=notifier, haddr=haddr)),
+        ActorSpec("qemu", functools.partial(_qemu, haddr=haddr)),
     ]
     if collapse:
-        actors.append(ActorSpec("khugepaged", functools.partial(_khugepaged, notifier=notifier, haddr=haddr)))
-    actors.append(ActorSpec("notifier", functools.partial(notifier_dispatcher, box=notifier), daemon=True))
+        actors.append(ActorSpec("khugepaged", functools.partial(_khugepaged, haddr=haddr)))
     return full_world(model, tuple(actors))
-
-
-def build(design: str, *, accesses: int = 2, collapse: int = 0, pages: int = 1) -> World:
-    """``world`` for the design called ``design``."""
-    return world(DESIGNS[design], accesses=accesses, collapse=collapse, pages=pages)
 
 
 SCENARIO = Scenario(
     name="thp_split",
     summary="the host splits the THP backing guest RAM and frees one base page (khugepaged may collapse it)",
     story=(
-        "KERNEL.md F6: decide the final mapping size under mmu_lock, after the retry check; "
+        "docs/model.md F6: decide the final mapping size under mmu_lock, after the retry check; "
         "a huge leaf must not outlive the host's huge page."
     ),
     build=build,

@@ -10,7 +10,7 @@ the VRMA from that (``kvmppc_hv_setup_htab_rma``: 64K VRMA pages), then the
 guest, in real mode, writes gfn 0 ``accesses`` times. Meanwhile the VMM
 mmap(MAP_FIXED)s gpa 0's memory again with 4K pages. A VRMA HPTE entered
 after that with the 64K size maps 60K of host memory that is not the guest's
-page (``vrma_psize``, KERNEL.md O4). ``vrma_checked`` compares the sizes at
+page (``vrma_psize``, docs/model.md O4). ``vrma_checked`` compares the sizes at
 fault time, after its seq snapshot (R5), and fails the fault (-EFAULT) as
 the kernel does; the VM then cannot run in real mode, but nothing is
 corrupted. That refusal is not ``spurious_efault``, which this scenario does
@@ -24,7 +24,7 @@ from __future__ import annotations
 import functools
 import sys
 
-from actors import DESIGNS, ActorContext, ActorSpec, Design, Mailbox, World, notifier_dispatcher, vcpu
+from actors import ActorContext, ActorSpec, Design, World, design_named, kvm_init_mmu_notifier, vcpu
 from actors.host import mmap_fixed
 from mmu import ORACLES, PAGE_SIZE, Model, Region
 from scenarios.base import Scenario
@@ -40,35 +40,30 @@ SCENARIO_ORACLES = {
 }
 
 
-async def _qemu(ctx: ActorContext, notifier: Mailbox, hva: int, remaps: int) -> None:
+async def _qemu(ctx: ActorContext, hva: int, remaps: int) -> None:
     for _ in range(remaps):
-        await mmap_fixed(ctx, notifier, hva, page_size=PAGE_SIZE)
+        await mmap_fixed(ctx, hva, page_size=PAGE_SIZE)
 
 
-def world(design: Design, *, accesses: int = 2, remaps: int = 1) -> World:
+def build(design: Design | str, *, accesses: int = 2, remaps: int = 1) -> World:
     """gfn 0 backed by 64K pages, written ``accesses`` times, remapped ``remaps``
     times with 4K pages."""
+    design = design_named(design)
     if accesses < 1:
         raise ValueError(f"'accesses' must be >= 1 (got {accesses})")
     if remaps < 0:
         raise ValueError(f"'remaps' must be >= 0 (got {remaps})")
     model = Model.build_regions(Region(1, page_size=LARGE_PAGE))
-    notifier = Mailbox("mmu_notifier")
+    kvm_init_mmu_notifier(model, design)
     hva = model.kvm.memslot.gfn_to_hva(0)
     return World(
         model,
         (
             ActorSpec("vcpu0", functools.partial(vcpu, design=design, gfns=(0,) * accesses)),
-            ActorSpec("qemu", functools.partial(_qemu, notifier=notifier, hva=hva, remaps=remaps)),
-            ActorSpec("notifier", functools.partial(notifier_dispatcher, box=notifier), daemon=True),
+            ActorSpec("qemu", functools.partial(_qemu, hva=hva, remaps=remaps)),
         ),
         dict(SCENARIO_ORACLES),
     )
-
-
-def build(design: str, *, accesses: int = 2, remaps: int = 1) -> World:
-    """``world`` for the design called ``design``."""
-    return world(DESIGNS[design], accesses=accesses, remaps=remaps)
 
 
 SCENARIO = Scenario(

@@ -108,7 +108,7 @@ from mmu import Model
 from scenarios import Scenario
 
 
-def build(design: str) -> World:
+def build(design) -> World:  # the same actors whatever the design
     async def retrying(ctx):
         # awaits Trio only on the path where it runs after the remapper: a retry path
         await ctx.point("fault")
@@ -129,7 +129,7 @@ def build(design: str) -> World:
     return w
 
 
-SCENARIO = Scenario("retry_await", "awaits Trio on its retry path", "", build, ("toy",))
+SCENARIO = Scenario("retry_await", "awaits Trio on its retry path", "", build, ("seq_retry",))
 '''
 
 
@@ -138,15 +138,15 @@ def test_a_foreign_await_on_some_schedules_is_found_and_its_replay_reproduces_it
 ) -> None:
     path = tmp_path / "retry_await.py"
     path.write_text(SCENARIO_FILE)
-    assert main(["replay", str(path), "--design", "toy", "--schedule", "v1:2"]) == 0, "the clean path"
+    assert main(["replay", str(path), "--design", "seq_retry", "--schedule", "v1:2"]) == 0, "the clean path"
     capsys.readouterr()
-    assert main(["run", str(path), "--design", "toy"]) == 1
+    assert main(["run", str(path), "--design", "seq_retry"]) == 1
     out = capsys.readouterr().out
     assert "VIOLATION foreign_await at step " in out
     assert "vcpu0 awaited trio.sleep (at retry_await.py:" in out
     command = next(line for line in out.splitlines() if line.startswith("replay:"))
     schedule = command.split("--schedule ")[1]
-    assert main(["replay", str(path), "--design", "toy", "--schedule", schedule]) == 1
+    assert main(["replay", str(path), "--design", "seq_retry", "--schedule", schedule]) == 1
     replayed = capsys.readouterr().out
     assert replayed.split("replay:")[0] == out.split("replay:")[0]
 

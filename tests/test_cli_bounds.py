@@ -38,9 +38,9 @@ def test_huge_numbers_are_one_line_and_exit_2(argv: list[str], capsys: pytest.Ca
 
 
 def test_a_schedule_longer_than_the_step_bound_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
-    argv = ["replay", "race_remap", "--design", "no_retry", "--schedule", "v1:10:2=1"]
-    assert main([*argv, "--max-steps", "9"]) == 2
+    argv = ["replay", "race_remap", "--design", "no_retry", "--schedule", "v1:11:2=1"]
+    assert main([*argv, "--max-steps", "10"]) == 2
     assert capsys.readouterr().err == (
-        "mmurace: error: schedule 'v1:10:2=1' has more decisions than a run of at most 9 steps makes\n"
+        "mmurace: error: schedule 'v1:11:2=1' has more decisions than a run of at most 10 steps makes\n"
     )
     assert main(argv) == 1  # the same string within the bound replays its race

@@ -29,15 +29,15 @@ SURFACE = {
     },
     actors.runtime: RUNTIME,
     actors.host: {
-        "InvalidateEnd", "InvalidateStart", "do_wp_page", "get_user_page", "get_user_pages", "invalidate_end",
+        "do_wp_page", "get_user_page", "get_user_pages", "invalidate_end",
         "invalidate_start", "ksm_merge", "madvise_dontneed", "migrate_page", "mmap", "mmap_fixed",
-        "mmu_notifier_register", "mprotect_readonly", "mremap_move", "munmap", "remapper", "thp_collapse", "thp_split",
+        "mmu_notifier_register", "mprotect_readonly", "subscribers", "mremap_move", "munmap", "remapper", "thp_collapse", "thp_split",
     },
     actors.kvm: {
-        "DESIGNS", "Design", "WriteProtect", "enable_dirty_logging", "get_dirty_log", "notifier_dispatcher", "vcpu",
+        "DESIGNS", "Design", "Fault", "KvmMmuNotifier", "SeqRetry", "design_named", "kvm_init_mmu_notifier", "step", "vcpu",
     },
     actors: (RUNTIME - {"ActorFn", "buried"}) | {
-        "DESIGNS", "Design", "InvalidateEnd", "InvalidateStart", "notifier_dispatcher", "remapper", "vcpu",
+        "DESIGNS", "Design", "Fault", "SeqRetry", "design_named", "kvm_init_mmu_notifier", "remapper", "step", "vcpu",
     },
     scenarios: {"CATALOG", "Scenario"},
     mmurace: {"Config", "Hunt", "MmuraceError", "RandomWalk", "Replay", "UsageError", "hunt", "load_scenario", "replay"},

@@ -15,6 +15,7 @@ import pytest
 from mmu import (
     ORACLES,
     PAGE_SIZE,
+    Access,
     Frame,
     FrameTable,
     HostMm,
@@ -525,6 +526,10 @@ KVM_CALLS: dict[str, Callable[[Kvm, str], object]] = {
     "invalidate_end": lambda kvm, who: kvm.invalidate_end(who),
     "unmap_hva_range": lambda kvm, who: kvm.unmap_hva_range(HVA, HVA + PAGE_SIZE, who),
     "retry": lambda kvm, who: kvm.retry(0, who),
+    "inc_seq": lambda kvm, who: kvm.inc_seq(who),
+    "dec_in_progress": lambda kvm, who: kvm.dec_in_progress(who),
+    "check_in_progress": lambda kvm, who: kvm.check_in_progress(who),
+    "check_seq": lambda kvm, who: kvm.check_seq(0, who),
     "install_spte": lambda kvm, who: kvm.install_spte(0, P0, True, who),
 }
 
@@ -556,7 +561,38 @@ def test_invalidate_end_bumps_seq_then_counts_down() -> None:
     assert (kvm.in_progress, kvm.seq) == (1, 1)
     kvm.invalidate_end("kvm")
     assert (kvm.in_progress, kvm.seq) == (0, 2)
-    assert kvm.log[2:] == ["seq 0->1, in_progress 2->1", "seq 1->2, in_progress 1->0"]
+    assert kvm.log[2:] == ["seq 0->1", "in_progress 2->1", "seq 1->2", "in_progress 1->0"]
+
+
+def test_the_stores_of_end_one_at_a_time() -> None:
+    """seq++ and in_progress-- as separate operations, for designs that order them otherwise."""
+    kvm = locked_kvm()
+    kvm.invalidate_begin("kvm")
+    kvm.fp.clear()
+    kvm.dec_in_progress("kvm")
+    assert kvm.fp.drain() == Access(frozenset(), frozenset({("kvm", "in_progress")}))
+    kvm.inc_seq("kvm")
+    assert kvm.fp.drain() == Access(frozenset(), frozenset({("kvm", "seq")}))
+    assert (kvm.in_progress, kvm.seq) == (0, 1)
+    assert kvm.log[1:] == ["in_progress 1->0", "seq 0->1"]
+    with pytest.raises(AssertionError, match=r"^invalidate_range_end without start \(in_progress < 0\)$"):
+        kvm.dec_in_progress("kvm")
+
+
+def test_the_two_checks_of_retry_one_at_a_time() -> None:
+    kvm = locked_kvm()
+    snapshot = kvm.snapshot_seq()
+    kvm.fp.clear()
+    assert kvm.check_in_progress("kvm") is False
+    assert kvm.check_seq(snapshot, "kvm") is False
+    assert kvm.fp.drain() == Access(frozenset({("kvm", "in_progress"), ("kvm", "seq")}), frozenset())
+    kvm.invalidate_begin("kvm")
+    assert kvm.check_in_progress("kvm") is True
+    kvm.invalidate_end("kvm")
+    assert kvm.check_in_progress("kvm") is False
+    assert kvm.check_seq(snapshot, "kvm") is True
+    assert kvm.log[1:3] == ["in_progress 0", "seq 0 vs 0"]
+    assert kvm.log[-2:] == ["in_progress 0", "seq 1 vs 0 -> retry"]
 
 
 def test_invalidate_end_without_start_raises() -> None:

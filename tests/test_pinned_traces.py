@@ -15,20 +15,23 @@ from pathlib import Path
 import pytest
 
 from mmurace.cli import main
+from mmurace.testing import find_race
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
 
-#: one replay of a broken cell per scenario (as `mmurace matrix --details` printed them), in text and JSON
+#: the broken cell replayed per scenario; its schedule is the first race a search
+#: bounded to two preemptions finds, so that a model change cannot leave a stale
+#: schedule pinning an error message instead of a trace
 REPLAYS = {
-    "race_remap": ("no_retry", "v1:10:2=1"),
-    "multi_vma": ("setup_time", "v1:6"),
-    "mprotect_ro": ("no_retry", "v1:11:2=1"),
-    "ksm_merge": ("no_retry", "v1:17:0=1,6=1,11=1"),
-    "dirty_log": ("wp_ignore", "v1:6:4=1"),
-    "vrma_psize": ("vrma_once", "v1:8:2=1"),
-    "pin_ppc970": ("pin", "v1:5"),
-    "migrate_page": ("setup_time", "v1:13:3=1"),
-    "thp_split": ("level_early", "v1:13:2=1,6=1"),
+    "race_remap": "no_retry",
+    "multi_vma": "setup_time",
+    "mprotect_ro": "no_retry",
+    "ksm_merge": "no_retry",
+    "dirty_log": "wp_ignore",
+    "vrma_psize": "vrma_once",
+    "pin_ppc970": "pin",
+    "migrate_page": "setup_time",
+    "thp_split": "level_early",
 }
 
 CASES: dict[str, tuple[str, ...]] = {
@@ -39,21 +42,36 @@ CASES: dict[str, tuple[str, ...]] = {
         "stress", "ksm_merge", "--design", "no_retry", "--strategy", "pct", "--seed", "3", "--json",
     ),
 }
-for _scenario, (_design, _schedule) in REPLAYS.items():
-    _argv = ("replay", _scenario, "--design", _design, "--schedule", _schedule)
-    CASES[f"replay_{_scenario}"] = _argv
-    CASES[f"replay_{_scenario}_json"] = (*_argv, "--json")
+for _scenario in REPLAYS:
+    CASES[f"replay_{_scenario}"] = ("replay", _scenario)
+    CASES[f"replay_{_scenario}_json"] = ("replay", _scenario, "--json")
+
+
+def _argv(name: str) -> list[str]:
+    """The command line of a case; a replay's schedule is found afresh, and must fail."""
+    argv = list(CASES[name])
+    if argv[0] != "replay":
+        return argv
+    scenario, design = argv[1], REPLAYS[argv[1]]
+    race = find_race(scenario, design, preemptions=2, limit=5000)
+    assert race is not None, f"no race within two preemptions in {scenario} --design {design}"
+    return ["replay", scenario, "--design", design, "--schedule", race.schedule, *argv[2:]]
 
 
 def _strip_rates(text: str) -> str:
-    """Drop what measures the machine rather than the run (schedules per second)."""
-    return "\n".join(line for line in text.splitlines() if "/s" not in line and "per second" not in line) + "\n"
+    """Drop what measures the machine rather than the run (schedules per second), and where
+    the findings were saved (a directory of the test's own)."""
+    kept = (line for line in text.splitlines() if "/s" not in line and "per second" not in line)
+    return "\n".join(line for line in kept if not line.startswith("saved")) + "\n"
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_output_is_pinned(name: str, capsys: pytest.CaptureFixture[str]) -> None:
-    status = main(list(CASES[name]))
+    argv = _argv(name)
+    status = main(argv)
     out, err = capsys.readouterr()
+    if argv[0] == "replay":
+        assert (status, err) == (1, ""), err
     got = f"exit {status}\n{_strip_rates(out)}--- stderr\n{err}"
     path = GOLDEN / f"{name}.txt"
     if os.environ.get("MMURACE_REGOLD"):

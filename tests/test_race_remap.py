@@ -30,9 +30,9 @@ async def test_no_retry_race_is_the_remap_between_gup_and_map() -> None:
     assert found.result is not None
     labels = [(s.actor, s.label) for s in found.result.steps]
     gup = labels.index(("vcpu0", "get_user_pages"))
-    zap = labels.index(("notifier", "mmu_lock: invalidate_begin, unmap, flush"))
+    zap = labels.index(("qemu", "mmu_lock: invalidate_begin, unmap, flush"))  # KVM's callback, in QEMU's thread
     install = labels.index(("vcpu0", "mmu_lock: map spte"))
-    assert gup < zap < install, "the notifier zap must fall between gup and the install"
+    assert gup < zap < install, "the zap must fall between gup and the install"
     fatal = found.result.steps[found.result.finding.step]
     assert fatal.label == "tlb_flush_mmu: put_page" or fatal.label == "kvm_release_pfn_clean"
     assert any("frame freed" in e for e in fatal.events)

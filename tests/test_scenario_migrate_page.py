@@ -41,12 +41,15 @@ def test_no_retry_breaks_only_when_the_migration_passes_the_refcount_check() -> 
     found = first_finding("migrate_page", "no_retry", "stale_spte", range(50))
     assert found is not None
     labels = [(s.actor, s.label) for s in found[1].steps]
-    assert labels.index(("vcpu0", "get_user_pages")) < labels.index(
-        ("kcompactd", "try_to_migrate_one: ptep_clear_flush, migration entry")
-    ) < labels.index(("vcpu0", "mmu_lock: map spte"))
-    assert labels.index(("vcpu0", "kvm_release_pfn_clean")) < labels.index(
-        ("kcompactd", "folio_migrate_mapping: expected refcount")
-    )
+    install = max(i for i, label in enumerate(labels) if label == ("vcpu0", "mmu_lock: map spte"))
+    gup = max(i for i, label in enumerate(labels[:install]) if label == ("vcpu0", "get_user_pages"))
+    # KVM's zap runs in kcompactd's thread, inside try_to_migrate's invalidate_range_start
+    zap = labels.index(("kcompactd", "mmu_lock: invalidate_begin, unmap, flush"))
+    clear = labels.index(("kcompactd", "try_to_migrate_one: ptep_clear_flush, migration entry"))
+    assert zap < install, "the leaf is made after the zap, which was its only chance to go"
+    assert gup < clear, "from the pfn the pte had before the migration entry replaced it"
+    release = labels.index(("vcpu0", "kvm_release_pfn_clean"), install)
+    assert release < labels.index(("kcompactd", "folio_migrate_mapping: expected refcount"))
 
 
 def test_leaked_refs_is_silent_after_migrations() -> None:

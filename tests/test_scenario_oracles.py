@@ -5,38 +5,33 @@ from __future__ import annotations
 
 import functools
 
-import attrs
 import pytest
 
-from actors import DESIGNS, ActorContext, ActorSpec, Design, Mailbox, notifier_dispatcher, vcpu
-from actors.host import get_user_pages, madvise_dontneed, munmap
+from actors import (
+    DESIGNS,
+    ActorContext,
+    ActorSpec,
+    Design,
+    Fault,
+    SeqRetry,
+    kvm_init_mmu_notifier,
+    vcpu,
+)
+from actors.host import madvise_dontneed, munmap
 from mmu import PAGE_SIZE, Model, Region, leaked_refs, pinned_pages, spurious_efault, writable_spte
 from mmurace import RandomWalk
 from scenarios.base import full_world
-from scenarios.pin_ppc970 import world as pin_world
+from scenarios.pin_ppc970 import build as pin_world
 from tests.hunting import run
 
 
-async def _leaky_fault(ctx: ActorContext, gfn: int, write: bool) -> bool:
+async def _release_only_after_a_retry(design: Design, ctx: ActorContext, f: Fault) -> None:
     """seq_retry that forgets ``kvm_release_pfn_clean`` on its success path."""
-    kvm = ctx.model.kvm
-    await ctx.point("kvm_faultin_pfn")
-    mmu_seq = kvm.snapshot_seq()
-    got = await get_user_pages(ctx, kvm.memslot.gfn_to_hva(gfn), write)
-    if got is None:
-        return False
-    await ctx.spin_lock(kvm.mmu_lock, "mmu_lock: mmu_invalidate_retry, map")
-    retry = kvm.retry(mmu_seq, ctx.name)
-    if not retry:
-        kvm.install_spte(gfn, got[0], got[1], ctx.name)
-    ctx.spin_unlock(kvm.mmu_lock)
-    if retry:
-        await ctx.point("kvm_release_pfn_clean")
-        ctx.model.frames.put_page(got[0])
-    return True
+    if f.stale:
+        await SeqRetry.release(design, ctx, f)
 
 
-LEAKY = attrs.evolve(DESIGNS["seq_retry"], name="leaky", fault=_leaky_fault)
+LEAKY = DESIGNS["seq_retry"].replace(release=_release_only_after_a_retry, name="leaky")
 
 
 @pytest.mark.parametrize(("design", "leaks"), [(LEAKY, True), (DESIGNS["seq_retry"], False)])
@@ -87,21 +82,20 @@ def test_spurious_efault_judges_the_vma_at_the_time_of_the_efault() -> None:
 
 def _host_world(design: str, op: str):
     model = Model.build(npages=2)
-    box = Mailbox("mmu_notifier")
+    kvm_init_mmu_notifier(model, design)
     start = model.kvm.memslot.gfn_to_hva(0)
 
     async def qemu(ctx: ActorContext) -> None:
         if op == "munmap":
-            await munmap(ctx, box, start + PAGE_SIZE, start + 2 * PAGE_SIZE, late_free=True)
+            await munmap(ctx, start + PAGE_SIZE, start + 2 * PAGE_SIZE, late_free=True)
         else:
-            await madvise_dontneed(ctx, box, start, start + 2 * PAGE_SIZE)
+            await madvise_dontneed(ctx, start, start + 2 * PAGE_SIZE)
 
     return full_world(
         model,
         (
             ActorSpec("vcpu0", functools.partial(vcpu, design=DESIGNS[design], gfns=(1, 0, 1, 0), write=False)),
             ActorSpec("qemu", qemu),
-            ActorSpec("notifier", functools.partial(notifier_dispatcher, box=box), daemon=True),
         ),
     )
 
@@ -119,6 +113,9 @@ def test_munmap_splits_the_vma_and_frees_after_end() -> None:
     result = run(_host_world("seq_retry", "munmap"), RandomWalk(0))
     labels = [s.label for s in result.steps if s.actor == "qemu"]
     end = labels.index("mmu_notifier_invalidate_range_end")
-    assert labels[end + 1 :] == ["tlb_finish_mmu: flush, put_page", "remove_vma, mmap_write_unlock"]
+    # KVM's callback runs in QEMU's thread, then QEMU frees the pages (tlb_finish_mmu)
+    assert labels[end + 1 :] == [
+        "mmu_lock: kvm_mmu_invalidate_end", "tlb_finish_mmu: flush, put_page", "remove_vma, mmap_write_unlock",
+    ]
     events = [e for s in result.steps for e in s.events]
     assert "vma 0x40000000-0x40002000 rw -> 0x40000000-0x40001000 rw, 0x40001000-0x40002000 rw" in events

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from actors import ActorContext, ActorSpec, Executor, Schedule, World
+from actors import ActorContext, ActorSpec, Design, Executor, Schedule, World
 from mmu import Model, Violation
 from mmurace import Config, RandomWalk, Replay
 from mmurace.explore import Verdict, explore
@@ -16,6 +16,8 @@ from mmurace.shrink import shrink
 from mmurace.strategies import Pct, Sparse
 from mmurace.stress import Kind, stress
 from scenarios import CATALOG, Scenario
+
+from . import toys
 
 RACE = CATALOG["race_remap"]
 
@@ -33,7 +35,7 @@ def _toy(actors: dict[str, Callable[[ActorContext], object]], oracle: Callable[[
         w.oracles = {"toy": oracle} if oracle else {}
         return w
 
-    return Config(Scenario("toy", "toy", "toy", build, ("toy",)), "toy", executor=Executor.DIRECT)
+    return Config(Scenario("toy", "toy", "toy", build, ("toy",)), Design("toy", "toy"), executor=Executor.DIRECT)
 
 
 def _private(key: str) -> Callable[[ActorContext], object]:
@@ -128,6 +130,53 @@ async def test_pct_is_seeded_and_replays() -> None:
     assert await config("no_retry").run(Replay(first.schedule)) == first
 
 
+def _world(build: Callable[[], World]) -> Config:
+    return Config(Scenario("toy", "toy", "toy", lambda design: build(), ("toy",)), Design("toy", "toy"), executor=Executor.DIRECT)
+
+
+async def test_pct_preempts_back_and_forth() -> None:
+    """``a`` sets a flag then clears it, ``b`` reads it twice (toys.back_and_forth):
+    only a0 b0 a1 b1 breaks, with two preemptions (a after a0, b after b0).
+
+    The old PCT could not run that schedule at any depth. Change point j gave
+    the actor about to run the fixed priority j, below every initial priority
+    but above every earlier demotion. The first change point demotes the
+    running actor, say a, to 1, and b takes over; every later one finds b
+    about to run (a never blocks b here) and gives it j > 1: still above a.
+    So b runs to its end before a moves again: one preemption at most, and no
+    schedule with one preemption (aabb abba baab bbaa) breaks, as the search
+    below shows. A demotion below every current priority hands a the second
+    preemption.
+    """
+    toy = _world(toys.back_and_forth)
+    one = await explore(toy, preemptions=1, reduce=False)
+    assert (one.verdict, one.executions) == (Verdict.EXHAUSTED, 4)
+    assert (await explore(toy, preemptions=2)).verdict is Verdict.FOUND
+    assert not (await stress(toy, Kind.PCT, schedules=100, depth=2)).found
+    found = await stress(toy, Kind.PCT, schedules=100, depth=3)
+    assert found.first_at == 7
+    assert found.groups[0].first.result.schedule.preemptions == 2
+
+
+async def test_pct_raises_its_step_estimate_to_the_longest_run() -> None:
+    """``stop`` ends two 12-step workers; the finding needs both 8 steps in first
+    (toys.stopped_late). A random walk picks ``stop`` early, so the estimate k
+    from random walks is 7 decisions, and with k fixed at 7 PCT of depth 2
+    never finds it: ``stop`` runs as soon as it is the highest-priority actor,
+    so it must start below a worker X; X runs until the change point, at a
+    decision below 7, and drops below ``stop``, which then runs while X has
+    done fewer than 8 steps. The runs PCT itself makes, the other worker
+    running to its end before ``stop``, last 20 decisions and more; taken as
+    k, they bring the change point to X's eighth step.
+    """
+    toy = _world(toys.stopped_late)
+    k = toy.estimate_decisions()
+    assert k == 7
+    assert not any(toy.run_direct(Pct(seed, 2, k)).finding for seed in range(200))
+    found = await stress(toy, Kind.PCT, schedules=100, depth=2)
+    assert found.first_at == 18
+
+
 @pytest.mark.parametrize(("design", "within"), [("setup_time", 50), ("no_retry", 200)])
 async def test_pct_finds_the_known_races(design: str, within: int) -> None:
     outcome = await stress(config(design), Kind.PCT, schedules=within)
@@ -145,7 +194,7 @@ async def test_pct_and_random_leave_seq_retry_alone() -> None:
 async def test_hypothesis_finds_no_retry_and_shrinks_it_to_one_preemption() -> None:
     outcome = await stress(config("no_retry", "stale_spte"), Kind.HYPOTHESIS, schedules=300)
     assert outcome.found
-    assert outcome.groups[0].first.result.schedule.encode() == "v1:10:2=1"
+    assert outcome.groups[0].first.result.schedule.encode() == "v1:11:2=1"
 
 
 async def test_hypothesis_leaves_seq_retry_alone() -> None:
@@ -153,7 +202,7 @@ async def test_hypothesis_leaves_seq_retry_alone() -> None:
 
 
 def test_sparse_form_replays_a_schedule_exactly() -> None:
-    schedule = Schedule.decode("v1:12:2=1,4=1,5=1,6=1,7=1,10=1")
+    schedule = Schedule.decode("v1:11:2=1,4=1,5=1,6=1,7=1,10=1")
     by_sparse = config("setup_time").run_direct(Sparse.from_schedule(schedule))
     assert by_sparse.schedule == schedule
 
@@ -162,10 +211,10 @@ def test_sparse_form_replays_a_schedule_exactly() -> None:
 
 
 def test_shrinking_a_hand_written_schedule() -> None:
-    original = config("no_retry").run_direct(Sparse.from_schedule(Schedule.decode("v1:10:2=1,8=1")))
+    original = config("no_retry").run_direct(Sparse.from_schedule(Schedule.decode("v1:10:2=1,5=1,8=1")))
     assert original.finding is not None
     shrunk = shrink(config("no_retry"), original)
-    assert shrunk.result.schedule.encode() == "v1:10:2=1"
+    assert shrunk.result.schedule.encode() == "v1:9:2=1,5=1"
     assert shrunk.result.finding is not None and shrunk.result.finding.oracle == "stale_spte"
 
 
@@ -208,10 +257,16 @@ async def test_hypothesis_search_is_seeded() -> None:
 
 
 async def test_hypothesis_database_remembers_the_failure(tmp_path: Path) -> None:
-    first = await stress(config("no_retry"), Kind.HYPOTHESIS, schedules=300, seed=1, database=tmp_path)
+    """Seed 0 alone does not find the race in one schedule; with the database that
+    seed 4 filled, that one schedule is the remembered failure."""
+    alone = await stress(config("no_retry"), Kind.HYPOTHESIS, schedules=1, seed=0)
+    assert not alone.found
+    database = tmp_path / "db"
+    first = await stress(config("no_retry"), Kind.HYPOTHESIS, schedules=300, seed=4, database=database)
     assert first.found and first.first_at is not None and first.first_at > 1
-    again = await stress(config("no_retry"), Kind.HYPOTHESIS, schedules=300, seed=2, database=tmp_path)
-    assert again.first_at is not None and again.first_at < first.first_at, "remembered schedules go first"
+    assert database.is_dir() and any(p.is_file() for p in database.rglob("*")), "the failure was saved"
+    again = await stress(config("no_retry"), Kind.HYPOTHESIS, schedules=1, seed=0, database=database)
+    assert again.found and again.first_at == 1, "the remembered schedule is tried first"
     assert again.groups[0].first.result.schedule == first.groups[0].first.result.schedule
 
 

@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import pytest
 
-from actors import ActorContext, ActorSpec, Executor, RunResult, Schedule, World
+from actors import ActorContext, ActorSpec, Design, Executor, RunResult, Schedule, World
 from actors.runtime import ActorFn
 from mmu import Model, Violation
 from mmurace import Config
+from mmurace.api import configure
 from mmurace.cli import main
 from mmurace.shrink import shrink
 from mmurace.strategies import Sparse
-from scenarios import CATALOG, Scenario
+from scenarios import Scenario
 
 
-def build_two_ways(design: str) -> World:
+def build_two_ways(design: Design) -> World:
     """A breaks if B's first step runs right after a2 (one preemption: decision 3),
     or right after a0 with A taking it back at once (two: decisions 1 and 2).
 
@@ -42,7 +43,7 @@ def build_two_ways(design: str) -> World:
     return world
 
 
-TWO_WAYS = Config(Scenario("two_ways", "two ways to break", "", build_two_ways, ("toy",)), "toy",
+TWO_WAYS = Config(Scenario("two_ways", "two ways to break", "", build_two_ways, ("toy",)), Design("toy", "toy"),
                   executor=Executor.DIRECT)
 
 
@@ -86,13 +87,13 @@ def test_a_true_minimum_is_confirmed_as_it_is() -> None:
 @pytest.mark.parametrize(
     ("scenario", "design", "local", "fewest"),
     [
-        # the passes alone stop at 3 and at 8 preemptions here
-        ("ksm_merge", "no_retry", "v1:17:0=1,6=1,11=1", 1),
-        ("thp_split", "level_early", "v1:14:0=1,1=1,2=1,3=1,4=1,6=1,10=1,11=1", 2),
+        # where the passes alone stop (from random walks 6 and 5): 8 and 3 preemptions
+        ("ksm_merge", "no_retry", "v1:16:1=1,2=1,6=1,7=1,8=1,10=1,11=1,13=1", 2),
+        ("thp_split", "level_early", "v1:17:0=1,1=1,3=1", 1),
     ],
 )
 def test_catalog_races_shrink_to_their_fewest_preemptions(scenario: str, design: str, local: str, fewest: int) -> None:
-    config = Config(CATALOG[scenario], design, executor=Executor.DIRECT)
+    config = configure(scenario, design, executor=Executor.DIRECT)
     found = from_sparse(config, Sparse.from_schedule(Schedule.decode(local)).preemptions)
     assert shrink(config, found, confirm_runs=0).result.schedule.encode() == local
     shrunk = shrink(config, found)
@@ -100,16 +101,16 @@ def test_catalog_races_shrink_to_their_fewest_preemptions(scenario: str, design:
 
 
 def test_the_shrink_command_says_the_count_is_the_fewest(capsys: pytest.CaptureFixture[str]) -> None:
-    status = main(["shrink", "ksm_merge", "--design", "no_retry", "--schedule", "v1:17:0=1,6=1,11=1"])
+    status = main(["shrink", "ksm_merge", "--design", "no_retry", "--schedule", "v1:16:1=1,2=1,6=1,7=1,8=1,10=1,11=1,13=1"])
     out = capsys.readouterr().out
     assert status == 1
-    assert "        to v1:21:9=1 (1 preemption, 21 decisions) in " in out
+    assert "        to v1:20:9=1,15=1@2dcc87 (2 preemptions, 20 decisions) in " in out
     assert out.endswith("(no schedule with fewer preemptions fails this way)\n")
 
 
 def test_a_matrix_cell_whose_count_is_not_proved_says_at_most() -> None:
     from mmurace.matrix import Cell, Outcome
 
-    cell = Cell("ksm_merge", "no_retry", Outcome.BROKEN, "writable_spte", "v1:17:0=1,6=1,11=1", minimal=False)
+    cell = Cell("ksm_merge", "no_retry", Outcome.BROKEN, "writable_spte", "v1:17:0=1,6=1,11=1@2dcc87", minimal=False)
     assert cell.text() == "writable_spte (<=3 preemptions)"
     assert Cell("s", "d", Outcome.BROKEN, "x", "v1:4:3=1").text() == "x (1 preemption)"

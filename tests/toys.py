@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 import attrs
 
 from actors import ActorContext, ActorSpec, World
-from mmu import Model, SpinLock
+from mmu import Model, SpinLock, Violation
 
 
 @attrs.define
@@ -53,3 +53,65 @@ def two_locks_abba() -> World:
         return actor
 
     return world(ActorSpec("ab", taker(a, b)), ActorSpec("ba", taker(b, a)))
+
+
+def back_and_forth() -> World:
+    """A race that needs two preemptions between two actors that never block.
+
+    ``a`` sets a flag and clears it; ``b`` looks at it twice. The oracle
+    fires when ``b`` saw it set, then clear: only ``a0 b0 a1 b1`` does that,
+    which preempts ``a`` after ``a0`` and then ``b`` after ``b0``.
+    """
+    flag: list[int] = [0]
+    seen: list[int] = []
+
+    async def a(ctx: ActorContext) -> None:
+        for value in (1, 0):
+            await ctx.point(f"a sets flag {value}")
+            ctx.model.fp.write(("flag",))  # what the search's reduction sees
+            flag[0] = value
+
+    async def b(ctx: ActorContext) -> None:
+        for i in range(2):
+            await ctx.point(f"b{i} reads flag")
+            ctx.model.fp.read(("flag",))
+            seen.append(flag[0])
+
+    def saw_it_flip(model: Model) -> Violation | None:
+        return Violation("toy", "b saw the flag set, then clear") if seen == [1, 0] else None
+
+    return world(ActorSpec("a", a), ActorSpec("b", b), oracles={"toy": saw_it_flip})
+
+
+def stopped_late(steps: int = 12, late: int = 8) -> World:
+    """Two workers that stop as soon as ``stop`` runs; a finding if both got far first.
+
+    ``a`` and ``c`` each do up to ``steps`` steps, ending early once the
+    stop flag is set; ``stop`` sets it. The oracle fires when the flag is set
+    after both workers did at least ``late`` steps. A random walk picks
+    ``stop`` within a few decisions, so its runs are short; a run in which
+    ``stop`` has the lowest priority lasts ``steps`` decisions and more.
+    """
+    done = {"a": 0, "c": 0}
+    stopped: list[bool] = [False]
+
+    def worker(name: str) -> Callable[[ActorContext], object]:
+        async def actor(ctx: ActorContext) -> None:
+            for i in range(steps):
+                await ctx.point(f"{name}{i}")
+                if stopped[0]:
+                    return
+                done[name] += 1
+
+        return actor
+
+    async def stop(ctx: ActorContext) -> None:
+        await ctx.point("stop")
+        stopped[0] = True
+
+    def both_got_far(model: Model) -> Violation | None:
+        late_stop = stopped[0] and min(done.values()) >= late
+        return Violation("toy", f"stopped after {done}") if late_stop else None
+
+    specs = (ActorSpec("a", worker("a")), ActorSpec("stop", stop), ActorSpec("c", worker("c")))
+    return world(*specs, oracles={"toy": both_got_far})

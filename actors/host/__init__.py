@@ -16,11 +16,10 @@ from .ksm import ksm_merge as ksm_merge
 from .migrate import migrate_page as migrate_page
 from .mremap import mremap_move as mremap_move
 from .notifier import (
-    InvalidateEnd as InvalidateEnd,
-    InvalidateStart as InvalidateStart,
     invalidate_end as invalidate_end,
     invalidate_start as invalidate_start,
     mmu_notifier_register as mmu_notifier_register,
+    subscribers as subscribers,
 )
 from .remapper import remapper as remapper
 from .syscalls import (

@@ -1,7 +1,7 @@
 """A write fault on a read-only pte in a writable VMA: reuse the page, or break COW.
 
 ``handle_mm_fault(FAULT_FLAG_WRITE)`` -> ``do_wp_page`` (mm/memory.c), in the
-kernel's order (KERNEL.md section 3, "COW break (wp_page_copy)" row). A page
+kernel's order (docs/model.md section 3, "COW break (wp_page_copy)" row). A page
 nobody else may see is reused: the pte gets its write bit back, on the same
 frame, so no notifier is needed. A KSM page, or one somebody else holds a
 reference on, is copied: ``wp_page_copy`` allocates and copies outside the
@@ -18,7 +18,7 @@ from __future__ import annotations
 from mmu import PAGE_SIZE
 
 from ..runtime.context import ActorContext
-from .notifier import invalidate_end, invalidate_start, subscription
+from .notifier import invalidate_end, invalidate_start
 
 
 def cow_needed(ctx: ActorContext, hva: int) -> bool:
@@ -59,13 +59,11 @@ async def wp_page_copy(ctx: ActorContext, hva: int, old: int, orig_writable: boo
     ("Only after switching the pte to the new page may we remove the mapcount")
     and ``folio_put`` of the mapping's reference; end; ``folio_put(old)``."""
     mm, frames = ctx.model.mm, ctx.model.frames
-    notifier = subscription(mm)
     await ctx.point("wp_page_copy: alloc_page, copy_user_highpage")
     new = frames.alloc_page()
     frames.copy_page(old, new)
     await invalidate_start(
         ctx,
-        notifier,
         hva,
         hva + PAGE_SIZE,
         resume="wp_page_copy: pte_same, ptep_clear_flush, set_pte_at(new)",
@@ -78,5 +76,5 @@ async def wp_page_copy(ctx: ActorContext, hva: int, old: int, orig_writable: boo
     else:
         ctx.note("!pte_same: somebody changed the pte meanwhile, drop the copy")
         frames.put_page(new)
-    await invalidate_end(ctx, notifier, hva, hva + PAGE_SIZE, resume="wp_page_copy: folio_put(old)")
+    await invalidate_end(ctx, hva, hva + PAGE_SIZE, resume="wp_page_copy: folio_put(old)")
     frames.put_page(old)

@@ -8,7 +8,7 @@ address to it (``try_to_merge_with_ksm_page(tree_page, page)``). Each merge
 write-protects its page first (``write_protect_page``); the second then
 swaps the pte to the KSM page (``replace_page``) and frees the old page.
 
-KVM's part (KERNEL.md section 3, "KSM merge" row): every pte change is
+KVM's part (docs/model.md section 3, "KSM merge" row): every pte change is
 inside invalidate_range_start/end, so its leaf is zapped before the pte is
 write-protected or replaced (R4), and a fault that resolved the page before
 start must see seq move (R1, R2). The refcount check of ``write_protect_page``
@@ -26,7 +26,6 @@ from __future__ import annotations
 from mmu import PAGE_SIZE, HostPte
 
 from ..runtime.context import ActorContext
-from ..runtime.mailbox import Mailbox
 from .cow import do_wp_page
 from .notifier import invalidate_end, invalidate_start
 
@@ -46,7 +45,7 @@ async def _follow_page(ctx: ActorContext, hva: int, label: str) -> int | None:
 
 
 async def write_protect_page(
-    ctx: ActorContext, notifier: Mailbox, hva: int, page: int
+    ctx: ActorContext, hva: int, page: int
 ) -> HostPte | None:
     """``write_protect_page``: start; ``page_vma_mapped_walk``; ``ptep_clear_flush``
     (so gup-fast cannot take a reference during the check); if
@@ -60,7 +59,7 @@ async def write_protect_page(
     mm, frames = ctx.model.mm, ctx.model.frames
     end = hva + PAGE_SIZE
     await invalidate_start(
-        ctx, notifier, hva, end, resume="write_protect_page: ptep_clear_flush, page_count check"
+        ctx, hva, end, resume="write_protect_page: ptep_clear_flush, page_count check"
     )
     orig: HostPte | None = None
     pte = mm.follow_pte(hva, ctx.name)
@@ -82,12 +81,12 @@ async def write_protect_page(
         else:
             mm.set_pte(hva, page, False, ctx.name)  # pte_mkclean, pte_wrprotect, set_pte_at_notify
             orig = mm.ptes[hva]
-    await invalidate_end(ctx, notifier, hva, end, resume="write_protect_page: page_vma_mapped_walk_done")
+    await invalidate_end(ctx, hva, end, resume="write_protect_page: page_vma_mapped_walk_done")
     return orig
 
 
 async def replace_page(
-    ctx: ActorContext, notifier: Mailbox, hva: int, page: int, kpage: int, orig: HostPte
+    ctx: ActorContext, hva: int, page: int, kpage: int, orig: HostPte
 ) -> bool:
     """``replace_page``: start; under the pte lock ``pte_same(orig)``, ``folio_get(kpage)``
     + rmap, ``ptep_clear_flush``, ``set_pte_at_notify(mk_pte(kpage, vm_page_prot))``
@@ -100,7 +99,7 @@ async def replace_page(
     mm, frames = ctx.model.mm, ctx.model.frames
     end = hva + PAGE_SIZE
     await invalidate_start(
-        ctx, notifier, hva, end, resume="replace_page: pte_same, ptep_clear_flush, set_pte_at(kpage)"
+        ctx, hva, end, resume="replace_page: pte_same, ptep_clear_flush, set_pte_at(kpage)"
     )
     replaced = mm.follow_pte(hva, ctx.name) == orig
     if replaced:
@@ -110,12 +109,12 @@ async def replace_page(
         frames.put_page(old.pfn)
     else:
         ctx.note("!pte_same: the pte changed since write_protect_page, -EFAULT")
-    await invalidate_end(ctx, notifier, hva, end, resume="try_to_merge_one_page: unlock_page")
+    await invalidate_end(ctx, hva, end, resume="try_to_merge_one_page: unlock_page")
     return replaced
 
 
 async def _try_to_merge_with_ksm_page(
-    ctx: ActorContext, notifier: Mailbox, hva: int, page: int, kpage: int | None
+    ctx: ActorContext, hva: int, page: int, kpage: int | None
 ) -> bool:
     """``try_to_merge_with_ksm_page``: mmap_read_lock, ``find_mergeable_vma``, then
     ``try_to_merge_one_page``: write-protect ``page``; with no ``kpage`` make it the
@@ -127,13 +126,13 @@ async def _try_to_merge_with_ksm_page(
     if vma is None or "w" not in vma.prot:  # XX: VM_MERGEABLE is not modelled
         ctx.note(f"find_mergeable_vma: no anonymous writable vma at {hva:#x}")
     else:
-        orig = await write_protect_page(ctx, notifier, hva, page)
+        orig = await write_protect_page(ctx, hva, page)
         if orig is not None and kpage is None:
             ctx.model.frames.set_ksm(page)
             merged = True
         elif orig is not None and kpage is not None:
             ctx.note("pages_identical")
-            merged = await replace_page(ctx, notifier, hva, page, kpage, orig)
+            merged = await replace_page(ctx, hva, page, kpage, orig)
     ctx.up_read(mm.mmap_lock)
     return merged
 
@@ -151,7 +150,7 @@ async def _break_cow(ctx: ActorContext, hva: int, kpage: int) -> None:
     ctx.up_read(mm.mmap_lock)
 
 
-async def ksm_merge(ctx: ActorContext, notifier: Mailbox, page_hva: int, tree_hva: int) -> bool:
+async def ksm_merge(ctx: ActorContext, page_hva: int, tree_hva: int) -> bool:
     """Merge the page at ``tree_hva`` (an earlier scan's, in the unstable tree) with the
     page at ``page_hva`` (this scan's); return whether both now map one KSM page.
 
@@ -170,8 +169,8 @@ async def ksm_merge(ctx: ActorContext, notifier: Mailbox, page_hva: int, tree_hv
     merged = False
     if tree_page is not None and tree_page != page:
         ctx.note("memcmp_pages: identical, try_to_merge_two_pages")
-        if await _try_to_merge_with_ksm_page(ctx, notifier, page_hva, page, None):
-            merged = await _try_to_merge_with_ksm_page(ctx, notifier, tree_hva, tree_page, page)
+        if await _try_to_merge_with_ksm_page(ctx, page_hva, page, None):
+            merged = await _try_to_merge_with_ksm_page(ctx, tree_hva, tree_page, page)
             if not merged:
                 await _break_cow(ctx, page_hva, page)
     await ctx.point("cmp_and_merge_page: put_page(tree_page), put_page(page)")

@@ -1,6 +1,6 @@
 """Page migration (``move_pages(2)``, NUMA balancing, compaction), in kernel order.
 
-KERNEL.md section 3: isolate the folio (ref+1), allocate the destination,
+docs/model.md section 3: isolate the folio (ref+1), allocate the destination,
 ``try_to_migrate`` under the anon_vma lock (start, ``ptep_clear_flush`` +
 migration entry + ``page_remove_rmap`` + put, end), the expected-refcount
 check of ``folio_migrate_mapping`` (an extra reference, such as gup's or a
@@ -15,7 +15,6 @@ from __future__ import annotations
 from mmu import PAGE_SIZE
 
 from ..runtime.context import ActorContext
-from ..runtime.mailbox import Mailbox
 from .notifier import invalidate_end, invalidate_start
 
 
@@ -27,7 +26,7 @@ async def _restore(ctx: ActorContext, hva: int, pfn: int, label: str) -> None:
     ctx.up_read(mm.rmap_lock)
 
 
-async def migrate_page(ctx: ActorContext, notifier: Mailbox, hva: int) -> bool:
+async def migrate_page(ctx: ActorContext, hva: int) -> bool:
     """Migrate the page mapped at ``hva`` to a new frame; return whether it moved.
 
     The page is found as ``move_pages(2)`` finds it (``add_page_for_migration``
@@ -50,7 +49,6 @@ async def migrate_page(ctx: ActorContext, notifier: Mailbox, hva: int) -> bool:
     await ctx.down_read(mm.rmap_lock, "try_to_migrate: folio_lock_anon_vma_read")
     await invalidate_start(
         ctx,
-        notifier,
         hva,
         hva + PAGE_SIZE,
         resume="try_to_migrate_one: ptep_clear_flush, migration entry",
@@ -62,7 +60,7 @@ async def migrate_page(ctx: ActorContext, notifier: Mailbox, hva: int) -> bool:
     else:
         ctx.note("folio no longer mapped at hva: nothing to unmap")
     await invalidate_end(
-        ctx, notifier, hva, hva + PAGE_SIZE, resume="folio_migrate_mapping: expected refcount"
+        ctx, hva, hva + PAGE_SIZE, resume="folio_migrate_mapping: expected refcount"
     )
     ctx.up_read(mm.rmap_lock)
     refs = frames.refcount(src)

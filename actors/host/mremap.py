@@ -1,7 +1,7 @@
 """``mremap``: host userspace moves guest RAM to another address.
 
 Unlike munmap, nothing is freed: the frames follow their ptes to the new
-address, with no refcount change (KERNEL.md section 3, "mremap move"). KVM's
+address, with no refcount change (docs/model.md section 3, "mremap move"). KVM's
 memslot still names the old address, so the sptes must go all the same
 (R4): a design that keeps one maps a live frame that the old address no
 longer has, and the guest and QEMU silently see different memory.
@@ -12,11 +12,10 @@ from __future__ import annotations
 from mmu import PAGE_SIZE, Vma
 
 from ..runtime.context import ActorContext
-from ..runtime.mailbox import Mailbox
 from .notifier import invalidate_end, invalidate_start
 
 
-async def mremap_move(ctx: ActorContext, notifier: Mailbox, old_start: int, new_start: int) -> bool:
+async def mremap_move(ctx: ActorContext, old_start: int, new_start: int) -> bool:
     """``mremap(old, len, len, MREMAP_MAYMOVE | MREMAP_FIXED, new)`` of the VMA at ``old_start``.
 
     ``move_vma``: ``copy_vma`` makes the new VMA, ``move_page_tables`` moves
@@ -36,7 +35,7 @@ async def mremap_move(ctx: ActorContext, notifier: Mailbox, old_start: int, new_
     mm.insert_vma(Vma(old.start + shift, old.end + shift, old.prot, old.page_size), ctx.name)
     ctx.note("copy_vma")
     await invalidate_start(
-        ctx, notifier, old.start, old.end, resume="move_ptes: ptep_get_and_clear, set_pte_at"
+        ctx, old.start, old.end, resume="move_ptes: ptep_get_and_clear, set_pte_at"
     )
     for hva in range(old.start, old.end, PAGE_SIZE):
         if mm.follow_pte(hva, ctx.name) is not None:
@@ -45,7 +44,7 @@ async def mremap_move(ctx: ActorContext, notifier: Mailbox, old_start: int, new_
     await ctx.point("flush_tlb_range")
     ctx.note("cpu tlb flushed for the old range")
     await invalidate_end(
-        ctx, notifier, old.start, old.end, resume="do_vmi_munmap(old): remove_vma, mmap_write_unlock"
+        ctx, old.start, old.end, resume="do_vmi_munmap(old): remove_vma, mmap_write_unlock"
     )
     mm.remove_vma(old, ctx.name)
     ctx.up_write(mm.mmap_lock)

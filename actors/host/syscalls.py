@@ -1,6 +1,6 @@
 """Host operations as step sequences an actor awaits, in the kernel's order.
 
-Each operation is written once, in the order of KERNEL.md section 3: the lock
+Each operation is written once, in the order of docs/model.md section 3: the lock
 that keeps the VMAs stable, ``mmu_notifier_invalidate_range_start`` (the
 caller blocks until KVM has zapped and flushed its sptes: R2, R4), the pte
 changes, the TLB flush, the refcount drops (inside the window when the
@@ -19,7 +19,6 @@ from mmu import PAGE_SIZE, HostPte, Vma
 from mmu.constants import HPAGE_SIZE
 
 from ..runtime.context import ActorContext
-from ..runtime.mailbox import Mailbox
 from .notifier import invalidate_end, invalidate_start
 
 Zap = Callable[[int, str], HostPte]
@@ -27,7 +26,6 @@ Zap = Callable[[int, str], HostPte]
 
 async def zap_range(
     ctx: ActorContext,
-    notifier: Mailbox,
     start: int,
     end: int,
     *,
@@ -43,22 +41,22 @@ async def zap_range(
     """
     mm, frames = ctx.model.mm, ctx.model.frames
     clear = zap or mm.clear_pte
-    await invalidate_start(ctx, notifier, start, end, resume="zap_pte_range: ptep_get_and_clear")
+    await invalidate_start(ctx, start, end, resume="zap_pte_range: ptep_get_and_clear")
     cleared = [clear(h, ctx.name) for h in range(start, end, PAGE_SIZE) if h in mm.ptes]
     if not late_free:
         await ctx.point("tlb_flush_mmu: put_page")
         for pte in cleared:
             frames.put_page(pte.pfn)
-        await invalidate_end(ctx, notifier, start, end, resume=after_end)
+        await invalidate_end(ctx, start, end, resume=after_end)
         return
-    await invalidate_end(ctx, notifier, start, end, resume="tlb_finish_mmu: flush, put_page")
+    await invalidate_end(ctx, start, end, resume="tlb_finish_mmu: flush, put_page")
     for pte in cleared:
         frames.put_page(pte.pfn)
     await ctx.point(after_end)
 
 
 async def munmap(
-    ctx: ActorContext, notifier: Mailbox, start: int, end: int, *, late_free: bool = False
+    ctx: ActorContext, start: int, end: int, *, late_free: bool = False
 ) -> bool:
     """``munmap(start, end - start)`` (``do_vmi_align_munmap``): split the VMAs at the
     edges, ``unmap_region`` (start, zap, flush, puts, end), then ``remove_vma``.
@@ -83,7 +81,7 @@ async def munmap(
             )
     ctx.note(f"unmap_region {start:#x}-{end:#x}")
     await zap_range(
-        ctx, notifier, start, end, after_end="remove_vma, mmap_write_unlock", late_free=late_free
+        ctx, start, end, after_end="remove_vma, mmap_write_unlock", late_free=late_free
     )
     for vma in doomed:
         mm.remove_vma(vma, ctx.name)
@@ -102,7 +100,6 @@ async def mmap(ctx: ActorContext, start: int, end: int, prot: str = "rw") -> Non
 
 async def mmap_fixed(
     ctx: ActorContext,
-    notifier: Mailbox,
     hva: int,
     *,
     prot: str | None = None,
@@ -123,7 +120,7 @@ async def mmap_fixed(
         ctx.up_write(mm.mmap_lock)
         return False
     ctx.note(f"unmap vma {old.start:#x}-{old.end:#x} (do_vmi_munmap)")
-    await zap_range(ctx, notifier, old.start, old.end, after_end="remove_vma")
+    await zap_range(ctx, old.start, old.end, after_end="remove_vma")
     mm.remove_vma(old, ctx.name)
     await ctx.point("mmap_region: new vma, mmap_write_unlock")
     new = Vma(old.start, old.end, prot or old.prot, page_size or old.page_size)
@@ -132,7 +129,7 @@ async def mmap_fixed(
     return True
 
 
-async def mprotect_readonly(ctx: ActorContext, notifier: Mailbox, start: int, end: int) -> bool:
+async def mprotect_readonly(ctx: ActorContext, start: int, end: int) -> bool:
     """``mprotect(start, end - start, PROT_READ)`` within one VMA.
 
     ``mprotect_fixup`` splits the VMA and clears VM_WRITE first (gup, under
@@ -156,19 +153,19 @@ async def mprotect_readonly(ctx: ActorContext, notifier: Mailbox, start: int, en
         ctx.up_write(mm.mmap_lock)
         return True
     await invalidate_start(
-        ctx, notifier, start, end, resume="change_pte_range: ptep_modify_prot_commit"
+        ctx, start, end, resume="change_pte_range: ptep_modify_prot_commit"
     )
     for hva in present:
         mm.wrprotect_pte(hva, ctx.name)
     await ctx.point("flush_tlb_range")
     ctx.note("cpu tlb flushed for the range")
-    await invalidate_end(ctx, notifier, start, end, resume="mmap_write_unlock")
+    await invalidate_end(ctx, start, end, resume="mmap_write_unlock")
     ctx.up_write(mm.mmap_lock)
     return True
 
 
 async def madvise_dontneed(
-    ctx: ActorContext, notifier: Mailbox, start: int, end: int, *, late_free: bool = False
+    ctx: ActorContext, start: int, end: int, *, late_free: bool = False
 ) -> None:
     """``madvise(MADV_DONTNEED)`` (``zap_page_range_single``) under ``mmap_lock`` for
     read only: ``lru_add_drain``, ``tlb_gather_mmu``, start, zap, end,
@@ -188,6 +185,6 @@ async def madvise_dontneed(
     await ctx.down_read(mm.mmap_lock, "madvise(MADV_DONTNEED): mmap_read_lock")
     ctx.note("lru_add_drain; tlb_gather_mmu")
     await zap_range(
-        ctx, notifier, start, end, after_end="mmap_read_unlock", late_free=late_free, zap=zap
+        ctx, start, end, after_end="mmap_read_unlock", late_free=late_free, zap=zap
     )
     ctx.up_read(mm.mmap_lock)

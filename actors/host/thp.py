@@ -1,6 +1,6 @@
 """Transparent huge pages: the host splits and collapses them, in kernel order.
 
-KERNEL.md section 3, THP rows. A huge page is ``HPAGE_PAGES`` contiguous
+docs/model.md section 3, THP rows. A huge page is ``HPAGE_PAGES`` contiguous
 base frames mapped by one PMD (``mmu.constants``: 4 stand for 512). The
 split (``__split_huge_pmd``) brackets ``pmdp_invalidate`` + the new ptes
 with invalidate_range_start/end over the whole huge range, so start zaps a
@@ -17,11 +17,10 @@ from mmu import PAGE_SIZE
 from mmu.constants import HPAGE_PAGES, HPAGE_SIZE
 
 from ..runtime.context import ActorContext
-from ..runtime.mailbox import Mailbox
 from .notifier import invalidate_end, invalidate_start
 
 
-async def thp_split(ctx: ActorContext, notifier: Mailbox, haddr: int) -> bool:
+async def thp_split(ctx: ActorContext, haddr: int) -> bool:
     """``split_huge_pmd`` of the huge page at ``haddr``, as a caller holding
     ``mmap_lock`` for read does it (mprotect or madvise of part of the page).
 
@@ -39,15 +38,15 @@ async def thp_split(ctx: ActorContext, notifier: Mailbox, haddr: int) -> bool:
         return False
     end = haddr + HPAGE_SIZE
     await invalidate_start(
-        ctx, notifier, haddr, end, resume="__split_huge_pmd: pmd_lock, pmdp_invalidate, pmd_populate"
+        ctx, haddr, end, resume="__split_huge_pmd: pmd_lock, pmdp_invalidate, pmd_populate"
     )
     mm.split_pmd(haddr, ctx.name)
-    await invalidate_end(ctx, notifier, haddr, end, resume="mmap_read_unlock")
+    await invalidate_end(ctx, haddr, end, resume="mmap_read_unlock")
     ctx.up_read(mm.mmap_lock)
     return True
 
 
-async def thp_collapse(ctx: ActorContext, notifier: Mailbox, haddr: int) -> bool:
+async def thp_collapse(ctx: ActorContext, haddr: int) -> bool:
     """khugepaged's ``collapse_huge_page`` of the base pages at [haddr, haddr + HPAGE).
 
     The new huge page is allocated first (``alloc_charge_hpage``, before any
@@ -68,10 +67,10 @@ async def thp_collapse(ctx: ActorContext, notifier: Mailbox, haddr: int) -> bool
         frames.put_page(new)
         return False
     end = haddr + HPAGE_SIZE
-    await invalidate_start(ctx, notifier, haddr, end, resume="pmd_lock: pmdp_collapse_flush")
+    await invalidate_start(ctx, haddr, end, resume="pmd_lock: pmdp_collapse_flush")
     old = mm.collapse_flush(haddr, ctx.name)
     await invalidate_end(
-        ctx, notifier, haddr, end, resume="__collapse_huge_page_isolate, __collapse_huge_page_copy"
+        ctx, haddr, end, resume="__collapse_huge_page_isolate, __collapse_huge_page_copy"
     )
     for hva, pte in old.items():
         frames.copy_page(pte.pfn, new + (hva - haddr) // PAGE_SIZE)

@@ -1,17 +1,16 @@
 """KVM, as ``virt/kvm`` and ``arch/*/kvm`` are: what keeps the guest's mappings coherent.
 
-The vcpu loop (``vcpu``) and the fault-handling ``DESIGNS`` it runs
-(``designs``, with the shared retry loop in ``refault`` and the
-POWER7 VRMA and huge-leaf fault paths in ``vrma`` and ``hugepage``);
-KVM's MMU-notifier callbacks (``mmu_notifier``), registered on the host's
-chain; the dirty-log ioctls (``dirtylog``).
+A ``Design`` (``design``) is everything KVM does that a developer might
+change, as named steps: registration, the fault path, the MMU-notifier
+callbacks, the dirty-log ioctls. ``SeqRetry`` (``fault_path``) is KVM's
+fault path today, step by step; the thread's other ``DESIGNS`` vary it
+(``designs``, ``vrma``, ``hugepage``). The vcpu loop (``vcpu``) runs a
+design's fault path; ``kvm_init_mmu_notifier`` (``mmu_notifier``) registers
+the design's callbacks on the host's notifier chain when a world is built.
 """
 
-from .designs import DESIGNS as DESIGNS, Design as Design
-from .dirtylog import (
-    WriteProtect as WriteProtect,
-    enable_dirty_logging as enable_dirty_logging,
-    get_dirty_log as get_dirty_log,
-)
-from .mmu_notifier import notifier_dispatcher as notifier_dispatcher
+from .design import Design as Design, Fault as Fault, step as step
+from .designs import DESIGNS as DESIGNS, design_named as design_named
+from .fault_path import SeqRetry as SeqRetry
+from .mmu_notifier import KvmMmuNotifier as KvmMmuNotifier, kvm_init_mmu_notifier as kvm_init_mmu_notifier
 from .vcpu import vcpu as vcpu

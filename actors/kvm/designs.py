@@ -1,128 +1,97 @@
-"""The fault-handling designs from the review thread, selectable by name.
+"""The designs of the review thread, as variants of KVM's fault path, selectable by name.
 
-Each design is how a vcpu resolves a guest page fault on ``gfn``: what it
-reads from the host, when, and what it checks before installing the spte.
+Each is a ``Design`` (``actors.kvm.design``): what KVM does at registration,
+on a fault, in its notifier callbacks and for dirty logging. Most differ
+from today's KVM (``SeqRetry``) in one or two steps, and say so by
+overriding just those.
 """
 
 from __future__ import annotations
 
-import functools
-import itertools
-from collections.abc import Awaitable, Callable
+from typing import ClassVar
 
 import attrs
 
 from ..host.gup import get_user_page, get_user_pages
 from ..runtime.context import ActorContext
-from . import refault
-from .dirtylog import WriteProtect, wp_ignore, wp_zap
-from .hugepage import fault_huge
-from .vrma import fault_vrma, setup_htab_rma
+from .design import Design, Fault, step
+from .fault_path import SeqRetry
+from .hugepage import HugeLeaves
+from .vrma import VrmaFault
 
 
-async def _nothing(ctx: ActorContext) -> None:
-    return None
+@attrs.frozen
+class SetupTime(SeqRetry):
+    """Translate once at registration into ``slot_phys[]``; the fault maps what it says."""
 
+    lock_label: ClassVar[str] = "mmu_lock: map slot_phys[gfn]"
 
-async def _install(ctx: ActorContext, gfn: int, pfn: int, writable: bool, label: str) -> None:
-    """Take mmu_lock, map the spte, drop mmu_lock: one critical section."""
-    kvm = ctx.model.kvm
-    await ctx.spin_lock(kvm.mmu_lock, label)
-    kvm.install_spte(gfn, pfn, writable, ctx.name)
-    ctx.spin_unlock(kvm.mmu_lock)
+    @step
+    async def prepare(self, ctx: ActorContext) -> None:
+        """``kvmppc_core_prepare_memory_region`` as first posted: look up "the VMA",
+        check it is rw, translate every page once into ``slot_phys[]``.
 
+        The reference gup took is dropped at once: with MMU notifiers KVM holds no
+        reference on mapped pages (R6), so nothing keeps these frames alive, and
+        nothing re-translates them when the host remaps the hva (Avi: "There is
+        no 'the VMA' ... remap it under your feet").
+        """
+        kvm, mm, frames = ctx.model.kvm, ctx.model.mm, ctx.model.frames
+        await ctx.down_read(mm.mmap_lock, "kvm_arch_prepare_memory_region")
+        slot = kvm.memslot
+        for gfn in range(slot.base_gfn, slot.base_gfn + slot.npages):
+            got = get_user_page(ctx, slot.gfn_to_hva(gfn), write=True)
+            if got is None:
+                continue
+            kvm.record_translation(gfn, got[0])
+            frames.put_page(got[0])
+        ctx.up_read(mm.mmap_lock)
 
-async def _release(ctx: ActorContext, pfn: int) -> None:
-    """``kvm_release_pfn_clean``: drop gup's reference (F8); KVM keeps none (R6)."""
-    await ctx.point("kvm_release_pfn_clean")
-    ctx.model.frames.put_page(pfn)
-
-
-# ---- setup_time: translate once at registration (the patch under review) ----
-
-
-async def _prepare_setup_time(ctx: ActorContext) -> None:
-    """``kvmppc_core_prepare_memory_region`` as first posted: look up "the VMA",
-    check it is rw, translate every page once into ``slot_phys[]``.
-
-    The reference gup took is dropped at once: with MMU notifiers KVM holds no
-    reference on mapped pages (R6), so nothing keeps these frames alive, and
-    nothing re-translates them when the host remaps the hva (Avi: "There is
-    no 'the VMA' ... remap it under your feet").
-    """
-    kvm, mm, frames = ctx.model.kvm, ctx.model.mm, ctx.model.frames
-    await ctx.down_read(mm.mmap_lock, "kvm_arch_prepare_memory_region")
-    slot = kvm.memslot
-    for gfn in range(slot.base_gfn, slot.base_gfn + slot.npages):
-        got = get_user_page(ctx, slot.gfn_to_hva(gfn), write=True)
-        if got is None:
-            continue
-        kvm.record_translation(gfn, got[0])
-        frames.put_page(got[0])
-    ctx.up_read(mm.mmap_lock)
-
-
-async def _fault_setup_time(ctx: ActorContext, gfn: int, write: bool) -> bool:
-    """Map whatever ``slot_phys[]`` says, without asking the host again."""
-    pfn = ctx.model.kvm.cached_translation(gfn)
-    if pfn is None:
-        await ctx.point("kvmppc_book3s_hv_page_fault")
-        ctx.note(f"gfn {gfn:#x} was not translated at setup: -EFAULT")
-        return False
-    await _install(ctx, gfn, pfn, True, "mmu_lock: map slot_phys[gfn]")
-    return True
-
-
-# ---- no_retry: per page at fault time, no seq check ----
-
-
-async def _fault_no_retry(ctx: ActorContext, gfn: int, write: bool) -> bool:
-    """get_user_pages at fault time (as Avi asked), then map under mmu_lock
-    without rechecking: breaks R1/R2, an invalidation that runs between the
-    gup and the install goes unnoticed."""
-    got = await get_user_pages(ctx, ctx.model.kvm.memslot.gfn_to_hva(gfn), write)
-    if got is None:
-        return False
-    pfn, writable = got
-    await _install(ctx, gfn, pfn, writable, "mmu_lock: map spte")
-    await _release(ctx, pfn)
-    return True
-
-
-# ---- seq_retry: today's KVM ----
-
-
-async def _fault_seq_retry(ctx: ActorContext, gfn: int, write: bool) -> bool:
-    """Today's KVM (x86 ``kvm_faultin_pfn`` + ``is_page_fault_stale``, PPC
-    ``kvmppc_book3s_hv_page_fault``): snapshot ``mmu_invalidate_seq`` before
-    gup (R1), recheck ``in_progress`` and seq under mmu_lock and map in the
-    same critical section (R2), else drop the page and retry (``actors.kvm.refault``).
-    """
-    kvm = ctx.model.kvm
-    spinning = False
-    for attempt in itertools.count(1):
-        await refault.enter(ctx, "kvm_faultin_pfn", after_retry=spinning)
-        mmu_seq = kvm.snapshot_seq()
-        got = await get_user_pages(ctx, kvm.memslot.gfn_to_hva(gfn), write)
-        if got is None:
+    @step
+    async def fault(self, ctx: ActorContext, gfn: int, write: bool) -> bool:
+        """Map whatever ``slot_phys[]`` says, without asking the host again."""
+        f = Fault(gfn, write, ctx.model.kvm.memslot.gfn_to_hva(gfn), attempt=1)
+        if not await self.resolve(ctx, f):
             return False
-        pfn, writable = got
-        await ctx.spin_lock(kvm.mmu_lock, "mmu_lock: mmu_invalidate_retry, map")
-        retry = kvm.retry(mmu_seq, ctx.name)
-        if not retry:
-            kvm.install_spte(gfn, pfn, writable, ctx.name)
-        ctx.spin_unlock(kvm.mmu_lock)
-        await _release(ctx, pfn)
-        if not retry:
-            return True
-        spinning = refault.retry(ctx, gfn, attempt, "RET_PF_RETRY: the guest re-faults")
-    raise AssertionError("unreachable")
+        await self.lock(ctx, f)
+        await self.install(ctx, f)
+        await self.unlock(ctx, f)
+        return True
+
+    @step
+    async def resolve(self, ctx: ActorContext, f: Fault) -> bool:
+        """``slot_phys[gfn]``, trusted as writable; a page never translated is -EFAULT."""
+        f.pfn, f.writable = ctx.model.kvm.cached_translation(f.gfn), True
+        if f.pfn is None:
+            await ctx.point("kvmppc_book3s_hv_page_fault")
+            ctx.note(f"gfn {f.gfn:#x} was not translated at setup: -EFAULT")
+            return False
+        return True
 
 
-# ---- gup_in_lock: translate under mmu_lock ----
+@attrs.frozen
+class NoRetry(SeqRetry):
+    """get_user_pages at fault time (as Avi asked), then map under mmu_lock without
+    rechecking: breaks R1/R2, an invalidation that runs between the gup and the
+    install goes unnoticed."""
+
+    lock_label: ClassVar[str] = "mmu_lock: map spte"
+
+    @step
+    async def fault(self, ctx: ActorContext, gfn: int, write: bool) -> bool:
+        """Resolve, lock, install, unlock, release: no snapshot, no recheck."""
+        f = Fault(gfn, write, ctx.model.kvm.memslot.gfn_to_hva(gfn), attempt=1)
+        if not await self.resolve(ctx, f):
+            return False
+        await self.lock(ctx, f)
+        await self.install(ctx, f)
+        await self.unlock(ctx, f)
+        await self.release(ctx, f)
+        return True
 
 
-async def _fault_gup_in_lock(ctx: ActorContext, gfn: int, write: bool) -> bool:
+@attrs.frozen
+class GupInLock(SeqRetry):
     """Take ``mmu_lock`` first, then translate and map in one critical section,
     so that no invalidation can come between gup and the install. It trades
     the race for two lock bugs: ``get_user_pages`` may sleep (it takes
@@ -131,142 +100,129 @@ async def _fault_gup_in_lock(ctx: ActorContext, gfn: int, write: bool) -> bool:
     nests mmu_lock inside mmap_lock: the ABBA deadlock lockdep warns about,
     and which a schedule that interleaves them turns into a hang.
     """
-    kvm = ctx.model.kvm
-    await ctx.spin_lock(kvm.mmu_lock, "mmu_lock: then translate")
-    got = await get_user_pages(ctx, kvm.memslot.gfn_to_hva(gfn), write)
-    if got is None:
-        ctx.spin_unlock(kvm.mmu_lock)
-        return False
-    pfn, writable = got
-    kvm.install_spte(gfn, pfn, writable, ctx.name)
-    ctx.spin_unlock(kvm.mmu_lock)
-    await _release(ctx, pfn)
-    return True
+
+    lock_label: ClassVar[str] = "mmu_lock: then translate"
+
+    @step
+    async def fault(self, ctx: ActorContext, gfn: int, write: bool) -> bool:
+        """Lock, resolve, install, unlock, release."""
+        f = Fault(gfn, write, ctx.model.kvm.memslot.gfn_to_hva(gfn), attempt=1)
+        await self.lock(ctx, f)
+        if not await self.resolve(ctx, f):
+            await self.unlock(ctx, f)
+            return False
+        await self.install(ctx, f)
+        await self.unlock(ctx, f)
+        await self.release(ctx, f)
+        return True
 
 
-# ---- pin: PPC970, no fault interception, pages pinned for the VM's life ----
-
-
-async def _fault_pin(ctx: ActorContext, gfn: int, write: bool) -> bool:
+@attrs.frozen
+class Pin(SeqRetry):
     """PPC970 ``kvmppc_get_guest_page`` on the first H_ENTER of a page: gup for
     write, keep the reference in ``slot_phys[]`` (KVMPPC_GOT_PAGE) and map it
     for good. It breaks R6 on purpose: with no way to take access back, the
     pin is what keeps the frame from being freed under the guest. Its notifier
-    callbacks do nothing, so a remap leaves the guest on the old frame
-    (divergence) and the pinned frame is freed only when the VM is destroyed.
+    callbacks zap nothing (``kvm->arch.using_mmu_notifiers == 0``), so a remap
+    leaves the guest on the old frame (divergence) and the pinned frame is
+    freed only when the VM is destroyed.
     """
-    kvm = ctx.model.kvm
-    pfn = kvm.pinned_pfn(gfn)
-    if pfn is None:
-        got = await get_user_pages(ctx, kvm.memslot.gfn_to_hva(gfn), True)
-        if got is None:
-            return False
-        pfn = got[0]
-        await ctx.spin_lock(kvm.mmu_lock, "slot_phys_lock: pin, kvmppc_h_enter")
-        kvm.pin_page(gfn, pfn, ctx.name)
-    else:
-        await ctx.spin_lock(kvm.mmu_lock, "kvmppc_h_enter: map slot_phys[gfn]")
-    kvm.install_spte(gfn, pfn, True, ctx.name)
-    ctx.spin_unlock(kvm.mmu_lock)
-    return True
+
+    @step
+    async def fault(self, ctx: ActorContext, gfn: int, write: bool) -> bool:
+        """The pinned page, pinned now if this is its first fault; mapped writable."""
+        kvm = ctx.model.kvm
+        f = Fault(gfn, True, kvm.memslot.gfn_to_hva(gfn), attempt=1)
+        f.pfn = kvm.pinned_pfn(gfn)
+        if f.pfn is None:
+            got = await get_user_pages(ctx, f.hva, True)
+            if got is None:
+                return False
+            f.pfn = got[0]
+            await ctx.spin_lock(kvm.mmu_lock, "slot_phys_lock: pin, kvmppc_h_enter")
+            kvm.pin_page(gfn, f.pfn, ctx.name)
+        else:
+            await ctx.spin_lock(kvm.mmu_lock, "kvmppc_h_enter: map slot_phys[gfn]")
+        f.writable = True
+        await self.install(ctx, f)
+        await self.unlock(ctx, f)
+        return True
+
+    @step
+    async def zap(self, ctx: ActorContext, start: int, end: int) -> int:
+        """``kvm_unmap_hva_range_hv`` does nothing without MMU notifiers: the generic
+        code still counts the invalidation, but no leaf goes."""
+        ctx.note("kvm_unmap_hva_range: !using_mmu_notifiers (PPC970), nothing zapped")
+        return 0
 
 
 @attrs.frozen
-class Design:
-    """A fault-handling design: set-up at memslot registration, and the fault handler.
+class WriteProtectIgnored(SeqRetry):
+    """Dirty logging that keeps every leaf as it is."""
 
-    ``uses_mmu_notifiers`` False means KVM's notifier callbacks zap nothing
-    (PPC970): scenarios pass it on to ``notifier_dispatcher(arch_unmap=...)``.
-    ``write_protect`` is how KVM write-protects pages for dirty logging
-    (``actors.kvm.dirtylog``); None for designs that say nothing about it.
-    """
-
-    name: str
-    summary: str
-    prepare: Callable[[ActorContext], Awaitable[None]]
-    fault: Callable[[ActorContext, int, bool], Awaitable[bool]]
-    uses_mmu_notifiers: bool = True
-    write_protect: WriteProtect | None = None
+    @step
+    async def write_protect(self, ctx: ActorContext, gfns: tuple[int, ...]) -> int:
+        """A writable leaf goes on taking guest writes that fault nowhere, so nothing
+        marks their pages dirty."""
+        if gfns:
+            ctx.note("write protection ignored: writable leaves stay writable")
+        return 0
 
 
 #: every design by name, in the order the thread discusses them
 DESIGNS: dict[str, Design] = {
     d.name: d
     for d in (
-        Design(
-            "setup_time",
-            "translate once at memslot registration (the patch under review)",
-            _prepare_setup_time,
-            _fault_setup_time,
-        ),
-        Design(
-            "no_retry",
-            "get_user_pages per page at fault time, no seq/in_progress recheck",
-            _nothing,
-            _fault_no_retry,
-        ),
-        Design(
-            "seq_retry",
-            "per page at fault time, seq snapshot + recheck under mmu_lock (KVM today)",
-            _nothing,
-            _fault_seq_retry,
-        ),
-        Design(
+        SetupTime("setup_time", "translate once at memslot registration (the patch under review)"),
+        NoRetry("no_retry", "get_user_pages per page at fault time, no seq/in_progress recheck"),
+        SeqRetry("seq_retry", "per page at fault time, seq snapshot + recheck under mmu_lock (KVM today)"),
+        GupInLock(
             "gup_in_lock",
             "get_user_pages and map under mmu_lock: no window, but a sleeping call in atomic"
             " context and an ABBA lock order",
-            _nothing,
-            _fault_gup_in_lock,
         ),
-        Design(
-            "pin",
-            "PPC970: pin each page when first given to the guest, never release, ignore notifiers",
-            _nothing,
-            _fault_pin,
-            uses_mmu_notifiers=False,
-        ),
-        Design(
+        Pin("pin", "PPC970: pin each page when first given to the guest, never release, ignore notifiers"),
+        VrmaFault(
             "vrma_once",
             "POWER7: VRMA page size read once at first vcpu run and trusted at fault time",
-            setup_htab_rma,
-            functools.partial(fault_vrma, checked=False),
+            checked=False,
         ),
-        Design(
+        VrmaFault(
             "vrma_checked",
             "POWER7: VRMA page size from first vcpu run, re-checked against the host page"
             " at fault time (-EFAULT if larger)",
-            setup_htab_rma,
-            functools.partial(fault_vrma, checked=True),
+            checked=True,
         ),
-        Design(
+        WriteProtectIgnored(
             "wp_ignore",
             "dirty logging keeps writable sptes: no write protection when logging starts or"
             " at each harvest",
-            _nothing,
-            _fault_seq_retry,
-            write_protect=wp_ignore,
         ),
-        Design(
+        SeqRetry(
             "wp_zap_refault",
             "POWER7: dirty logging drops access (HPTE absent) and re-faults with write,"
             " marking the page dirty",
-            _nothing,
-            _fault_seq_retry,
-            write_protect=wp_zap,
         ),
-        Design(
+        HugeLeaves(
             "level_early",
             "huge leaves: host mapping level read when the fault starts, before the seq"
             " snapshot (breaks F6/R5)",
-            _nothing,
-            functools.partial(fault_huge, locked=False),
+            locked=False,
         ),
-        Design(
+        HugeLeaves(
             "level_locked",
             "huge leaves: host_pfn_mapping_level read under mmu_lock after the retry check"
             " (x86 today)",
-            _nothing,
-            functools.partial(fault_huge, locked=True),
+            locked=True,
         ),
     )
 }
+
+
+def design_named(design: Design | str) -> Design:
+    """``design`` itself, or the catalog design of that name.
+
+    Raises:
+        KeyError: no catalog design has that name.
+    """
+    return design if isinstance(design, Design) else DESIGNS[design]

@@ -12,14 +12,16 @@ leaf outlives the host's huge page (``huge_spte``).
 
 from __future__ import annotations
 
-import itertools
+from typing import ClassVar
+
+import attrs
 
 from mmu import PAGE_SIZE
 from mmu.constants import HPAGE_PAGES, HPAGE_SIZE
 
-from ..host.gup import get_user_pages
 from ..runtime.context import ActorContext
-from . import refault
+from .design import Fault, step
+from .fault_path import SeqRetry
 
 
 def max_mapping_size(ctx: ActorContext, gfn: int) -> int:
@@ -35,36 +37,33 @@ def max_mapping_size(ctx: ActorContext, gfn: int) -> int:
     return size
 
 
-async def fault_huge(ctx: ActorContext, gfn: int, write: bool, *, locked: bool) -> bool:
+@attrs.frozen
+class HugeLeaves(SeqRetry):
     """``kvm_tdp_page_fault`` with hugepage adjustment, in the kernel's order:
     seq snapshot (R1), ``kvm_faultin_pfn``, mmu_lock, ``is_page_fault_stale``
     (R2), ``kvm_mmu_hugepage_adjust`` (``locked``: here, F6), map, unlock,
     ``kvm_release_pfn_clean``. Without ``locked`` the size is read first."""
-    kvm, frames = ctx.model.kvm, ctx.model.frames
-    hva = kvm.memslot.gfn_to_hva(gfn)
-    spinning = False
-    for attempt in itertools.count(1):
-        await refault.enter(ctx, "kvm_tdp_page_fault", after_retry=spinning)
-        size = PAGE_SIZE
-        if not locked:
-            size = max_mapping_size(ctx, gfn)  # before the snapshot, outside mmu_lock: R5
+
+    locked: bool = True
+
+    fault_label: ClassVar[str] = "kvm_tdp_page_fault"
+    lock_label: ClassVar[str] = "mmu_lock: is_page_fault_stale, kvm_mmu_hugepage_adjust, map"
+
+    @step
+    async def snapshot(self, ctx: ActorContext, f: Fault) -> None:
+        """Without ``locked``, the mapping size first, outside mmu_lock (breaks R5)."""
+        f.size = PAGE_SIZE
+        if not self.locked:
+            f.size = max_mapping_size(ctx, f.gfn)
             await ctx.point("mmu_seq = mmu_invalidate_seq")
-        mmu_seq = kvm.snapshot_seq()
-        got = await get_user_pages(ctx, hva, write)
-        if got is None:
-            return False
-        pfn, writable = got
-        await ctx.spin_lock(kvm.mmu_lock, "mmu_lock: is_page_fault_stale, kvm_mmu_hugepage_adjust, map")
-        retry = kvm.retry(mmu_seq, ctx.name)
-        if not retry:
-            if locked:
-                size = max_mapping_size(ctx, gfn)
-            offset = (gfn - kvm.memslot.base_gfn) % (size // PAGE_SIZE)
-            kvm.install_spte(gfn - offset, pfn - offset, writable, ctx.name, page_size=size)
-        ctx.spin_unlock(kvm.mmu_lock)
-        await ctx.point("kvm_release_pfn_clean")
-        frames.put_page(pfn)
-        if not retry:
-            return True
-        spinning = refault.retry(ctx, gfn, attempt, "RET_PF_RETRY: the guest re-faults")
-    raise AssertionError("unreachable")
+        await super().snapshot(ctx, f)
+
+    @step
+    async def install(self, ctx: ActorContext, f: Fault) -> None:
+        """``kvm_mmu_hugepage_adjust`` (with ``locked``), then the leaf, aligned to its size."""
+        assert f.pfn is not None
+        if self.locked:
+            f.size = max_mapping_size(ctx, f.gfn)
+        kvm = ctx.model.kvm
+        offset = (f.gfn - kvm.memslot.base_gfn) % (f.size // PAGE_SIZE)
+        kvm.install_spte(f.gfn - offset, f.pfn - offset, f.writable, ctx.name, page_size=f.size)

@@ -1,51 +1,42 @@
 """KVM's MMU-notifier callbacks (virt/kvm/kvm_main.c ``kvm_mmu_notifier_*``).
 
-KVM registers on the VMM's mm (``kvm_init_mmu_notifier``) and serves each
-invalidation the host announces: in the kernel synchronously on the host's
-thread, here as a daemon actor whose steps run in the caller's thread (the
-trace's ``--threads`` view and lockdep see them there). Each callback is one
-``mmu_lock`` critical section (KERNEL.md 1.3): ``in_progress++`` and the zap
-in the same section (R2), zap and flush before start returns (R4), and
-``seq++`` before ``in_progress--`` at end (R3).
+``kvm_init_mmu_notifier`` registers KVM on the VMM's mm when the VM is
+created; from then on every invalidation the host announces calls KVM back
+in the host's own thread. What each callback does is the design's
+(``Design.invalidate_range_start``/``_end``, docs/model.md 1.3).
 """
 
 from __future__ import annotations
 
-from ..host.notifier import InvalidateEnd, InvalidateStart, mmu_notifier_register
+import attrs
+
+from mmu import Model
+
+from ..host.notifier import mmu_notifier_register
 from ..runtime.context import ActorContext
-from ..runtime.mailbox import Mailbox
+from .design import Design
+from .designs import design_named
 
 
-async def notifier_dispatcher(ctx: ActorContext, box: Mailbox, *, arch_unmap: bool = True) -> None:
-    """Serve invalidations forever; the run does not wait for this daemon.
+@attrs.frozen
+class KvmMmuNotifier:
+    """``kvm->mmu_notifier`` with ``kvm_mmu_notifier_ops``: the design's callbacks
+    (``kvm_mmu_notifier_invalidate_range_start``/``_end``), whose first steps show
+    in the calling host thread's column."""
 
-    ``arch_unmap=False`` is PPC970 (``kvm->arch.using_mmu_notifiers == 0``):
-    the generic code still counts the invalidation, but the arch zap
-    (``kvm_unmap_hva_range_hv``) does nothing, so sptes survive it.
-    """
-    kvm = ctx.model.kvm
-    # kvm_init_mmu_notifier -> mmu_notifier_register(&kvm->mmu_notifier, current->mm):
-    # done before the first point, so before any step of any actor
-    mmu_notifier_register(ctx.model.mm, box)
-    while True:
-        request = await ctx.receive(box, "mmu_notifier")
-        msg = request.message
-        if isinstance(msg, InvalidateStart):
-            ctx.relabel("kvm_mmu_notifier_invalidate_range_start")
-            ctx.note(f"range {msg.start:#x}-{msg.end:#x} from {request.sender}")
-            await ctx.spin_lock(kvm.mmu_lock, "mmu_lock: invalidate_begin, unmap, flush")
-            kvm.invalidate_begin(ctx.name)
-            if not arch_unmap:
-                ctx.note("kvm_unmap_hva_range: !using_mmu_notifiers (PPC970), nothing zapped")
-            elif kvm.unmap_hva_range(msg.start, msg.end, ctx.name):
-                ctx.note("kvm_flush_remote_tlbs")
-            ctx.spin_unlock(kvm.mmu_lock)
-        elif isinstance(msg, InvalidateEnd):
-            ctx.relabel("kvm_mmu_notifier_invalidate_range_end")
-            ctx.note(f"range {msg.start:#x}-{msg.end:#x} from {request.sender}")
-            await ctx.spin_lock(kvm.mmu_lock, "mmu_lock: kvm_mmu_invalidate_end")
-            kvm.invalidate_end(ctx.name)
-            ctx.spin_unlock(kvm.mmu_lock)
-        else:
-            raise TypeError(f"notifier got an unknown message {msg!r}")
-        ctx.answer(request)
+    design: Design
+
+    async def invalidate_range_start(self, ctx: ActorContext, start: int, end: int) -> None:
+        await self.design.invalidate_range_start(ctx, start, end)
+
+    async def invalidate_range_end(self, ctx: ActorContext, start: int, end: int) -> None:
+        await self.design.invalidate_range_end(ctx, start, end)
+
+
+def kvm_init_mmu_notifier(model: Model, design: Design | str) -> Design:
+    """``kvm_init_mmu_notifier`` -> ``mmu_notifier_register(&kvm->mmu_notifier, current->mm)``,
+    at VM creation: ``design``'s callbacks now serve every invalidation of the
+    model's mm. Returns the design, for the actors that run it."""
+    design = design_named(design)
+    mmu_notifier_register(model.mm, KvmMmuNotifier(design))
+    return design

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..runtime.context import ActorContext
-from .designs import Design
+from .design import Design
 
 
 async def vcpu(

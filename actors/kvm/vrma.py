@@ -17,13 +17,15 @@ kernel's ``if (psize > pte_size) goto out_put``: R5).
 
 from __future__ import annotations
 
-import itertools
+from typing import ClassVar
+
+import attrs
 
 from mmu import PAGE_SIZE
 
-from ..host.gup import get_user_pages
 from ..runtime.context import ActorContext
-from . import refault
+from .design import Fault, step
+from .fault_path import SeqRetry
 
 #: "We can handle 4k, 64k or 16M pages in the VRMA", largest first
 VRMA_PAGE_SIZES = (0x1000000, 0x10000, PAGE_SIZE)
@@ -69,44 +71,51 @@ async def _host_page_size(ctx: ActorContext, hva: int) -> int:
     return PAGE_SIZE if vma is None else vma.page_size
 
 
-async def fault_vrma(ctx: ActorContext, gfn: int, write: bool, *, checked: bool) -> bool:
+@attrs.frozen
+class VrmaFault(SeqRetry):
     """``kvmppc_book3s_hv_page_fault`` on an absent VRMA HPTE, in the kernel's order.
 
-    The HPTE's page size is the VRMA's; seq snapshot (R1); ``__gfn_to_pfn_memslot``;
-    with ``checked``, the host page size after the snapshot, and -EFAULT if the
-    VRMA page is larger; ``lock_rmap`` (mmu_lock here) and ``mmu_invalidate_retry``
-    before entering the HPTE (R2); ``put_page``. Like ``seq_retry``, a re-fault
-    waits out an invalidation in progress.
+    The HPTE's page size is the VRMA's (``lookup``); seq snapshot (R1);
+    ``__gfn_to_pfn_memslot``; with ``checked``, the host page size after the
+    snapshot, and -EFAULT if the VRMA page is larger (``resolve``);
+    ``lock_rmap`` (mmu_lock here) and ``mmu_invalidate_retry`` before entering
+    the HPTE (R2); ``put_page``. Like ``seq_retry``, a re-fault waits out an
+    invalidation in progress.
     """
-    kvm, frames = ctx.model.kvm, ctx.model.frames
-    hva = kvm.memslot.gfn_to_hva(gfn)
-    spinning = False
-    for attempt in itertools.count(1):
-        await refault.enter(ctx, "kvmppc_book3s_hv_page_fault", after_retry=spinning)
-        psize = kvm.vrma_page_size()
+
+    checked: bool = False
+
+    fault_label: ClassVar[str] = "kvmppc_book3s_hv_page_fault"
+    lock_label: ClassVar[str] = "lock_rmap: mmu_invalidate_retry, enter HPTE"
+    release_label: ClassVar[str] = "put_page(pages[0])"
+    retry_note: ClassVar[str] = "RESUME_GUEST: the guest re-faults"
+
+    @step
+    async def prepare(self, ctx: ActorContext) -> None:
+        """``kvmppc_hv_setup_htab_rma`` at first vcpu run."""
+        await setup_htab_rma(ctx)
+
+    @step
+    async def lookup(self, ctx: ActorContext, f: Fault) -> bool:
+        """The VRMA page size the hardware was told: the HPTE's size; none yet fails KVM_RUN."""
+        psize = ctx.model.kvm.vrma_page_size()
         if psize is None:
             ctx.note("hpte_setup_done == 0: KVM_RUN fails")
             return False
         ctx.note(f"VRMA HPTE: psize {psize // 1024}K")
-        mmu_seq = kvm.snapshot_seq()
-        got = await get_user_pages(ctx, hva, write)
-        if got is None:
+        f.size = psize
+        return True
+
+    @step
+    async def resolve(self, ctx: ActorContext, f: Fault) -> bool:
+        """gup, then (``checked``) ``if (psize > pte_size) goto out_put``."""
+        if not await super().resolve(ctx, f):
             return False
-        pfn, writable = got
-        if checked:
-            pte_size = await _host_page_size(ctx, hva)
-            if psize > pte_size:
-                ctx.note(f"psize {psize // 1024}K > pte_size {pte_size // 1024}K: -EFAULT (out_put)")
-                frames.put_page(pfn)
+        if self.checked:
+            assert f.pfn is not None
+            pte_size = await _host_page_size(ctx, f.hva)
+            if f.size > pte_size:
+                ctx.note(f"psize {f.size // 1024}K > pte_size {pte_size // 1024}K: -EFAULT (out_put)")
+                ctx.model.frames.put_page(f.pfn)
                 return False
-        await ctx.spin_lock(kvm.mmu_lock, "lock_rmap: mmu_invalidate_retry, enter HPTE")
-        retry = kvm.retry(mmu_seq, ctx.name)
-        if not retry:
-            kvm.install_spte(gfn, pfn, writable, ctx.name, page_size=psize)
-        ctx.spin_unlock(kvm.mmu_lock)
-        await ctx.point("put_page(pages[0])")
-        frames.put_page(pfn)
-        if not retry:
-            return True
-        spinning = refault.retry(ctx, gfn, attempt, "RESUME_GUEST: the guest re-faults")
-    raise AssertionError("unreachable")
+        return True

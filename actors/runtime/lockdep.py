@@ -10,8 +10,8 @@ Two checks, made at every acquisition, whatever the interleaving:
   the schedule that interleaves the two (lockdep's "possible circular
   locking dependency").
 
-A thread is an actor, except that the notifier dispatcher serving a request
-runs in the requester's thread, as the kernel's synchronous callbacks do:
+A thread is an actor (an actor serving a request runs in the requester's
+thread). KVM's notifier callbacks run in the host actor that calls them:
 QEMU holding ``mmap_lock`` while KVM's ``invalidate_range_start`` takes
 ``mmu_lock`` is the edge mmap_lock -> mmu_lock.
 """

@@ -1,8 +1,9 @@
-"""Request/reply between actors: how a host operation waits for its notifier.
+"""Request/reply between actors: one actor serving another's requests.
 
-The kernel calls MMU notifier callbacks synchronously from the thread that
-changes the host page table; here the dispatcher is an actor of its own, and
-the caller stays blocked (not runnable) until the reply is in.
+The caller stays blocked (not runnable) until the reply is in, and the
+steps that serve a request count as the requester's kernel thread (for
+lockdep and the ``--threads`` view), as a synchronous call would. (KVM's
+notifier callbacks need none of this: they run in the host's own actor.)
 """
 
 from __future__ import annotations

@@ -29,8 +29,8 @@ class Step:
     # what it read and wrote, for partial-order reduction; recorded only when a
     # strategy observes steps, so not part of what makes two runs the same
     access: Access = attrs.field(default=Access(), eq=False)
-    # the kernel thread it ran in: its actor's, or for the notifier dispatcher
-    # serving a request, the requester's (synchronous callbacks run there)
+    # the kernel thread it ran in: its actor's, or for an actor serving a
+    # request, the requester's (a synchronous call runs there)
     thread: str = ""
 
 

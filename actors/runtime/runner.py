@@ -24,7 +24,6 @@ from .execution import (
 )
 from .result import RunResult
 from .schedule import MAX_DECISIONS
-from .trio_executor import TrioExecution
 from .world import World
 
 #: default bound on steps in one run; exceeding it is a finding (livelock)
@@ -65,6 +64,8 @@ class Runtime:
         """Run ``world`` once, asking ``strategy`` at every decision."""
         if self.executor is Executor.DIRECT:
             return DirectExecution(world, strategy, self.max_steps, self.step_seconds).run()
+        from .trio_executor import TrioExecution  # Trio is imported only by those who run on it
+
         return await TrioExecution(world, strategy, self.max_steps, self.step_seconds).run()
 
     def run_direct(self, world: World, strategy: Strategy) -> RunResult:

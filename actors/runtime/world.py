@@ -19,7 +19,7 @@ DEFAULT_MAX_RETRIES = 20
 class ActorSpec:
     """One actor: a name for the trace, its code, and whether the run waits for it.
 
-    A daemon (the notifier dispatcher) serves requests forever; the run ends
+    A daemon (an actor serving a ``Mailbox``) serves requests forever; the run ends
     when every non-daemon actor has finished, and a daemon blocked waiting
     for work is not a deadlock.
     """

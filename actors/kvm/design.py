@@ -1,0 +1,289 @@
+"""A design: everything KVM does that a developer might change, as named steps.
+
+A design is registration (``prepare``), the fault path (``fault``), KVM's
+MMU-notifier callbacks (``invalidate_range_start``/``_end``) and the
+dirty-log ioctls, each an ``async`` method built from smaller named steps.
+A variant changes one step and keeps the rest, in either of two ways::
+
+    async def recheck(design, ctx, f):          # a step takes (design, ctx, ...)
+        return ctx.model.kvm.check_in_progress(ctx.name)   # forgets the seq check
+
+    in_progress_only = DESIGNS["seq_retry"].replace(recheck=recheck)
+
+    class InProgressOnly(SeqRetry):
+        async def recheck(self, ctx, f):
+            return ctx.model.kvm.check_in_progress(ctx.name)
+
+Every step is a coroutine function: awaiting ``ctx.point(label)`` inside one
+splits it into two scheduling steps; a step that awaits nothing runs inside
+the step of its caller. Steps talk to the model only through its methods,
+which assert the lock the kernel would hold and record what they touch, so
+a user's design is explored exactly as a catalog one is. Which kernel
+function each step stands for: docs/model.md section 1.2 (fault path) and 1.3
+(notifier callbacks).
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+import attrs
+
+from mmu import PAGE_SIZE
+
+from ..runtime.context import ActorContext
+
+#: what marks a method as a step a variant may replace
+_STEP = "__mmurace_step__"
+
+
+def step(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Mark a method of a design as a named step (``Design.replace`` accepts it)."""
+    setattr(fn, _STEP, True)
+    return fn
+
+
+@attrs.define
+class Fault:
+    """One guest fault as it goes through the steps of a fault path.
+
+    Steps read and fill these fields: ``snapshot`` sets ``mmu_seq``, ``resolve``
+    sets ``pfn`` and ``writable``, ``recheck``'s answer lands in ``stale``.
+    """
+
+    gfn: int
+    write: bool
+    hva: int
+    attempt: int = 0  # 1 for the first try, +1 for each retry
+    mmu_seq: int | None = None  # the seq snapshot (F2)
+    pfn: int | None = None  # the page gup returned, with a reference held
+    writable: bool = False  # whether the leaf may be writable (gup's map_writable)
+    size: int = PAGE_SIZE  # the page size of the leaf to install
+    stale: bool = False  # the recheck said: retry
+    waits: bool = False  # the next attempt waits for the invalidation in progress to end
+
+
+@attrs.frozen
+class Design:
+    """What KVM does, as named steps; subclass it or ``replace`` steps to make a variant.
+
+    ``base`` names the catalog design a variant derives from (scenarios judge
+    a variant wherever its base applies); None for a catalog design, or for
+    a design of one's own that applies anywhere.
+    """
+
+    name: str
+    summary: str
+    base: str | None = None
+
+    @property
+    def family(self) -> str:
+        """The catalog design this one is, or varies."""
+        return self.base or self.name
+
+    @classmethod
+    def steps(cls) -> tuple[str, ...]:
+        """Every named step of this kind of design, in the order they are defined."""
+        names: dict[str, None] = {}
+        for klass in reversed(cls.__mro__):
+            for name, value in vars(klass).items():
+                if getattr(value, _STEP, False):
+                    names[name] = None
+        return tuple(names)
+
+    def replace(self, *, name: str | None = None, summary: str | None = None, **steps: Any) -> Design:
+        """A copy of this design with some steps replaced by functions of ``(design, ctx, ...)``.
+
+        The copy is named ``NAME+STEP+...`` and varies this design (``base``)
+        unless ``name``, ``summary`` say otherwise.
+
+        Raises:
+            TypeError: a name that is not a step, a step that is not an async
+                function, or one that takes other arguments than the step it replaces.
+        """
+        known = self.steps()
+        for key, fn in steps.items():
+            if key not in known:
+                kind = type(self).__name__
+                raise TypeError(f"{key!r} is not a step of {kind} (its steps: {', '.join(known)})")
+            check_step(type(self), key, fn)
+        namespace: dict[str, Any] = {key: step(fn) for key, fn in steps.items()}
+        namespace["__slots__"] = ()
+        variant = type(type(self).__name__, (type(self),), namespace)
+        fields = {a.name: getattr(self, a.name) for a in attrs.fields(type(self))}
+        fields["name"] = name or "+".join((self.name, *steps))
+        fields["summary"] = summary or f"{self.name} with {', '.join(steps)} replaced"
+        fields["base"] = self.family
+        return variant(**fields)  # type: ignore[no-any-return]
+
+    # ---- registration ----
+
+    @step
+    async def prepare(self, ctx: ActorContext) -> None:
+        """At memslot registration (``kvm_arch_prepare_memory_region``), before the guest runs."""
+
+    # ---- the fault path ----
+
+    @step
+    async def fault(self, ctx: ActorContext, gfn: int, write: bool) -> bool:
+        """Resolve a guest fault on ``gfn`` (a missing or read-only leaf for a write);
+        False fails KVM_RUN with -EFAULT."""
+        raise NotImplementedError(f"design {self.name!r} has no fault step")
+
+    # ---- KVM's MMU-notifier callbacks (kvm_mmu_notifier_*), each one mmu_lock section ----
+
+    @step
+    async def invalidate_range_start(self, ctx: ActorContext, start: int, end: int) -> None:
+        """``kvm_mmu_notifier_invalidate_range_start``: in_progress++ and the zap in one
+        ``mmu_lock`` section (R2), zapped and flushed before it returns (R4)."""
+        kvm = ctx.model.kvm
+        await ctx.spin_lock(kvm.mmu_lock, "mmu_lock: invalidate_begin, unmap, flush")
+        await self.begin(ctx, start, end)
+        zapped = await self.zap(ctx, start, end)
+        await self.flush(ctx, start, end, zapped)
+        ctx.spin_unlock(kvm.mmu_lock)
+
+    @step
+    async def begin(self, ctx: ActorContext, start: int, end: int) -> None:
+        """``kvm_mmu_invalidate_begin``: in_progress++."""
+        ctx.model.kvm.invalidate_begin(ctx.name)
+
+    @step
+    async def zap(self, ctx: ActorContext, start: int, end: int) -> int:
+        """``kvm_unmap_gfn_range``: drop every leaf mapping [start, end); returns how many.
+
+        Between two leaves it may drop and retake ``mmu_lock``, as
+        ``tdp_mmu_zap_leafs``/``__kvm_rmap_zap_gfn_range`` do when the range may
+        block (``cond_resched_rwlock_write``); ``in_progress`` is already raised,
+        so a fault that takes the lock meanwhile must retry."""
+        kvm = ctx.model.kvm
+        leaves = kvm.leaves_in(start, end, ctx.name)
+        for i, gfn in enumerate(leaves):
+            if i:
+                await self.cond_resched(ctx)
+            kvm.zap_leaf(gfn, ctx.name)
+        return len(leaves)
+
+    @step
+    async def cond_resched(self, ctx: ActorContext) -> None:
+        """``cond_resched_rwlock_write(&kvm->mmu_lock)`` inside a zap: flush what was
+        zapped so far (``tdp_mmu_iter_cond_resched``), let others take the lock, retake it."""
+        kvm = ctx.model.kvm
+        ctx.note("kvm_flush_remote_tlbs")
+        ctx.spin_unlock(kvm.mmu_lock)
+        await ctx.spin_lock(kvm.mmu_lock, "cond_resched_rwlock_write(mmu_lock)")
+
+    @step
+    async def flush(self, ctx: ActorContext, start: int, end: int, zapped: int) -> None:
+        """``kvm_flush_remote_tlbs`` when anything was zapped."""
+        if zapped:
+            ctx.note("kvm_flush_remote_tlbs")
+
+    @step
+    async def invalidate_range_end(self, ctx: ActorContext, start: int, end: int) -> None:
+        """``kvm_mmu_notifier_invalidate_range_end``: seq++ before in_progress-- (R3), under mmu_lock."""
+        kvm = ctx.model.kvm
+        await ctx.spin_lock(kvm.mmu_lock, "mmu_lock: kvm_mmu_invalidate_end")
+        await self.bump_seq(ctx, start, end)
+        await self.drop_count(ctx, start, end)
+        ctx.spin_unlock(kvm.mmu_lock)
+
+    @step
+    async def bump_seq(self, ctx: ActorContext, start: int, end: int) -> None:
+        """``kvm->mmu_invalidate_seq++``."""
+        ctx.model.kvm.inc_seq(ctx.name)
+
+    @step
+    async def drop_count(self, ctx: ActorContext, start: int, end: int) -> None:
+        """``kvm->mmu_invalidate_in_progress--``."""
+        ctx.model.kvm.dec_in_progress(ctx.name)
+
+    # ---- dirty logging (live migration) ----
+    # The ioctls run in the thread that calls them (QEMU's migration thread).
+    # The invariant (docs/model.md section 3, dirty-log row): every page is either
+    # dirty in the bitmap or write-protected, so a guest write either is already
+    # logged or faults, and the fault logs it before the write lands (F7). Both
+    # ioctls write-protect in one mmu_lock critical section with the change of
+    # the bitmap, then flush.
+    # XX: TLBs are not modelled, so a zap takes effect in its own step and the
+    # flush after mmu_unlock is only a trace line. The window it leaves (a vcpu
+    # writing through a stale TLB entry) only concerns pages the same harvest
+    # reported, which QEMU copies after the ioctl returns: nothing is lost there.
+    # XX: slots_lock and the memslot swap (SRCU) of KVM_SET_USER_MEMORY_REGION are
+    # folded into the mmu_lock section: a fault reads the logging flag under
+    # mmu_lock when it installs, as if it held the new memslot.
+
+    @step
+    async def write_protect(self, ctx: ActorContext, gfns: tuple[int, ...]) -> int:
+        """``kvm_arch_mmu_enable_log_dirty_pt_masked``, under mmu_lock: make the next guest
+        write to each of ``gfns`` fault; returns how many leaves changed. Here as the
+        thread proposed it: drop the leaf (HPTE absent, tlbie), re-fault with write."""
+        kvm = ctx.model.kvm
+        return sum(kvm.zap_gfn(gfn, ctx.name) for gfn in gfns)
+
+    @step
+    async def enable_dirty_logging(self, ctx: ActorContext) -> None:
+        """``KVM_SET_USER_MEMORY_REGION`` adding ``KVM_MEM_LOG_DIRTY_PAGES``:
+        ``kvm_mmu_slot_apply_flags`` write-protects the whole slot under mmu_lock,
+        then ``kvm_flush_remote_tlbs_memslot``."""
+        kvm = ctx.model.kvm
+        await ctx.spin_lock(kvm.mmu_lock, "kvm_mmu_slot_apply_flags: mmu_lock, write-protect the slot")
+        kvm.enable_dirty_logging(ctx.name)
+        slot = kvm.memslot
+        if await self.write_protect(ctx, tuple(range(slot.base_gfn, slot.base_gfn + slot.npages))):
+            ctx.note("kvm_flush_remote_tlbs_memslot")
+        ctx.spin_unlock(kvm.mmu_lock)
+
+    @step
+    async def get_dirty_log(self, ctx: ActorContext) -> tuple[int, ...]:
+        """``KVM_GET_DIRTY_LOG`` (``kvm_get_dirty_log_protect``): under mmu_lock, for each
+        bitmap word ``mask = xchg(word, 0)`` then write-protect what it names; unlock;
+        flush if anything was dirty; ``copy_to_user``. Returns the dirty gfns."""
+        kvm = ctx.model.kvm
+        await ctx.spin_lock(kvm.mmu_lock, "kvm_get_dirty_log_protect: mmu_lock, xchg, write-protect")
+        mask = kvm.get_dirty_log(ctx.name)
+        await self.write_protect(ctx, mask)
+        ctx.spin_unlock(kvm.mmu_lock)
+        if mask:
+            ctx.note("kvm_flush_remote_tlbs_memslot")
+        ctx.note("copy_to_user(log->dirty_bitmap)")
+        return mask
+
+
+def _origin(kind: type[Design], key: str) -> tuple[type, Any]:
+    """The class that first defines the step ``key``, and its definition: what a variant must fit."""
+    return next((k, vars(k)[key]) for k in reversed(kind.__mro__) if key in vars(k))
+
+
+def check_step(kind: type[Design], key: str, fn: Any) -> None:
+    """Raise TypeError unless ``fn`` can stand for the step ``key`` of ``kind``."""
+    origin, original = _origin(kind, key)
+    if not inspect.iscoroutinefunction(fn):
+        raise TypeError(f"step {key!r} must be an async function (got {fn!r})")
+    want = len(inspect.signature(original).parameters)
+    params = inspect.signature(fn).parameters.values()
+    if any(p.kind is p.VAR_POSITIONAL for p in params):
+        return
+    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    if len(positional) != want:
+        args = ", ".join(list(inspect.signature(original).parameters))
+        got = len(positional)
+        where = f"{origin.__name__}.{key}"
+        raise TypeError(f"step {key!r} must take ({args}), as {where} does (got {got} arguments)")
+
+
+def validate(design: object) -> str | None:
+    """What is wrong with ``design`` as a design, in one line, or None."""
+    if not isinstance(design, Design):
+        return f"{design!r} is not a Design"
+    kind = type(design)
+    if kind.fault is Design.fault:
+        return f"design {design.name!r} has no fault step (define async def fault(self, ctx, gfn, write))"
+    for key in kind.steps():
+        try:
+            check_step(kind, key, getattr(kind, key))
+        except TypeError as exc:
+            return f"design {design.name!r}: {exc}"
+    return None

@@ -1,0 +1,118 @@
+"""KVM's fault path as it is today, step by step: the ``seq_retry`` design.
+
+x86 ``kvm_mmu_page_fault`` -> ``kvm_faultin_pfn`` + ``is_page_fault_stale``,
+arm64 ``user_mem_abort``, PPC ``kvmppc_book3s_hv_page_fault`` all have this
+shape (docs/model.md 1.2): look the memslot up (F1), snapshot
+``mmu_invalidate_seq`` (F2, R1), resolve the pfn with a page reference (F3),
+take the lock the invalidation zaps under (F4), recheck (F5, R2), install
+in the same critical section (F7), unlock and drop the reference (F8, R6).
+A fault that lost the race returns to the guest, which faults again
+(``actors.kvm.refault``). Each of those is a step a variant may replace.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import attrs
+
+from ..host.gup import get_user_pages
+from ..runtime.context import ActorContext
+from . import refault
+from .design import Design, Fault, step
+
+
+@attrs.frozen
+class SeqRetry(Design):
+    """Per page at fault time: seq snapshot before gup, recheck under mmu_lock, retry."""
+
+    #: the label of the step a fault attempt starts with
+    fault_label: ClassVar[str] = "kvm_faultin_pfn"
+    #: the label of the step that takes the installer lock
+    lock_label: ClassVar[str] = "mmu_lock: mmu_invalidate_retry, map"
+    #: the label of the step that drops gup's reference
+    release_label: ClassVar[str] = "kvm_release_pfn_clean"
+    #: what a lost race does, as the trace says it
+    retry_note: ClassVar[str] = "RET_PF_RETRY: the guest re-faults"
+
+    @step
+    async def fault(self, ctx: ActorContext, gfn: int, write: bool) -> bool:
+        """One attempt after another until one installs its leaf or fails."""
+        f = Fault(gfn, write, ctx.model.kvm.memslot.gfn_to_hva(gfn))
+        while True:
+            f.attempt += 1
+            await self.enter(ctx, f)
+            if not await self.lookup(ctx, f):
+                return False
+            await self.snapshot(ctx, f)
+            if not await self.resolve(ctx, f):
+                return False
+            await self.lock(ctx, f)
+            f.stale = await self.recheck(ctx, f)
+            if not f.stale:
+                await self.install(ctx, f)
+            await self.unlock(ctx, f)
+            await self.release(ctx, f)
+            if not f.stale:
+                return True
+            await self.retried(ctx, f)
+
+    @step
+    async def enter(self, ctx: ActorContext, f: Fault) -> None:
+        """The step a fault attempt starts with; a re-fault after a retry that met an
+        invalidation in progress waits for it to end."""
+        await refault.enter(ctx, self.fault_label, after_retry=f.waits)
+
+    @step
+    async def lookup(self, ctx: ActorContext, f: Fault) -> bool:
+        """What the fault needs before it snapshots seq (F1: the memslot); False fails it."""
+        return True
+
+    @step
+    async def snapshot(self, ctx: ActorContext, f: Fault) -> None:
+        """``mmu_seq = kvm->mmu_invalidate_seq; smp_rmb()`` (F2), before the pfn (R1)."""
+        f.mmu_seq = ctx.model.kvm.snapshot_seq()
+
+    @step
+    async def resolve(self, ctx: ActorContext, f: Fault) -> bool:
+        """``__gfn_to_pfn_memslot`` -> ``get_user_pages`` (F3): the pfn with a reference;
+        False for -EFAULT."""
+        got = await get_user_pages(ctx, f.hva, f.write)
+        if got is None:
+            return False
+        f.pfn, f.writable = got
+        return True
+
+    @step
+    async def lock(self, ctx: ActorContext, f: Fault) -> None:
+        """Take the lock the invalidation zaps under (F4): ``mmu_lock``."""
+        await ctx.spin_lock(ctx.model.kvm.mmu_lock, self.lock_label)
+
+    @step
+    async def recheck(self, ctx: ActorContext, f: Fault) -> bool:
+        """``mmu_invalidate_retry`` (F5, R2): must the fault retry?"""
+        assert f.mmu_seq is not None, "recheck without a seq snapshot"
+        return ctx.model.kvm.retry(f.mmu_seq, ctx.name)
+
+    @step
+    async def install(self, ctx: ActorContext, f: Fault) -> None:
+        """Map the leaf (F7), in the critical section of the recheck."""
+        assert f.pfn is not None, "install without a pfn"
+        ctx.model.kvm.install_spte(f.gfn, f.pfn, f.writable, ctx.name, page_size=f.size)
+
+    @step
+    async def unlock(self, ctx: ActorContext, f: Fault) -> None:
+        """Drop the installer lock."""
+        ctx.spin_unlock(ctx.model.kvm.mmu_lock)
+
+    @step
+    async def release(self, ctx: ActorContext, f: Fault) -> None:
+        """``kvm_release_pfn_clean`` (F8): drop gup's reference; KVM keeps none (R6)."""
+        assert f.pfn is not None, "release without a pfn"
+        await ctx.point(self.release_label)
+        ctx.model.frames.put_page(f.pfn)
+
+    @step
+    async def retried(self, ctx: ActorContext, f: Fault) -> None:
+        """A lost race: say so, count it towards the livelock bound (``actors.kvm.refault``)."""
+        f.waits = refault.retry(ctx, f.gfn, f.attempt, self.retry_note)
