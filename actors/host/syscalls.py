@@ -175,11 +175,13 @@ async def madvise_dontneed(
     mm = ctx.model.mm
 
     def zap(hva: int, who: str) -> HostPte:
-        # zap_pmd_range: a huge pmd only partly in range is split first (__split_huge_pmd).
-        # XX: its own nested start/end are left out: the outer start has already
-        # zapped KVM's leaves over the range, a huge one whole.
-        if mm.pmd_mapped(hva):
-            mm.split_pmd(hva - hva % HPAGE_SIZE, who)
+        # zap_pmd_range: a huge pmd only partly in range is split first (__split_huge_pmd);
+        # one the range covers is zapped whole (zap_huge_pmd, from its first address).
+        # XX: the split's own nested start/end are left out: the outer start has
+        # already zapped KVM's leaves over the range, a huge one whole.
+        haddr = hva - hva % HPAGE_SIZE
+        if mm.pmd_mapped(hva) and not (start <= haddr and haddr + HPAGE_SIZE <= end):
+            mm.split_pmd(haddr, who)
         return mm.zap_pte(hva, who)
 
     await ctx.down_read(mm.mmap_lock, "madvise(MADV_DONTNEED): mmap_read_lock")
