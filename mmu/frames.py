@@ -43,6 +43,8 @@ class FrameTable:
     log: list[str]
     fp: Footprint = attrs.field(factory=Footprint)
     _free: deque[int] = attrs.field(init=False)
+    #: heads of partially mapped folios waiting to be split (``ds_queue->split_queue``), FIFO
+    deferred: list[int] = attrs.field(factory=list, init=False)
 
     def __attrs_post_init__(self) -> None:
         self._free = deque(pfn for pfn, f in sorted(self.frames.items()) if f.free)
@@ -101,6 +103,9 @@ class FrameTable:
             raise AssertionError(f"put_page on pfn {pfn:#x} with refcount {frame.refcount}")
         frame.refcount -= 1
         if frame.refcount == 0:
+            if pfn in self.deferred:  # __folio_unqueue_deferred_split on the free path
+                self.fp.write(("deferred",))
+                self.deferred.remove(pfn)
             for sub in range(pfn, pfn + frame.nr_pages):
                 self.frames[sub].free = True
                 self.frames[sub].head = None
@@ -145,32 +150,57 @@ class FrameTable:
         frame.refcount += nr
         self.log.append(f"page_ref_add pfn {pfn:#x}: ref {frame.refcount - nr}->{frame.refcount}")
 
-    def split_compound(self, head: int) -> bool:
-        """``split_huge_page`` of a pte-mapped compound page whose every pte holds a
-        reference on the head: each base page gets its own. Return whether it split.
+    def folio_nr_pages(self, pfn: int) -> int:
+        """Return the base pages of the folio ``pfn`` belongs to (``folio_nr_pages``,
+        ``compound_order``): 1 for a page of its own."""
+        head = self.compound_head(pfn)
+        self.fp.read(("frame", head))
+        return self.frames[head].nr_pages
 
-        ``can_split_folio``: with any other reference (a gup in flight, which
-        took it through whichever base page it resolved) the split is refused
-        and the page stays compound: its base pages are then freed together,
-        when the head's last reference goes.
+    def deferred_split_folio(self, head: int) -> None:
+        """Queue a partially mapped folio for a later split (``deferred_split_folio``,
+        from ``__folio_remove_rmap`` when a page of it is unmapped and others stay)."""
+        if self.frames[head].nr_pages == 1 or self.frames[head].head is not None:
+            raise AssertionError(f"deferred_split_folio of pfn {head:#x}: not a compound head")
+        self.fp.write(("deferred",))
+        if head not in self.deferred:
+            self.deferred.append(head)
+            self.log.append(f"deferred_split_folio pfn {head:#x}: partially mapped, queued for split")
+
+    def deferred_split_take(self) -> int | None:
+        """The THP shrinker's pick (``deferred_split_scan``): take the first queued folio
+        off the queue with a reference of its own (``folio_try_get``); None if empty."""
+        self.fp.write(("deferred",))
+        if not self.deferred:
+            return None
+        head = self.deferred.pop(0)
+        self.get_page(head)
+        return head
+
+    def split_folio(self, head: int) -> bool:
+        """``folio_ref_freeze(folio, 1 + extra_pins)`` then ``__split_unmapped_folio``:
+        with every mapping already replaced by a migration entry, only the
+        splitter's reference may be left (an anonymous folio has no extra pins).
+        Each base page then gets one reference, which the splitter drops once
+        the ptes are restored (``free_page_and_swap_cache``); the head keeps the
+        splitter's. Return whether it split; on False nothing changed (-EAGAIN).
         """
         frame = self.frames[head]
         n = frame.nr_pages
         self.fp.write(("frame", head))
         if frame.head is not None or n == 1:
-            raise AssertionError(f"split_compound of pfn {head:#x}: not a compound head")
-        if frame.refcount != n:
-            extra = frame.refcount - n
+            raise AssertionError(f"split_folio of pfn {head:#x}: not a compound head")
+        if frame.refcount != 1:
             self.log.append(
-                f"split_huge_page pfn {head:#x}: {extra} extra reference(s), -EAGAIN: stays compound"
+                f"folio_ref_freeze pfn {head:#x}: refcount {frame.refcount}, expected 1: -EAGAIN"
             )
             return False
         for sub in range(head + 1, head + n):
             self.fp.write(("frame", sub))
             self.frames[sub].head = None
             self.frames[sub].refcount = 1
-        frame.refcount, frame.nr_pages = 1, 1
-        self.log.append(f"split_huge_page pfn {head:#x}: {n} base pages, ref 1 each")
+        frame.nr_pages = 1
+        self.log.append(f"__split_unmapped_folio pfn {head:#x}: {n} base pages, ref 1 each")
         return True
 
     def refcount(self, pfn: int) -> int:

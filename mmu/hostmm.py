@@ -39,10 +39,16 @@ class Vma:
 
 @attrs.frozen
 class HostPte:
-    """A present host pte."""
+    """A present host pte.
+
+    ``size`` is the size of the page-table entry that maps the address: a
+    base pte's, or a huge leaf's (a THP's PMD, a hugetlb page) for every
+    base address under it: what a page-table walk finds there.
+    """
 
     pfn: int
     writable: bool
+    size: int = PAGE_SIZE
 
 
 @attrs.define(eq=False)
@@ -63,9 +69,10 @@ class HostMm:
     ptes: dict[int, HostPte] = attrs.field(factory=dict)
     #: hva -> the pte a migration entry replaced: not present, a fault waits on it
     migration: dict[int, HostPte] = attrs.field(factory=dict)
-    #: haddr -> head pfn of a transparent huge page mapped by one PMD. The
-    #: HPAGE_PAGES hvas under it keep an entry in ``ptes`` (-> head + i), so that
-    #: whoever translates an hva sees the same thing; the PMD holds the one
+    #: haddr -> head pfn of a compound page mapped by one huge leaf: a THP's PMD
+    #: (``HPAGE_SIZE``) or a hugetlb page (its folio's size). The base hvas under
+    #: it keep an entry in ``ptes`` (-> head + i, ``size`` the leaf's), so that
+    #: whoever translates an hva sees the same thing; the leaf holds the one
     #: reference, on the head
     pmds: dict[int, int] = attrs.field(factory=dict)
 
@@ -131,13 +138,39 @@ class HostMm:
         return self._take_pte(hva, who, write=True)
 
     def _take_pte(self, hva: int, who: str, *, write: bool) -> HostPte:
+        """Clear the pte at ``hva``. A huge leaf goes whole, from its first address
+        (``zap_huge_pmd``, ``__unmap_hugepage_range``); a THP mapped only partly by
+        the range must be split first (``__split_huge_pmd``). A base page of a
+        folio that stays mapped elsewhere queues the folio for a deferred split
+        (``__folio_remove_rmap`` -> ``deferred_split_folio``, v6.12)."""
         self._assert_held(who, write=write)
-        if hva - hva % HPAGE_SIZE in self.pmds:  # a sanity check, not a read of the model
-            raise AssertionError(f"zap of hva {hva:#x} under a huge pmd: split it first")
         self.fp.write(("pte", hva))
-        pte = self.ptes.pop(hva)
+        pte = self.ptes[hva]
+        if pte.size > PAGE_SIZE:
+            return self._take_leaf(hva, pte)
+        del self.ptes[hva]
         self.log.append(f"pte hva {hva:#x} -> pfn {pte.pfn:#x} cleared")
+        head = self.frames.compound_head(pte.pfn)
+        if self.frames[head].nr_pages > 1 and self._folio_mapped(head):
+            self.frames.deferred_split_folio(head)
         return pte
+
+    def _take_leaf(self, hva: int, pte: HostPte) -> HostPte:
+        if hva % pte.size or self.pmds.get(hva) != pte.pfn:
+            raise AssertionError(f"zap of hva {hva:#x} inside a huge leaf: split it first")
+        self.fp.write(("pmd", hva))
+        del self.pmds[hva]
+        for sub in range(hva, hva + pte.size, PAGE_SIZE):
+            self.fp.write(("pte", sub))
+            del self.ptes[sub]
+        self.log.append(f"huge leaf hva {hva:#x} -> pfn {pte.pfn:#x} ({pte.size // 1024}K) cleared")
+        return pte
+
+    def _folio_mapped(self, head: int) -> bool:
+        """Whether a present pte still maps a page of the folio ``head`` (``folio_mapped``)."""
+        for hva in sorted(self.ptes):
+            self.fp.read(("pte", hva))
+        return any(self.frames.compound_head(p.pfn) == head for p in self.ptes.values())
 
     def _assert_rmap(self, who: str) -> None:
         if not self.rmap_lock.held_by(who):
@@ -236,54 +269,60 @@ class HostMm:
         return haddr in self.pmds
 
     def mapping_size(self, hva: int) -> int:
-        """The size the host maps ``hva`` with (``host_pfn_mapping_level``).
+        """The size the host page table maps ``hva`` with: the leaf's size, a base
+        page's if nothing is mapped (x86 ``host_pfn_mapping_level``, v5.19+: a
+        walk of the host page table, ``pud_leaf``/``pmd_leaf``).
 
-        The kernel walks the host page table locklessly with interrupts off,
-        so no lock is asserted: only the caller knows whether the answer can
-        still be trusted (F6). A VMA's own large page size counts too.
+        Read from the page table, never from the VMA: a THP VMA's pages are 4K
+        until a PMD maps them, and a split THP is still one folio. The kernel
+        walks locklessly with interrupts off, so no lock is asserted: only the
+        caller knows whether the answer can still be trusted (F6).
         """
-        if self.pmd_mapped(hva):
-            return HPAGE_SIZE
-        self.fp.read(("vmas",))
-        vma = next((v for v in self.vmas if v.contains(hva)), None)
-        return PAGE_SIZE if vma is None else vma.page_size
+        self.fp.read(("pte", hva))
+        pte = self.ptes.get(hva)
+        return PAGE_SIZE if pte is None else pte.size
 
     def set_pmd(self, haddr: int, head: int, writable: bool, who: str) -> None:
-        """Map the compound page ``head`` at ``haddr`` with one PMD, taking over the
-        caller's reference (``set_pmd_at``, ``do_huge_pmd_anonymous_page``); needs mmap_lock."""
+        """Map the compound page ``head`` at ``haddr`` with one huge leaf of its size,
+        taking over the caller's reference (``set_pmd_at``, ``do_huge_pmd_anonymous_page``;
+        ``set_huge_pte_at`` for a hugetlb page); needs mmap_lock."""
         self._assert_held(who, write=False)
         frame = self.frames[head]
-        if haddr % HPAGE_SIZE or frame.free or frame.nr_pages != HPAGE_PAGES:
-            raise AssertionError(f"set_pmd at {haddr:#x}: pfn {head:#x} is no live huge page, or misaligned")
-        hvas = range(haddr, haddr + HPAGE_SIZE, PAGE_SIZE)
+        size = frame.nr_pages * PAGE_SIZE
+        if haddr % size or frame.free or frame.nr_pages == 1 or frame.head is not None:
+            raise AssertionError(
+                f"set_pmd at {haddr:#x}: pfn {head:#x} is no live compound page, or misaligned"
+            )
+        hvas = range(haddr, haddr + size, PAGE_SIZE)
         if haddr in self.pmds or any(h in self.ptes for h in hvas):
             raise AssertionError(f"set_pmd over a present mapping at {haddr:#x}")
         self.fp.write(("pmd", haddr))
         for i, hva in enumerate(hvas):
             self.fp.write(("pte", hva))
-            self.ptes[hva] = HostPte(head + i, writable)
+            self.ptes[hva] = HostPte(head + i, writable, size)
         self.pmds[haddr] = head
         self.log.append(f"pmd hva {haddr:#x} -> huge pfn {head:#x}{' W' if writable else ' RO'}")
 
     def split_pmd(self, haddr: int, who: str) -> None:
-        """``__split_huge_pmd_locked`` under the pmd lock: ``pmdp_invalidate``, one pte
-        per base page (-> head + i, same writability), each holding a reference on
-        the head (``page_ref_add(HPAGE_PMD_NR - 1)``), ``pmd_populate``.
+        """``__split_huge_pmd_locked`` under the pmd lock (v6.12): ``pmdp_invalidate``,
+        one pte per base page (-> head + i, same writability), each holding a
+        reference on the folio (``folio_ref_add(folio, HPAGE_PMD_NR - 1)``),
+        ``pmd_populate``.
 
-        XX: ``split_huge_page`` (the folio split) runs later, from the deferred
-        split queue; the model tries it once, here, and never again: without
-        extra references each base page gets its own and is freed on its own
-        when zapped; else the page stays compound. Needs mmap_lock (callers
-        such as madvise and mprotect hold it for read).
+        Only the mapping is split: the folio stays one compound page. Every page
+        is still mapped, so it is not queued for a deferred split yet; a later
+        unmap of one page queues it (``_take_pte``), and ``split_huge_page``
+        splits it (``actors.host.thp.split_huge_page``). Needs mmap_lock
+        (callers such as madvise and mprotect hold it for read).
         """
         self._assert_held(who, write=False)
         self.fp.write(("pmd", haddr))
         head = self.pmds.pop(haddr)
         for hva in range(haddr, haddr + HPAGE_SIZE, PAGE_SIZE):
             self.fp.write(("pte", hva))
+            self.ptes[hva] = attrs.evolve(self.ptes[hva], size=PAGE_SIZE)
         self.log.append(f"pmd hva {haddr:#x} -> huge pfn {head:#x} split into {HPAGE_PAGES} ptes")
         self.frames.page_ref_add(head, HPAGE_PAGES - 1)
-        self.frames.split_compound(head)
 
     def collapse_flush(self, haddr: int, who: str) -> dict[int, HostPte]:
         """``pmdp_collapse_flush``: detach the pte table under ``haddr`` (no pte is
@@ -300,3 +339,26 @@ class HostMm:
                 cleared[hva] = self.ptes.pop(hva)
         self.log.append(f"pmd hva {haddr:#x}: pte table of {len(cleared)} ptes detached, tlb flushed")
         return cleared
+
+    def collapse_abort(self, haddr: int, detached: dict[int, HostPte], who: str) -> None:
+        """``pmd_populate(mm, pmd, pmd_pgtable(_pmd))`` after a failed
+        ``__collapse_huge_page_isolate``: put the detached pte table back, each pte
+        with its reference. Needs mmap_lock for write."""
+        self._assert_held(who, write=True)
+        if haddr in self.pmds:
+            raise AssertionError(f"collapse_abort at {haddr:#x}: a huge pmd is mapped")
+        self.fp.write(("pmd", haddr))
+        for hva in sorted(detached):
+            self.fp.write(("pte", hva))
+            if hva in self.ptes:
+                raise AssertionError(f"collapse_abort over a present pte at hva {hva:#x}")
+            self.ptes[hva] = detached[hva]
+        self.log.append(f"pmd hva {haddr:#x}: pte table of {len(detached)} ptes put back (pmd_populate)")
+
+    def rmap_folio(self, head: int, who: str) -> list[int]:
+        """The hvas whose present pte maps a page of the folio ``head``, in order
+        (``rmap_walk`` -> ``page_vma_mapped_walk``); needs the rmap lock."""
+        self._assert_rmap(who)
+        for hva in sorted(self.ptes):
+            self.fp.read(("pte", hva))
+        return [hva for hva in sorted(self.ptes) if self.frames.compound_head(self.ptes[hva].pfn) == head]

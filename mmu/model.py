@@ -27,8 +27,15 @@ class Region:
     prot: str = attrs.field(default="rw", validator=attrs.validators.in_(("r", "rw")))
     mapped: bool = True
     populated: bool = True
-    #: the VMA's page size (``vma_kernel_pagesize``): hugetlbfs or 64K-page backing
+    #: the VMA's page size (``vma_kernel_pagesize``): larger than a base page, the
+    #: region is hugetlb memory, populated with compound pages of that size, each
+    #: mapped by one huge leaf (``hugetlb_fault``)
     page_size: int = attrs.field(default=PAGE_SIZE, validator=attrs.validators.ge(PAGE_SIZE))
+
+    @page_size.validator
+    def _whole_pages(self, attribute: attrs.Attribute, value: int) -> None:
+        if value % PAGE_SIZE or (self.npages * PAGE_SIZE) % value:
+            raise ValueError(f"'page_size' must divide the region into whole pages (got {value:#x})")
 
 
 @attrs.define(eq=False)
@@ -88,9 +95,17 @@ class Model:
         for region in regions:
             end = hva + region.npages * PAGE_SIZE
             if region.mapped:
+                if hva % region.page_size:
+                    raise ValueError(
+                        f"a region of {region.page_size:#x} pages must start aligned (at {hva:#x})"
+                    )
                 mm.insert_vma(Vma(hva, end, region.prot, region.page_size), setup)
-                for page in range(hva, end, PAGE_SIZE) if region.populated else ():
-                    mm.set_pte(page, frames.alloc_page(), "w" in region.prot, setup)
+                for page in range(hva, end, region.page_size) if region.populated else ():
+                    if region.page_size == PAGE_SIZE:
+                        mm.set_pte(page, frames.alloc_page(), "w" in region.prot, setup)
+                    else:
+                        head = frames.alloc_compound(region.page_size // PAGE_SIZE)
+                        mm.set_pmd(page, head, "w" in region.prot, setup)
             hva = end
         mm.mmap_lock.release(setup, write=True)
         log.clear()

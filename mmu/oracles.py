@@ -2,16 +2,19 @@
 
 Each oracle is a pure function ``Model -> Violation | None``. They read the
 state the way docs/model.md's "key oracles" do (O1 stale leaf, divergence), and
-read the model's record of hardware accesses for corruption.
+read the model's record of hardware accesses for corruption. A huge leaf is
+judged page by page: each base page it covers against the frame it was made
+for and the host pte of that page's own address.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import attrs
 
-from .constants import HPAGE_SIZE, PAGE_SIZE
+from .constants import PAGE_SIZE
+from .kvm import Spte
 from .model import Model
 
 
@@ -23,21 +26,28 @@ class Violation:
     message: str
 
 
+def _pages(model: Model, gfn: int, spte: Spte) -> Iterator[tuple[int, int, int]]:
+    """(gfn, pfn, generation) of every base page the leaf at ``gfn`` maps, in order:
+    one for a base leaf, each page under a huge one (``Kvm.covered``)."""
+    for i, g in enumerate(model.kvm.covered(gfn)):
+        yield g, spte.pfn + i, spte.generation if i == 0 else spte.tail_generations[i - 1]
+
+
 def stale_spte(model: Model) -> Violation | None:
-    """An spte points at a frame freed or reused since it was installed (O1).
+    """A leaf maps a frame freed or reused since it was installed (O1), any page of
+    a huge leaf included.
 
     KVM holds no reference while a page is mapped (R6), so the only thing
-    keeping such a frame is that every host change zaps the spte first (R4).
+    keeping such a frame is that every host change zaps the leaf first (R4).
     """
     kvm, frames = model.kvm, model.frames
     for gfn in sorted(kvm.sptes):
-        spte = kvm.sptes[gfn]
-        if not frames.is_current(spte.pfn, spte.generation):
-            return Violation(
-                "stale_spte",
-                f"spte gfn {gfn:#x} -> pfn {spte.pfn:#x}, but "
-                + frames.describe(spte.pfn, spte.generation),
-            )
+        for g, pfn, generation in _pages(model, gfn, kvm.sptes[gfn]):
+            if not frames.is_current(pfn, generation):
+                return Violation(
+                    "stale_spte",
+                    f"spte gfn {g:#x} -> pfn {pfn:#x}, but " + frames.describe(pfn, generation),
+                )
     return None
 
 
@@ -49,26 +59,27 @@ def corruption(model: Model) -> Violation | None:
 
 
 def divergence(model: Model) -> Violation | None:
-    """With no invalidation in progress, an spte disagrees with the host pte of its hva."""
+    """With no invalidation in progress, a leaf disagrees with the host pte of its hva
+    (each page of a huge leaf with the pte of its own address)."""
     kvm, mm = model.kvm, model.mm
     if kvm.in_progress:
         return None
     for gfn in sorted(kvm.sptes):
-        spte = kvm.sptes[gfn]
-        hva = kvm.memslot.gfn_to_hva(gfn)
-        pte = mm.ptes.get(hva)
-        if pte is None or pte.pfn != spte.pfn:
-            host = "not present" if pte is None else f"-> pfn {pte.pfn:#x}"
-            return Violation(
-                "divergence",
-                f"spte gfn {gfn:#x} -> pfn {spte.pfn:#x}, but host pte of hva {hva:#x} is {host}"
-                " and no invalidation is in progress",
-            )
+        for g, pfn, _ in _pages(model, gfn, kvm.sptes[gfn]):
+            hva = kvm.memslot.gfn_to_hva(g)
+            pte = mm.ptes.get(hva)
+            if pte is None or pte.pfn != pfn:
+                host = "not present" if pte is None else f"-> pfn {pte.pfn:#x}"
+                return Violation(
+                    "divergence",
+                    f"spte gfn {g:#x} -> pfn {pfn:#x}, but host pte of hva {hva:#x} is {host}"
+                    " and no invalidation is in progress",
+                )
     return None
 
 
 def writable_spte(model: Model) -> Violation | None:
-    """A writable spte over a host pte that is read-only or absent (O2).
+    """A writable leaf over a host pte that is read-only or absent (O2), page by page.
 
     Judged outside invalidations: inside one, start() has zapped the range
     (R4) and the host may be half way through its change. A writable leaf
@@ -82,15 +93,16 @@ def writable_spte(model: Model) -> Violation | None:
         spte = kvm.sptes[gfn]
         if not spte.writable:
             continue
-        hva = kvm.memslot.gfn_to_hva(gfn)
-        pte = mm.ptes.get(hva)
-        if pte is None or not pte.writable:
-            host = "not present" if pte is None else f"read-only -> pfn {pte.pfn:#x}"
-            return Violation(
-                "writable_spte",
-                f"spte gfn {gfn:#x} -> pfn {spte.pfn:#x} is writable, but host pte of hva {hva:#x}"
-                f" is {host} and no invalidation is in progress",
-            )
+        for g, pfn, _ in _pages(model, gfn, spte):
+            hva = kvm.memslot.gfn_to_hva(g)
+            pte = mm.ptes.get(hva)
+            if pte is None or not pte.writable:
+                host = "not present" if pte is None else f"read-only -> pfn {pte.pfn:#x}"
+                return Violation(
+                    "writable_spte",
+                    f"spte gfn {g:#x} -> pfn {pfn:#x} is writable, but host pte of hva {hva:#x}"
+                    f" is {host} and no invalidation is in progress",
+                )
     return None
 
 
@@ -121,10 +133,10 @@ def leaked_refs(model: Model) -> Violation | None:
     if not model.ended:
         return None
     expected: dict[int, int] = {}
-    huge = {hva for haddr in model.mm.pmds for hva in range(haddr, haddr + HPAGE_SIZE, PAGE_SIZE)}
-    ptes = [pte for hva, pte in model.mm.ptes.items() if hva not in huge]
+    # the base hvas under a huge leaf are no mappings of their own: the leaf holds one reference
+    ptes = [pte for pte in model.mm.ptes.values() if pte.size == PAGE_SIZE]
     for pfn in [*(pte.pfn for pte in ptes + list(model.mm.migration.values())), *model.mm.pmds.values()]:
-        # a pte of a compound page holds its reference on the head; a huge PMD holds one
+        # a pte of a compound page holds its reference on the head
         head = model.frames[pfn].head
         pfn = pfn if head is None else head
         expected[pfn] = expected.get(pfn, 0) + 1
@@ -194,19 +206,17 @@ def lost_dirty(model: Model) -> Violation | None:
 
 
 def vrma_psize(model: Model) -> Violation | None:
-    """A leaf maps a larger page than the host page backing it (O4), e.g. a VRMA HPTE.
+    """A VRMA leaf maps a larger page than the host page backing it (O4).
 
     POWER7 tells the hardware the VRMA page size once, at first vcpu run
     (``kvmppc_hv_setup_htab_rma``); an HPTE of that size needs host memory
     physically contiguous over the whole page. If userspace has since backed
     the address with smaller pages, the leaf also maps the frames after the
-    host page: somebody else's memory. Judged outside invalidations, like
-    ``writable_spte``; a leaf with no VMA behind it is ``divergence``'s case.
-
-    XX: frames are base pages; a large host page is modelled by its VMA's
-    page size, not by contiguous frames. Only VRMA leaves are judged here
-    (none before the VRMA is set up); huge leaves over transparent huge
-    pages are ``huge_spte``'s.
+    host page: somebody else's memory. The host page is what the host page
+    table maps the address with (a hugetlb leaf, or a base pte), never the
+    VMA's page size alone. Judged outside invalidations, like
+    ``writable_spte``, and only for VRMA leaves (none before the VRMA is set
+    up); other huge leaves are ``huge_spte``'s.
     """
     kvm, mm = model.kvm, model.mm
     if kvm.in_progress or kvm.vrma_psize is None:
@@ -214,12 +224,12 @@ def vrma_psize(model: Model) -> Violation | None:
     for gfn in sorted(kvm.sptes):
         spte = kvm.sptes[gfn]
         hva = kvm.memslot.gfn_to_hva(gfn)
-        vma = next((v for v in mm.vmas if v.contains(hva)), None)
-        if vma is not None and spte.page_size > vma.page_size:
+        host = mm.mapping_size(hva)
+        if spte.page_size > host:
             return Violation(
                 "vrma_psize",
                 f"spte gfn {gfn:#x} -> pfn {spte.pfn:#x} maps a {spte.page_size // 1024}K page,"
-                f" but hva {hva:#x} is backed by {vma.page_size // 1024}K pages: the leaf"
+                f" but hva {hva:#x} is backed by {host // 1024}K pages: the leaf"
                 " covers host memory that is not this page",
             )
     return None
@@ -249,11 +259,11 @@ def huge_spte(model: Model) -> Violation | None:
 
     KVM may map a huge leaf only while the host maps the whole range with one
     PMD, and must read that under mmu_lock after the retry check (F6, R5):
-    after a split the base pages are freed one by one (madvise(DONTNEED)),
-    and a surviving huge leaf keeps the guest on them. Judged outside
-    invalidations. A VMA's large page size counts as its host mapping size,
-    so a VRMA leaf larger than the VMA's pages is also ``vrma_psize``'s case,
-    which is checked first.
+    after a split the base pages are unmapped one by one (madvise(DONTNEED))
+    and freed when the folio is split, and a surviving huge leaf keeps the
+    guest on them. The host mapping size is the host page table's
+    (``HostMm.mapping_size``), not the VMA's page size nor the folio's: a
+    pte-mapped THP is still one folio. Judged outside invalidations.
     """
     kvm, mm = model.kvm, model.mm
     if kvm.in_progress:
@@ -263,15 +273,9 @@ def huge_spte(model: Model) -> Violation | None:
         if spte.page_size == PAGE_SIZE:
             continue
         hva = kvm.memslot.gfn_to_hva(gfn)
-        vma = next((v for v in mm.vmas if v.contains(hva)), None)
-        host = PAGE_SIZE if vma is None else vma.page_size
-        if hva - hva % HPAGE_SIZE in mm.pmds:
-            host = max(host, HPAGE_SIZE)
+        host = mm.mapping_size(hva)
         if spte.page_size > host:
-            gone = [
-                pfn for pfn in range(spte.pfn, spte.pfn + spte.page_size // PAGE_SIZE)
-                if pfn in model.frames.frames and model.frames[pfn].free
-            ]
+            gone = [pfn for _, pfn, _ in _pages(model, gfn, spte) if model.frames[pfn].free]
             freed = f"; pfn {', '.join(f'{p:#x}' for p in gone)} under it freed" if gone else ""
             return Violation(
                 "huge_spte",
@@ -283,8 +287,12 @@ def huge_spte(model: Model) -> Violation | None:
 
 Oracle = Callable[[Model], Violation | None]
 
-#: every oracle by name, in the order they are checked
+#: every oracle by name, in the order they are checked. The page-size oracles
+#: come first: a leaf larger than the host's page is the cause, and the stale,
+#: diverging or writable pages under it are its consequences.
 ORACLES: dict[str, Oracle] = {
+    "vrma_psize": vrma_psize,
+    "huge_spte": huge_spte,
     "stale_spte": stale_spte,
     "corruption": corruption,
     "divergence": divergence,
@@ -293,7 +301,5 @@ ORACLES: dict[str, Oracle] = {
     "leaked_refs": leaked_refs,
     "pinned_pages": pinned_pages,
     "lost_dirty": lost_dirty,
-    "vrma_psize": vrma_psize,
     "ksm_write": ksm_write,
-    "huge_spte": huge_spte,
 }

@@ -7,16 +7,20 @@
 Guest RAM is one THP: ``HPAGE_PAGES`` frames (4 standing for 512) mapped by
 one PMD. The vcpu writes gfn 0 (with ``pages=2``, gfns 0 and 1 in turn)
 ``accesses`` times, and may map them with a huge leaf. Meanwhile the host
-splits the PMD (``__split_huge_pmd``) and then madvise(MADV_DONTNEED)s the
-second base page, which frees it (unless a reference in flight kept the
-page compound: ``split_huge_page`` refuses then); with
-``collapse=1`` khugepaged then collapses the range into a new huge page.
+splits the PMD (``__split_huge_pmd``: the mapping only, the folio stays
+whole) and then madvise(MADV_DONTNEED)s the second base page, which unmaps
+it and queues the folio for a deferred split; with ``deferred=1`` the THP
+shrinker then splits the folio (``split_huge_page``, under its own
+invalidation of the whole folio) and frees the unmapped page; with
+``collapse=1`` khugepaged collapses the range into a new huge page, unless
+a page has a reference in flight (``is_refcount_suitable``).
 A design that read the host mapping level before its seq snapshot may map
-the split page huge after all: the leaf covers the freed base page
-(``huge_spte``, docs/model.md O4); with ``pages=2`` the guest then writes
-the freed frame through it (``corruption``). Reading it under mmu_lock
-after the retry check (``level_locked``) cannot. The other designs map base pages only,
-so the scenario says nothing about them.
+the split page huge after all: the leaf covers the unmapped base page
+(``huge_spte``, docs/model.md O4); once the folio is split that page is
+freed, and with ``pages=2`` the guest writes it through the leaf
+(``corruption``). Reading it under mmu_lock after the retry check
+(``level_locked``) cannot. The other designs map base pages only, so the
+scenario says nothing about them.
 
 Run it with ``python scenarios/thp_split.py``.
 """
@@ -27,7 +31,7 @@ import functools
 import sys
 
 from actors import ActorContext, ActorSpec, Design, World, design_named, kvm_init_mmu_notifier, vcpu
-from actors.host import madvise_dontneed, thp_collapse, thp_split
+from actors.host import deferred_split_scan, madvise_dontneed, thp_collapse, thp_split
 from mmu import PAGE_SIZE, Model, Region
 from mmu.constants import HPAGE_PAGES
 from scenarios.base import Scenario, full_world
@@ -58,10 +62,13 @@ async def _khugepaged(ctx: ActorContext, haddr: int) -> None:
     await thp_collapse(ctx, haddr)
 
 
-def build(design: Design | str, *, accesses: int = 2, collapse: int = 0, pages: int = 1) -> World:
+def build(
+    design: Design | str, *, accesses: int = 2, collapse: int = 0, pages: int = 1, deferred: int = 0
+) -> World:
     """One THP of guest RAM whose first ``pages`` gfns are written ``accesses``
-    times, split and partly freed by the host, and collapsed again by
-    khugepaged if ``collapse``."""
+    times, split and partly unmapped by the host; the folio split later by the
+    THP shrinker if ``deferred``, the range collapsed again by khugepaged if
+    ``collapse``."""
     design = design_named(design)
     if pages not in (1, 2):
         raise ValueError(f"'pages' must be 1 or 2 (got {pages})")
@@ -69,6 +76,8 @@ def build(design: Design | str, *, accesses: int = 2, collapse: int = 0, pages: 
         raise ValueError(f"'accesses' must be >= 1 (got {accesses})")
     if collapse not in (0, 1):
         raise ValueError(f"'collapse' must be 0 or 1 (got {collapse})")
+    if deferred not in (0, 1):
+        raise ValueError(f"'deferred' must be 0 or 1 (got {deferred})")
     model = _with_thp(Model.build_regions(Region(HPAGE_PAGES, populated=False), nframes=3 * HPAGE_PAGES))
     kvm_init_mmu_notifier(model, design)
     haddr = model.kvm.memslot.userspace_addr
@@ -78,12 +87,17 @@ def build(design: Design | str, *, accesses: int = 2, collapse: int = 0, pages: 
     ]
     if collapse:
         actors.append(ActorSpec("khugepaged", functools.partial(_khugepaged, haddr=haddr)))
+    if deferred:
+        actors.append(ActorSpec("thp_shrinker", deferred_split_scan, daemon=True))
     return full_world(model, tuple(actors))
 
 
 SCENARIO = Scenario(
     name="thp_split",
-    summary="the host splits the THP backing guest RAM and frees one base page (khugepaged may collapse it)",
+    summary=(
+        "the host splits the THP backing guest RAM and unmaps one base page"
+        " (the shrinker may split the folio, khugepaged collapse it)"
+    ),
     story=(
         "docs/model.md F6: decide the final mapping size under mmu_lock, after the retry check; "
         "a huge leaf must not outlive the host's huge page."

@@ -5,13 +5,15 @@
     "Ok.  Do you need to check at fault time that your assumptions haven't
     changed, then?"  (Avi Kivity, 2011-11-21)
 
-Guest RAM at gpa 0 is backed by 64K pages. The vcpu's first run sets up
-the VRMA from that (``kvmppc_hv_setup_htab_rma``: 64K VRMA pages), then the
+Guest RAM at gpa 0 is 64K backed by one 64K hugetlb page (a compound page
+of 16 frames mapped by one huge leaf; it stands for the real case, a 16M
+hugetlbfs page replaced by base pages). The vcpu's first run sets up the
+VRMA from that (``kvmppc_hv_setup_htab_rma``: 64K VRMA pages), then the
 guest, in real mode, writes gfn 0 ``accesses`` times. Meanwhile the VMM
 mmap(MAP_FIXED)s gpa 0's memory again with 4K pages. A VRMA HPTE entered
 after that with the 64K size maps 60K of host memory that is not the guest's
-page (``vrma_psize``, docs/model.md O4). ``vrma_checked`` compares the sizes at
-fault time, after its seq snapshot (R5), and fails the fault (-EFAULT) as
+page (``vrma_psize``, docs/model.md O4). ``vrma_checked`` compares the VRMA size with
+the page gup returned at fault time, after its seq snapshot (R5), and fails the fault (-EFAULT) as
 the kernel does; the VM then cannot run in real mode, but nothing is
 corrupted. That refusal is not ``spurious_efault``, which this scenario does
 not judge: the VMA allows the access, but no VRMA page fits in it.
@@ -53,7 +55,8 @@ def build(design: Design | str, *, accesses: int = 2, remaps: int = 1) -> World:
         raise ValueError(f"'accesses' must be >= 1 (got {accesses})")
     if remaps < 0:
         raise ValueError(f"'remaps' must be >= 0 (got {remaps})")
-    model = Model.build_regions(Region(1, page_size=LARGE_PAGE))
+    npages = LARGE_PAGE // PAGE_SIZE
+    model = Model.build_regions(Region(npages, page_size=LARGE_PAGE), nframes=2 * npages + 1)
     kvm_init_mmu_notifier(model, design)
     hva = model.kvm.memslot.gfn_to_hva(0)
     return World(

@@ -29,9 +29,9 @@ SURFACE = {
     },
     actors.runtime: RUNTIME,
     actors.host: {
-        "do_wp_page", "get_user_page", "get_user_pages", "invalidate_end",
+        "deferred_split_scan", "do_wp_page", "get_user_page", "get_user_pages", "invalidate_end",
         "invalidate_start", "ksm_merge", "madvise_dontneed", "migrate_page", "mmap", "mmap_fixed",
-        "mmu_notifier_register", "mprotect_readonly", "subscribers", "mremap_move", "munmap", "remapper", "thp_collapse", "thp_split",
+        "mmu_notifier_register", "mprotect_readonly", "subscribers", "mremap_move", "munmap", "remapper", "split_huge_page", "thp_collapse", "thp_split",
     },
     actors.kvm: {
         "DESIGNS", "Design", "Fault", "KvmMmuNotifier", "SeqRetry", "design_named", "kvm_init_mmu_notifier", "step", "vcpu",

@@ -794,8 +794,8 @@ def all_oracles(m: Model) -> dict[str, Violation | None]:
 
 def test_oracles_registry_order() -> None:
     assert list(ORACLES) == [
-        "stale_spte", "corruption", "divergence", "writable_spte", "spurious_efault", "leaked_refs",
-        "pinned_pages", "lost_dirty", "vrma_psize", "ksm_write", "huge_spte",
+        "vrma_psize", "huge_spte", "stale_spte", "corruption", "divergence", "writable_spte",
+        "spurious_efault", "leaked_refs", "pinned_pages", "lost_dirty", "ksm_write",
     ]
     assert (ORACLES["stale_spte"], ORACLES["corruption"], ORACLES["divergence"]) == (stale_spte, corruption, divergence)
 

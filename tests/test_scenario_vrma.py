@@ -11,7 +11,7 @@ import pytest
 
 from actors import Executor
 from actors.kvm.vrma import vrma_page_size
-from mmu import PAGE_SIZE, Model, Region
+from mmu import PAGE_SIZE, Model, Region, Vma
 from mmu.oracles import vrma_psize
 from mmurace import Config, RandomWalk, Replay, hunt
 from mmurace.explore import Verdict, explore
@@ -82,7 +82,8 @@ def test_vrma_page_size_is_the_largest_supported_that_fits(host: int, vrma: int)
 
 
 def _with_vrma_leaf(backing: int) -> Model:
-    m = Model.build_regions(Region(1, page_size=backing))
+    npages = LARGE_PAGE // PAGE_SIZE
+    m = Model.build_regions(Region(npages, page_size=backing), nframes=2 * npages)
     pfn = m.mm.ptes[m.kvm.memslot.gfn_to_hva(0)].pfn
     m.kvm.setup_vrma(LARGE_PAGE)
     m.kvm.mmu_lock.acquire("vcpu0")
@@ -100,6 +101,26 @@ def test_vrma_psize_fires_over_smaller_backing_but_not_inside_an_invalidation() 
     assert vrma_psize(m) is not None
     m.kvm.in_progress = 1
     assert vrma_psize(m) is None
+
+
+def test_vrma_psize_reads_the_host_page_table_not_the_vma() -> None:
+    """A VMA that says 64K over base ptes (no hugetlb leaf) backs gpa 0 with 4K pages."""
+    m = _with_vrma_leaf(PAGE_SIZE)
+    (vma,) = m.mm.vmas
+    m.mm.mmap_lock.acquire("t", write=True)
+    m.mm.change_vma(vma, (Vma(vma.start, vma.end, vma.prot, LARGE_PAGE),), "t")
+    m.mm.mmap_lock.release("t", write=True)
+    violation = vrma_psize(m)
+    assert violation is not None and "is backed by 4K pages" in violation.message
+
+
+def test_the_fault_path_reads_the_size_of_the_page_gup_returned() -> None:
+    m = _with_vrma_leaf(LARGE_PAGE)
+    head = m.mm.ptes[m.kvm.memslot.gfn_to_hva(0)].pfn
+    assert m.frames.folio_nr_pages(head + 3) * PAGE_SIZE == LARGE_PAGE, "a tail reads its folio's size"
+    assert m.mm.mapping_size(m.kvm.memslot.gfn_to_hva(5)) == LARGE_PAGE
+    small = _with_vrma_leaf(PAGE_SIZE)
+    assert small.frames.folio_nr_pages(small.mm.ptes[small.kvm.memslot.gfn_to_hva(0)].pfn) == 1
 
 
 def test_the_vrma_is_set_up_once() -> None:

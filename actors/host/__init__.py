@@ -4,7 +4,8 @@ Each operation is a sequence of steps in the kernel's order, labelled with
 the kernel function each step stands for: ``get_user_pages`` (``gup``) and
 the COW break it may run (``cow``); the syscalls host userspace makes
 (``syscalls``: munmap, mmap, mmap(MAP_FIXED), mprotect, madvise; ``mremap``);
-what the kernel does on its own (``migrate``, ``ksm``, ``thp``); and the
+what the kernel does on its own (``migrate``, ``ksm``, ``thp``: the PMD
+split, the deferred folio split, the collapse); and the
 MMU-notifier chain they all call (``notifier``, as ``mm/mmu_notifier.c``).
 Nothing here imports ``actors.kvm``: KVM reaches the chain by registering on
 it (``mmu_notifier_register``), as in the kernel.
@@ -29,4 +30,9 @@ from .syscalls import (
     mprotect_readonly as mprotect_readonly,
     munmap as munmap,
 )
-from .thp import thp_collapse as thp_collapse, thp_split as thp_split
+from .thp import (
+    deferred_split_scan as deferred_split_scan,
+    split_huge_page as split_huge_page,
+    thp_collapse as thp_collapse,
+    thp_split as thp_split,
+)

@@ -54,10 +54,13 @@ async def do_wp_page(ctx: ActorContext, hva: int) -> None:
 
 
 async def wp_page_copy(ctx: ActorContext, hva: int, old: int, orig_writable: bool) -> None:
-    """``wp_page_copy``: alloc + copy, start, under the pte lock ``pte_same`` ->
-    ``ptep_clear_flush``, ``set_pte_at(new, writable)``, ``folio_remove_rmap_pte(old)``
-    ("Only after switching the pte to the new page may we remove the mapcount")
-    and ``folio_put`` of the mapping's reference; end; ``folio_put(old)``."""
+    """``wp_page_copy`` (v6.12): alloc + copy, start, under the pte lock ``pte_same`` ->
+    ``ptep_clear_flush`` (the TLB flush, before the new pte), ``set_pte_at(new,
+    writable)``, ``folio_remove_rmap_pte(old)`` ("Only after switching the pte to
+    the new page may we remove the mapcount"); end; then both puts: the old
+    mapping's reference (``folio_put(new_folio)``, which is the old folio by
+    then) and ``do_wp_page``'s (``folio_put(old_folio)``). A copy that lost
+    ``pte_same`` is dropped after end the same way."""
     mm, frames = ctx.model.mm, ctx.model.frames
     await ctx.point("wp_page_copy: alloc_page, copy_user_highpage")
     new = frames.alloc_page()
@@ -69,12 +72,14 @@ async def wp_page_copy(ctx: ActorContext, hva: int, old: int, orig_writable: boo
         resume="wp_page_copy: pte_same, ptep_clear_flush, set_pte_at(new)",
     )
     pte = mm.follow_pte(hva, ctx.name)
+    drop = new  # the folio put after end: the old mapping's reference, or the unused copy
     if pte is not None and pte.pfn == old and pte.writable == orig_writable:
-        mapped = mm.zap_pte(hva, ctx.name)  # ptep_clear_flush: hands over the mapping's reference
+        drop = mm.zap_pte(hva, ctx.name).pfn  # ptep_clear_flush: hands over the mapping's reference
         mm.set_pte(hva, new, True, ctx.name)  # the allocation's reference becomes the pte's
-        frames.put_page(mapped.pfn)  # folio_remove_rmap_pte; folio_put(old) under the pte lock
     else:
         ctx.note("!pte_same: somebody changed the pte meanwhile, drop the copy")
-        frames.put_page(new)
-    await invalidate_end(ctx, hva, hva + PAGE_SIZE, resume="wp_page_copy: folio_put(old)")
+    await invalidate_end(
+        ctx, hva, hva + PAGE_SIZE, resume="wp_page_copy: folio_put(new_folio), folio_put(old)"
+    )
+    frames.put_page(drop)
     frames.put_page(old)

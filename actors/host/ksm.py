@@ -47,8 +47,9 @@ async def _follow_page(ctx: ActorContext, hva: int, label: str) -> int | None:
 async def write_protect_page(
     ctx: ActorContext, hva: int, page: int
 ) -> HostPte | None:
-    """``write_protect_page``: start; ``page_vma_mapped_walk``; ``ptep_clear_flush``
-    (so gup-fast cannot take a reference during the check); if
+    """``write_protect_page`` (v6.12, same order since v3.6): start;
+    ``page_vma_mapped_walk``; ``ptep_clear_flush`` (the TLB flush is inside the
+    window, so gup-fast cannot take a reference during the check); if
     ``page_mapcount + 1 != page_count`` restore the pte and fail; else
     ``pte_mkclean``, ``pte_wrprotect``, ``set_pte_at``; end (R3).
 
@@ -88,10 +89,12 @@ async def write_protect_page(
 async def replace_page(
     ctx: ActorContext, hva: int, page: int, kpage: int, orig: HostPte
 ) -> bool:
-    """``replace_page``: start; under the pte lock ``pte_same(orig)``, ``folio_get(kpage)``
-    + rmap, ``ptep_clear_flush``, ``set_pte_at_notify(mk_pte(kpage, vm_page_prot))``
-    (read-only: a private mapping's ``vm_page_prot`` has no write bit),
-    ``folio_remove_rmap_pte(page)``, ``folio_put(page)``; end.
+    """``replace_page`` (v6.12, same order since v3.6): start; under the pte lock
+    ``pte_same(orig)``, ``folio_get(kpage)`` + rmap, ``ptep_clear_flush`` (flush
+    inside the window), ``set_pte_at(mk_pte(kpage, vm_page_prot))``
+    (``set_pte_at_notify`` before v6.10; read-only: a private mapping's
+    ``vm_page_prot`` has no write bit), ``folio_remove_rmap_pte(page)``,
+    ``folio_put(page)`` still under the pte lock, before end; end.
 
     ``page`` stays alive on ksmd's reference until ``cmp_and_merge_page``
     drops it. Returns False if the pte changed since ``write_protect_page``.

@@ -1,8 +1,12 @@
 """Page migration (``move_pages(2)``, NUMA balancing, compaction), in kernel order.
 
-docs/model.md section 3: isolate the folio (ref+1), allocate the destination,
-``try_to_migrate`` under the anon_vma lock (start, ``ptep_clear_flush`` +
-migration entry + ``page_remove_rmap`` + put, end), the expected-refcount
+docs/model.md section 3, in v6.12's order (``migrate_pages_batch``): isolate
+the folio (ref+1), allocate the destination, ``try_to_migrate`` under the
+anon_vma lock (start, ``ptep_clear_flush`` + migration entry +
+``folio_remove_rmap_pte`` + ``folio_put``, end: the mapping's reference is
+dropped inside the window, the isolation's keeps the page; since v6.4 the
+TLB flush is batched, ``TTU_BATCH_FLUSH``, and done by ``try_to_unmap_flush``
+after end, before anything is copied or freed), the expected-refcount
 check of ``folio_migrate_mapping`` (an extra reference, such as gup's or a
 PPC970 pin, makes it fail with -EAGAIN), copy, ``remove_migration_ptes``
 (non-present -> present: no notifier), free the old frame. KVM's only

@@ -37,7 +37,10 @@ async def zap_range(
 
     The caller holds what keeps the VMA stable. ``late_free`` puts the pages in
     ``tlb_finish_mmu`` after end, otherwise the full mmu_gather batch puts them
-    inside the window (the harder case for KVM). Returns in the step ``after_end``.
+    inside the window (the harder case for KVM); either way the CPU TLB is
+    flushed before the pages are freed (``tlb_flush_mmu``: ``tlb_flush_mmu_tlbonly``
+    then ``tlb_batch_pages_flush``; v6.12's ``unmap_region`` and
+    ``zap_page_range_single``). Returns in the step ``after_end``.
     """
     mm, frames = ctx.model.mm, ctx.model.frames
     clear = zap or mm.clear_pte
@@ -107,10 +110,13 @@ async def mmap_fixed(
 ) -> bool:
     """``mmap(MAP_FIXED)`` over the VMA holding ``hva``, same range, lazily populated.
 
-    MAP_FIXED unmaps the old range inside the same ``mmap_lock`` hold
-    (``mmap_region`` -> ``do_vmi_munmap``); the old frames are freed inside
-    the invalidation window. ``prot`` and ``page_size`` default to the old
-    VMA's. Returns False (nothing done) if no VMA holds ``hva``.
+    MAP_FIXED unmaps the old range inside the same ``mmap_lock`` hold, which it
+    never downgrades (v6.12 ``__mmap_region``: ``vms_gather_munmap_vmas``,
+    ``vms_clean_up_area`` -> ``unmap_region``: start, zap, end, ``free_pgtables``,
+    ``tlb_finish_mmu``; ``do_vmi_munmap`` before v6.12); the old frames are
+    freed inside the invalidation window, as when the mmu_gather batch fills.
+    ``prot`` and ``page_size`` default to the old VMA's. Returns False
+    (nothing done) if no VMA holds ``hva``.
     """
     mm = ctx.model.mm
     await ctx.down_write(mm.mmap_lock, "do_mmap(MAP_FIXED): mmap_write_lock")
@@ -130,13 +136,18 @@ async def mmap_fixed(
 
 
 async def mprotect_readonly(ctx: ActorContext, start: int, end: int) -> bool:
-    """``mprotect(start, end - start, PROT_READ)`` within one VMA.
+    """``mprotect(start, end - start, PROT_READ)`` within one VMA, in v6.12's order.
 
     ``mprotect_fixup`` splits the VMA and clears VM_WRITE first (gup, under
-    ``mmap_lock`` for read, cannot see the gap); ``change_protection`` then
-    calls start lazily, at the first present pte, write-protects each pte
-    (``ptep_modify_prot_start/commit``), flushes the TLB and calls end. No
-    reference changes hands. Returns False if no VMA holds the whole range.
+    ``mmap_lock`` for read, cannot see the gap); ``change_protection`` ->
+    ``change_pmd_range`` then calls start lazily, at the first present pte,
+    write-protects each pte (``ptep_modify_prot_start/commit``) and calls end;
+    the TLB is flushed after end (``tlb_finish_mmu`` in ``do_mprotect_pkey``
+    since v6.0; ``flush_tlb_range`` at the end of ``change_protection_range``
+    from v3.13, when start/end moved into ``change_pmd_range``). Before v3.13
+    ``mprotect_fixup`` bracketed the whole ``change_protection``, whose
+    ``flush_tlb_range`` came before end. No reference changes hands. Returns
+    False if no VMA holds the whole range.
     """
     mm = ctx.model.mm
     await ctx.down_write(mm.mmap_lock, "do_mprotect_pkey: mmap_write_lock")
@@ -157,9 +168,8 @@ async def mprotect_readonly(ctx: ActorContext, start: int, end: int) -> bool:
     )
     for hva in present:
         mm.wrprotect_pte(hva, ctx.name)
-    await ctx.point("flush_tlb_range")
+    await invalidate_end(ctx, start, end, resume="tlb_finish_mmu, mmap_write_unlock")
     ctx.note("cpu tlb flushed for the range")
-    await invalidate_end(ctx, start, end, resume="mmap_write_unlock")
     ctx.up_write(mm.mmap_lock)
     return True
 
@@ -167,19 +177,21 @@ async def mprotect_readonly(ctx: ActorContext, start: int, end: int) -> bool:
 async def madvise_dontneed(
     ctx: ActorContext, start: int, end: int, *, late_free: bool = False
 ) -> None:
-    """``madvise(MADV_DONTNEED)`` (``zap_page_range_single``) under ``mmap_lock`` for
-    read only: ``lru_add_drain``, ``tlb_gather_mmu``, start, zap, end,
-    ``tlb_finish_mmu``. A concurrent fault may run inside the window (it holds the
+    """``madvise(MADV_DONTNEED)`` (``zap_page_range_single``, v6.12) under ``mmap_lock``
+    for read only: ``lru_add_drain``, ``tlb_gather_mmu``, start, zap, end,
+    ``tlb_finish_mmu`` (flush, then the puts). A concurrent fault may run inside the window (it holds the
     same lock for read), so only KVM's seq/in_progress check keeps it honest (R1, R2);
     the next touch of an anonymous page finds a fresh zeroed one."""
     mm = ctx.model.mm
 
     def zap(hva: int, who: str) -> HostPte:
-        # zap_pmd_range: a huge pmd only partly in range is split first (__split_huge_pmd).
-        # XX: its own nested start/end are left out: the outer start has already
-        # zapped KVM's leaves over the range, a huge one whole.
-        if mm.pmd_mapped(hva):
-            mm.split_pmd(hva - hva % HPAGE_SIZE, who)
+        # zap_pmd_range: a huge pmd only partly in range is split first (__split_huge_pmd);
+        # one the range covers is zapped whole (zap_huge_pmd, from its first address).
+        # XX: the split's own nested start/end are left out: the outer start has
+        # already zapped KVM's leaves over the range, a huge one whole.
+        haddr = hva - hva % HPAGE_SIZE
+        if mm.pmd_mapped(hva) and not (start <= haddr and haddr + HPAGE_SIZE <= end):
+            mm.split_pmd(haddr, who)
         return mm.zap_pte(hva, who)
 
     await ctx.down_read(mm.mmap_lock, "madvise(MADV_DONTNEED): mmap_read_lock")

@@ -25,8 +25,13 @@ from .fault_path import SeqRetry
 
 
 def max_mapping_size(ctx: ActorContext, gfn: int) -> int:
-    """``kvm_mmu_max_mapping_level``: HPAGE if the memslot holds the whole aligned
-    huge range and the host maps the hva with a PMD (or larger), else PAGE_SIZE."""
+    """``kvm_mmu_max_mapping_level`` (v6.12): HPAGE if the memslot holds the whole
+    aligned huge range and the host page table maps the hva with a PMD (or
+    larger), else PAGE_SIZE. The host size is ``host_pfn_mapping_level``'s, a
+    walk of the host page table (``HostMm.mapping_size``), never the VMA's page
+    size nor the folio's: a split THP is still one folio until the deferred
+    split (before v4.6 x86 read ``PageTransCompound`` of the page, which a
+    pte-mapped THP fools)."""
     kvm = ctx.model.kvm
     slot = kvm.memslot
     base = gfn - (gfn - slot.base_gfn) % HPAGE_PAGES

@@ -39,10 +39,12 @@ def vrma_page_size(host_psize: int) -> int:
 async def setup_htab_rma(ctx: ActorContext) -> None:
     """``kvmppc_hv_setup_htab_rma`` at first vcpu run (``!hpte_setup_done``).
 
-    Only the first page's VMA is consulted (Avi's question). XX:
-    ``kvmppc_map_vrma`` enters the VRMA HPTEs through ``kvmppc_virtmode_do_h_enter``,
-    valid for pages already present (with the same size check as the fault
-    path); the model enters them absent, so each is made by the fault path.
+    Only the first page's VMA is consulted (Avi's question), and the size is
+    the VMA's: ``vma_kernel_pagesize(vma)`` under ``mmap_read_lock``, as the
+    kernel reads it here (v3.3 to today). XX: ``kvmppc_map_vrma`` enters the
+    VRMA HPTEs through ``kvmppc_virtmode_do_h_enter``, valid for pages already
+    present (with the same size check as the fault path); the model enters
+    them absent, so each is made by the fault path.
     """
     kvm, mm = ctx.model.kvm, ctx.model.mm
     await ctx.down_read(mm.mmap_lock, "kvmppc_hv_setup_htab_rma: find_vma(memslot->userspace_addr)")
@@ -58,17 +60,18 @@ async def setup_htab_rma(ctx: ActorContext) -> None:
     kvm.setup_vrma(vrma_page_size(host_psize))
 
 
-async def _host_page_size(ctx: ActorContext, hva: int) -> int:
-    """The size of the host page at ``hva`` (``find_kvm_host_pte``'s hugepage shift).
+def host_page_size(ctx: ActorContext, pfn: int) -> int:
+    """The size of the host page gup returned (v3.3 ``kvmppc_book3s_hv_page_fault``:
+    ``if (PageHuge(page)) { page = compound_head(page); pte_size <<= compound_order(page); }``).
 
-    The kernel walks the host page table with interrupts off; the model keeps
-    the size on the VMA, which needs ``mmap_lock``. No VMA: no pte, base size.
+    The compound frame's, never the VMA's page size: read in the step of the
+    gup that took the reference, with no lock (the reference keeps the page
+    from being split or freed). Today's kernel walks the host page table
+    instead (``find_kvm_host_pte`` under ``kvm->mmu_lock`` after
+    ``mmu_invalidate_retry``); for hugetlb pages, the only compound pages a
+    v3.3 ppc64 host had (THP came to ppc64 in v3.11), both give the same size.
     """
-    mm = ctx.model.mm
-    await ctx.down_read(mm.mmap_lock, "find_kvm_host_pte: host page size")
-    vma = mm.find_vma(hva, ctx.name)
-    ctx.up_read(mm.mmap_lock)
-    return PAGE_SIZE if vma is None else vma.page_size
+    return ctx.model.frames.folio_nr_pages(pfn) * PAGE_SIZE
 
 
 @attrs.frozen
@@ -76,8 +79,9 @@ class VrmaFault(SeqRetry):
     """``kvmppc_book3s_hv_page_fault`` on an absent VRMA HPTE, in the kernel's order.
 
     The HPTE's page size is the VRMA's (``lookup``); seq snapshot (R1);
-    ``__gfn_to_pfn_memslot``; with ``checked``, the host page size after the
-    snapshot, and -EFAULT if the VRMA page is larger (``resolve``);
+    ``__gfn_to_pfn_memslot``; with ``checked``, the size of the host page gup
+    returned, after the snapshot, and -EFAULT if the VRMA page is larger
+    (``resolve``);
     ``lock_rmap`` (mmu_lock here) and ``mmu_invalidate_retry`` before entering
     the HPTE (R2); ``put_page``. Like ``seq_retry``, a re-fault waits out an
     invalidation in progress.
@@ -113,7 +117,7 @@ class VrmaFault(SeqRetry):
             return False
         if self.checked:
             assert f.pfn is not None
-            pte_size = await _host_page_size(ctx, f.hva)
+            pte_size = host_page_size(ctx, f.pfn)
             if f.size > pte_size:
                 ctx.note(f"psize {f.size // 1024}K > pte_size {pte_size // 1024}K: -EFAULT (out_put)")
                 ctx.model.frames.put_page(f.pfn)
