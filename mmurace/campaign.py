@@ -144,7 +144,8 @@ class _Tally:
     def add(self, seed: int, result: RunResult) -> bool:
         """Count one run; False once the batch should stop."""
         self.tried += 1
-        self.k = max(self.k, len(result.schedule.choices))
+        if self.work.kind == "pct":  # a random walk has no k
+            self.k = max(self.k, len(result.schedule.choices))
         self.progress(self.tried)
         if result.finding is None:
             return True

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest
 
 from actors import Executor, RunResult, Schedule, Status
@@ -75,6 +76,11 @@ def test_a_batch_run_from_a_k_that_grew_before_it_is_run_again() -> None:
     assert in_order.k_out > 1 and in_order.groups
     assert (spread.groups, spread.tried, spread.k_out) == (in_order.groups, 600, in_order.k_out)
     assert run > 600, "some batches ran twice"
+    walk = attrs.evolve(work, kind=Kind.RANDOM.value)
+    with cf.ThreadPoolExecutor(2) as threads:
+        _, run = _spread(threads, 2, walk, Batch(0, None, (), 1, 1), cut(range(600), 2),
+                         lambda n: None, lambda: False)
+    assert run == 600, "a random walk has no k: no batch runs twice"
 
 
 def test_seeds_are_cut_into_disjoint_batches_in_order() -> None:
