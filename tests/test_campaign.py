@@ -69,18 +69,18 @@ def test_a_batch_run_from_a_k_that_grew_before_it_is_run_again() -> None:
     """PCT's k grows to the longest run seen: from k=1 every early batch raises it, so the
     batches handed out with k=1 before the first came back start from a wrong k."""
     work = Work.of(config("setup_time"), Kind.PCT.value, 2, 1, True)
-    in_order = run_batch(work, 0, 600, 1)
+    in_order = run_batch(work, 0, 400, 1)
     with cf.ThreadPoolExecutor(2) as threads:
-        spread, run = _spread(threads, 2, work, Batch(0, None, (), 1, 1), cut(range(600), 2),
+        spread, run = _spread(threads, 2, work, Batch(0, None, (), 1, 1), cut(range(400), 2),
                               lambda n: None, lambda: False)
     assert in_order.k_out > 1 and in_order.groups
-    assert (spread.groups, spread.tried, spread.k_out) == (in_order.groups, 600, in_order.k_out)
-    assert run > 600, "some batches ran twice"
+    assert (spread.groups, spread.tried, spread.k_out) == (in_order.groups, 400, in_order.k_out)
+    assert run > 400, "some batches ran twice"
     walk = attrs.evolve(work, kind=Kind.RANDOM.value)
     with cf.ThreadPoolExecutor(2) as threads:
-        _, run = _spread(threads, 2, walk, Batch(0, None, (), 1, 1), cut(range(600), 2),
+        _, run = _spread(threads, 2, walk, Batch(0, None, (), 1, 1), cut(range(400), 2),
                          lambda n: None, lambda: False)
-    assert run == 600, "a random walk has no k: no batch runs twice"
+    assert run == 400, "a random walk has no k: no batch runs twice"
 
 
 def test_seeds_are_cut_into_disjoint_batches_in_order() -> None:
