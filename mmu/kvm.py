@@ -287,6 +287,20 @@ class Kvm:
             self.log.append(f"zap spte gfn {gfn:#x} -> pfn {spte.pfn:#x}")
         return spte is not None
 
+    def wrprotect_gfn(self, gfn: int, who: str) -> bool:
+        """Clear the write bit of the leaf of ``gfn`` (x86 ``kvm_mmu_write_protect_pt_masked``
+        -> ``spte_write_protect``); return whether it was writable. The leaf stays: the
+        next guest write faults and the fault makes it writable again. A writable
+        TLB entry may outlive this until the caller's flush."""
+        self._assert_locked(who)
+        self.fp.write(("spte", gfn))
+        spte = self.sptes.get(gfn)
+        if spte is None or not spte.writable:
+            return False
+        self.sptes[gfn] = attrs.evolve(spte, writable=False)
+        self.log.append(f"write-protect spte gfn {gfn:#x} -> pfn {spte.pfn:#x}")
+        return True
+
     # ---- VRMA (POWER7 guest real mode) ----
 
     def setup_vrma(self, psize: int) -> None:

@@ -210,6 +210,22 @@ def test_a_huge_leaf_over_base_leaves_and_back_makes_the_range_stale() -> None:
     assert kvm.install_spte(0, P0, True, "vcpu0") == range(0, 4)
 
 
+# ---- write protection for dirty logging (x86) ----
+
+
+def test_wrprotect_keeps_the_leaf_but_a_writable_entry_outlives_it_until_the_flush() -> None:
+    m = mapped()
+    kvm = m.kvm
+    kvm.guest_access("vcpu0", 0, write=True)
+    kvm.mmu_lock.acquire("migration")
+    assert kvm.wrprotect_gfn(0, "migration") and not kvm.wrprotect_gfn(0, "migration")
+    kvm.mmu_lock.release("migration")
+    assert kvm.sptes[0].writable is False
+    assert kvm.guest_access("vcpu0", 0, write=True) is not None, "the stale writable entry"
+    kvm.flush_remote_tlbs_memslot("migration")
+    assert kvm.guest_access("vcpu0", 0, write=True) is None
+
+
 # ---- the oracles judge cached entries as they judge leaves ----
 
 

@@ -532,6 +532,7 @@ KVM_CALLS: dict[str, Callable[[Kvm, str], object]] = {
     "check_in_progress": lambda kvm, who: kvm.check_in_progress(who),
     "check_seq": lambda kvm, who: kvm.check_seq(0, who),
     "install_spte": lambda kvm, who: kvm.install_spte(0, P0, True, who),
+    "wrprotect_gfn": lambda kvm, who: kvm.wrprotect_gfn(0, who),
     "flush_remote_tlbs_range": lambda kvm, who: kvm.flush_remote_tlbs_range(range(0, 1), who),
 }
 

@@ -1,9 +1,9 @@
 """dirty_log: live migration must not lose a page the guest wrote (O3).
 
 Bounds: wp_ignore is caught by ``lost_dirty`` within 20 seeds (seed 3 today);
-wp_zap_refault survives 300 seeds; it is exhausted, without a preemption
-bound, at the default parameters and at pages=2, and for three preemptions at
-pages=2, rounds=2.
+wp_zap_refault survives 300 seeds; it and wp_readonly are exhausted, without a
+preemption bound, at the default parameters and at pages=2, and for three
+preemptions at pages=2, rounds=2.
 """
 
 from __future__ import annotations
@@ -44,9 +44,9 @@ async def test_wp_zap_refault_survives_300_seeds(params: dict[str, int]) -> None
 
 
 @pytest.mark.parametrize(("params", "bound"), [({}, None), ({"pages": 2}, None), ({"pages": 2, "rounds": 2}, 3)])
-@pytest.mark.parametrize("design", ["wp_zap_refault"])
+@pytest.mark.parametrize("design", ["wp_zap_refault", "wp_readonly"])
 async def test_write_protecting_designs_are_exhausted(design: str, params: dict[str, int], bound: int | None) -> None:
-    """It survives with TLBs: a write through a stale writable entry before the ioctl's
+    """Both survive with TLBs: a write through a stale writable entry before the ioctl's
     flush lands in a page QEMU sends after it. The flush window multiplies the
     interleavings: pages=2, rounds=2 takes 9350 executions unbounded, so it is proved
     for three preemptions."""
@@ -77,10 +77,10 @@ async def test_replay_gives_the_identical_run(design: str) -> None:
         assert render_run(config(design), again) == render_run(config(design), first)
 
 
-def test_the_catalog_judges_the_two_dirty_log_designs() -> None:
+def test_the_catalog_judges_the_three_dirty_log_designs() -> None:
     """Every design has a write_protect step (the base one drops access, as the thread
     proposed), but only the designs about dirty logging are columns of the matrix."""
-    assert SCENARIO.designs == ("wp_ignore", "wp_zap_refault")
+    assert SCENARIO.designs == ("wp_ignore", "wp_zap_refault", "wp_readonly")
 
 
 # ---- the model and the oracle on their own ----
