@@ -10,10 +10,14 @@ and is logged before it lands.
 
 Bench side: the hardware does not log anything, so the model also keeps the
 ground truth, the guest writes made since logging started and not yet
-covered by a harvest after them. QEMU sends a page again after each harvest
-that reports it, so a write is safe once a *later* harvest reported its page
-(a late report is no loss: the page goes out again with the write in it).
-``lost_dirty`` judges what is left at the end of the run.
+covered by pages QEMU sent after them. QEMU sends every page once after
+logging is on (the bulk stage), then again each page a harvest reports,
+after the ioctl returned; so a write is safe once a page sent *after* it
+carried it (a late report is no loss: the page goes out again with the
+write in it). A write that lands between the harvest's ``xchg`` and the
+ioctl's return (through a TLB entry the ioctl's flush has not dropped yet)
+is in the page QEMU sends. ``lost_dirty`` judges what is left at the end
+of the run.
 """
 
 from __future__ import annotations
@@ -36,10 +40,10 @@ class DirtyLog:
     enabled: bool = False  # memslot->flags & KVM_MEM_LOG_DIRTY_PAGES
     #: memslot->dirty_bitmap: gfns marked dirty since the last harvest (iterated sorted)
     bitmap: set[int] = attrs.field(factory=set)
-    #: the bitmaps KVM_GET_DIRTY_LOG returned to userspace, in order
+    #: the bitmaps KVM_GET_DIRTY_LOG returned whose pages userspace sent, in order
     harvests: list[tuple[int, ...]] = attrs.field(factory=list)
-    #: gfn -> (number of the first guest write to it that no harvest after it
-    #: reported, harvests made before that write)
+    #: gfn -> (number of the first guest write to it that no page sent after it
+    #: carried, harvests sent before that write)
     unreported: dict[int, tuple[int, int]] = attrs.field(factory=dict)
     writes: int = 0  # guest writes since logging started
 
@@ -67,23 +71,38 @@ class DirtyLog:
         if not self.logging():
             return
         self.fp.write(("guest_write", gfn))
+        self.fp.read(("dirty_log", "sent"))
         self.writes += 1
         self.unreported.setdefault(gfn, (self.writes, len(self.harvests)))
 
     def harvest(self, npages_from: int, npages_to: int) -> tuple[int, ...]:
         """``xchg(&dirty_bitmap[i], 0)`` over [npages_from, npages_to): return the dirty gfns.
 
-        Every write made so far to a reported page is covered: QEMU sends the
-        page after this ioctl returns.
+        Userspace learns of them when the ioctl returns, and sends them then (``send``).
         """
         for gfn in range(npages_from, npages_to):
             self.fp.write(("dirty", gfn))
-            self.fp.write(("guest_write", gfn))
         mask = tuple(sorted(self.bitmap))
         self.bitmap.clear()
-        self.harvests.append(mask)
-        for gfn in mask:
-            self.unreported.pop(gfn, None)
         shown = ", ".join(f"{g:#x}" for g in mask) or "none"
         self.log.append(f"xchg(dirty_bitmap, 0): dirty gfns {shown}")
         return mask
+
+    def send(self, mask: tuple[int, ...]) -> None:
+        """QEMU sends the pages a harvest reported (``ram_save``), after the ioctl returned:
+        every write made to them so far is in what it sends."""
+        self.fp.write(("dirty_log", "sent"))
+        for gfn in mask:
+            self.fp.write(("guest_write", gfn))
+            self.unreported.pop(gfn, None)
+        self.harvests.append(mask)
+        self.log.append("ram_save: send " + (", ".join(f"gfn {g:#x}" for g in mask) or "nothing"))
+
+    def bulk_stage(self, npages_from: int, npages_to: int) -> None:
+        """``ram_save_setup``, once enabling logging returned: every page is sent once, so
+        every write made so far (through a TLB entry not yet flushed, say) goes out."""
+        self.fp.write(("dirty_log", "sent"))
+        for gfn in range(npages_from, npages_to):
+            self.fp.write(("guest_write", gfn))
+            self.unreported.pop(gfn, None)
+        self.log.append("ram_save_setup: every page is sent once in the bulk stage")

@@ -3,8 +3,9 @@
 Field names follow ``struct kvm`` (``mmu_invalidate_seq`` is ``seq``,
 ``mmu_invalidate_in_progress`` is ``in_progress``). Both are written only
 under ``mmu_lock`` (docs/model.md 1.1), and so are sptes: the methods here
-assert it. Guest accesses need no lock: they are the hardware walking the
-secondary page table.
+assert it. Guest accesses need no lock: they are the hardware, using its
+TLB or walking the secondary page table (``mmu/tlb.py``); only KVM's flushes
+drop what a TLB cached.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from .dirtylog import DirtyLog
 from .footprint import Footprint
 from .frames import FrameTable
 from .locks import LockError, SpinLock
+from .tlb import TlbEntry, Tlbs
 
 
 @attrs.frozen
@@ -84,6 +86,8 @@ class Kvm:
     dirty_log: DirtyLog = attrs.field(
         default=attrs.Factory(lambda self: DirtyLog(self.log, self.fp), takes_self=True)
     )
+    #: every vcpu's TLB: the translations guest accesses cached from ``sptes``
+    tlbs: Tlbs = attrs.field(default=attrs.Factory(lambda self: Tlbs(self.log, self.fp), takes_self=True))
     #: the VRMA page size told to the hardware (``vrma_slb_v``, LPCR VRMASD) by
     #: ``kvmppc_hv_setup_htab_rma`` at first vcpu run; None until then
     vrma_psize: int | None = None
@@ -188,8 +192,17 @@ class Kvm:
 
     def install_spte(
         self, gfn: int, pfn: int, writable: bool, who: str, *, page_size: int = PAGE_SIZE
-    ) -> None:
-        """Map ``gfn`` to ``pfn`` in the secondary page table, under mmu_lock.
+    ) -> range:
+        """Map ``gfn`` to ``pfn`` in the secondary page table, under mmu_lock; return the
+        gfns whose cached translations the change made stale (empty: no flush needed).
+
+        Making a leaf present needs no flush: no TLB can hold what was not there.
+        Changing a present one does, as x86 ``mmu_set_spte`` flushes
+        (``kvm_flush_remote_tlbs_gfn``) when it replaces a leaf with another pfn,
+        makes a writable leaf read-only (``mmu_spte_update``), or puts a huge leaf
+        over the table of base leaves under it, or a base leaf in a huge one's place
+        (the TDP MMU likewise); a read-only leaf made writable needs none (a write
+        through the old entry faults, and the fault drops it). The caller flushes.
 
         A writable leaf made while dirty logging is on marks its page dirty
         (F7: x86 ``make_spte``, PPC ``kvmppc_update_dirty_map``), so a write
@@ -200,18 +213,51 @@ class Kvm:
         # no check that the frame is live: installing a stale pfn is the bug oracles catch
         self.fp.write(("spte", gfn))
         self.fp.read(("frame", pfn))
+        old = self.sptes.get(gfn)
+        changed = old is not None and (
+            old.pfn != pfn or (old.writable and not writable) or old.page_size != page_size
+        )
         tails = self.covered(gfn, page_size)[1:]  # a huge leaf maps these too
         for g in tails:
             self.fp.write(("spte", g))
             self.fp.read(("frame", pfn + g - gfn))
             if self.sptes.pop(g, None) is not None:  # it replaces the table of base leaves
                 self.log.append(f"spte gfn {g:#x} replaced by the huge leaf")
+                changed = True
+        span = max(page_size, old.page_size) if old is not None else page_size
+        stale = self.covered(gfn, span) if changed else range(0)
         gens = tuple(self.frames[pfn + g - gfn].generation for g in tails)
         self.sptes[gfn] = Spte(pfn, writable, self.frames[pfn].generation, page_size, gens)
         size = "" if page_size == PAGE_SIZE else f" {page_size // 1024}K page"
         self.log.append(f"spte gfn {gfn:#x} -> pfn {pfn:#x}{' W' if writable else ' RO'}{size}")
         if writable and self.dirty_log.logging():
             self.dirty_log.mark_page_dirty(gfn)
+        return stale
+
+    # ---- TLB flushes ----
+
+    def flush_remote_tlbs(self, who: str) -> None:
+        """``kvm_flush_remote_tlbs``: ``kvm_make_all_cpus_request(kvm, KVM_REQ_TLB_FLUSH)``,
+        waiting for every vcpu in guest mode to acknowledge; every cached translation
+        of every vcpu is gone when it returns. Needs no lock (the notifier calls it
+        under mmu_lock, the dirty-log ioctls after dropping it)."""
+        slot = self.memslot
+        self.tlbs.flush("kvm_flush_remote_tlbs", range(slot.base_gfn, slot.base_gfn + slot.npages))
+
+    def flush_remote_tlbs_range(self, gfns: range, who: str) -> None:
+        """``kvm_flush_remote_tlbs_gfn``/``_range`` after the fault path changed a present
+        leaf (``mmu_set_spte``), under mmu_lock as there. x86 without a ranged
+        hypervisor flush falls back to a full flush; the model drops only ``gfns``,
+        the translations the change made stale."""
+        self._assert_locked(who)
+        self.tlbs.flush(f"kvm_flush_remote_tlbs_gfn gfn {gfns.start:#x}+{len(gfns)}", gfns)
+
+    def flush_remote_tlbs_memslot(self, who: str) -> None:
+        """``kvm_flush_remote_tlbs_memslot`` after dirty logging write-protected the slot,
+        outside mmu_lock: ``flush_remote_tlbs`` over the memslot. The kernel asserts
+        ``slots_lock``, which the model folds away (docs/model.md 1.4)."""
+        slot = self.memslot
+        self.tlbs.flush("kvm_flush_remote_tlbs_memslot", range(slot.base_gfn, slot.base_gfn + slot.npages))
 
     # ---- dirty logging (live migration) ----
 
@@ -231,14 +277,29 @@ class Kvm:
         return self.dirty_log.harvest(slot.base_gfn, slot.base_gfn + slot.npages)
 
     def zap_gfn(self, gfn: int, who: str) -> bool:
-        """Make the leaf of ``gfn`` absent (PPC ``kvmppc_unmap_hpte``: HPTE_V_ABSENT, tlbie);
-        return whether there was one. The next access faults."""
+        """Make the leaf of ``gfn`` absent (PPC ``kvmppc_unmap_hpte``: HPTE_V_ABSENT; its
+        ``tlbie`` is the caller's flush); return whether there was one. The next access
+        that misses in its TLB faults."""
         self._assert_locked(who)
         self.fp.write(("spte", gfn))
         spte = self.sptes.pop(gfn, None)
         if spte is not None:
             self.log.append(f"zap spte gfn {gfn:#x} -> pfn {spte.pfn:#x}")
         return spte is not None
+
+    def wrprotect_gfn(self, gfn: int, who: str) -> bool:
+        """Clear the write bit of the leaf of ``gfn`` (x86 ``kvm_mmu_write_protect_pt_masked``
+        -> ``spte_write_protect``); return whether it was writable. The leaf stays: the
+        next guest write faults and the fault makes it writable again. A writable
+        TLB entry may outlive this until the caller's flush."""
+        self._assert_locked(who)
+        self.fp.write(("spte", gfn))
+        spte = self.sptes.get(gfn)
+        if spte is None or not spte.writable:
+            return False
+        self.sptes[gfn] = attrs.evolve(spte, writable=False)
+        self.log.append(f"write-protect spte gfn {gfn:#x} -> pfn {spte.pfn:#x}")
+        return True
 
     # ---- VRMA (POWER7 guest real mode) ----
 
@@ -296,28 +357,37 @@ class Kvm:
         self.fp.read(("pin", gfn))
         return self.pinned.get(gfn)
 
-    def guest_access(self, gfn: int, *, write: bool) -> Spte | None:
-        """One hardware access through the spte of ``gfn``; None means it faults."""
-        self.fp.read(("spte", gfn))
-        spte = self.sptes.get(gfn)
-        pfn, generation = (spte.pfn, spte.generation) if spte is not None else (0, 0)
-        if spte is None:  # a huge leaf at an earlier gfn may cover this one
-            for base in sorted(g for g in self.sptes if g < gfn and gfn in self.covered(g)):
-                self.fp.read(("spte", base))
-                spte = self.sptes[base]
-                pfn, generation = spte.pfn + gfn - base, spte.tail_generations[gfn - base - 1]
-        kind = "write" if write else "read"
-        if spte is None or (write and not spte.writable):
-            why = "no spte" if spte is None else "read-only spte"
+    def guest_access(self, vcpu: str, gfn: int, *, write: bool) -> TlbEntry | None:
+        """One hardware access of ``vcpu`` to ``gfn``; returns the translation it went
+        through, or None when it faults (an exit to KVM's fault handler).
+
+        The vcpu's TLB first: a hit is used without looking at the sptes, even if
+        the leaf is gone (only a flush drops it); a write through a read-only entry
+        faults and drops it. A miss walks the sptes and caches what it found.
+        """
+        entry = self.tlbs.lookup(vcpu, gfn)
+        hit = entry is not None
+        if entry is None:
+            entry = self._walk(gfn)
+        if entry is None or (write and not entry.writable):
+            why = "no spte" if entry is None else "read-only TLB entry" if hit else "read-only spte"
+            if hit:
+                self.tlbs.drop(vcpu, gfn)
             self.log.append(f"{why}: exit to kvm_mmu_page_fault")
             return None
-        self.log.append(f"through spte -> pfn {pfn:#x}")
+        pfn, generation = entry.pfn, entry.generation
+        if hit:
+            self.log.append(f"through TLB -> pfn {pfn:#x}")
+        else:
+            self.tlbs.fill(vcpu, gfn, entry)
+            self.log.append(f"through spte -> pfn {pfn:#x}")
+        kind = "write" if write else "read"
         if write:
             self.dirty_log.guest_wrote(gfn)
         if not self.frames.is_current(pfn, generation):
             self.fp.write(("kvm", "bad_accesses"))
             self.bad_accesses.append(
-                f"guest {kind} of gfn {gfn:#x} went through a stale spte: "
+                f"guest {kind} of gfn {gfn:#x} went through a stale {'TLB entry' if hit else 'spte'}: "
                 + self.frames.describe(pfn, generation)
             )
         elif write and self.frames.is_ksm(pfn):
@@ -326,4 +396,17 @@ class Kvm:
                 f"guest write of gfn {gfn:#x} landed in KSM page pfn {pfn:#x},"
                 " shared read-only by every mapping merged into it"
             )
-        return spte
+        return entry
+
+    def _walk(self, gfn: int) -> TlbEntry | None:
+        """The hardware's walk of the secondary page table for ``gfn``: the translation
+        of its leaf (or of the huge leaf covering it), or None if it has none."""
+        self.fp.read(("spte", gfn))
+        spte = self.sptes.get(gfn)
+        if spte is not None:
+            return TlbEntry(spte.pfn, spte.writable, spte.generation)
+        for base in sorted(g for g in self.sptes if g < gfn and gfn in self.covered(g)):
+            self.fp.read(("spte", base))
+            spte = self.sptes[base]
+            return TlbEntry(spte.pfn + gfn - base, spte.writable, spte.tail_generations[gfn - base - 1])
+        return None

@@ -35,10 +35,12 @@ def _pages(model: Model, gfn: int, spte: Spte) -> Iterator[tuple[int, int, int]]
 
 def stale_spte(model: Model) -> Violation | None:
     """A leaf maps a frame freed or reused since it was installed (O1), any page of
-    a huge leaf included.
+    a huge leaf included, or a vcpu's TLB entry does.
 
     KVM holds no reference while a page is mapped (R6), so the only thing
-    keeping such a frame is that every host change zaps the leaf first (R4).
+    keeping such a frame is that every host change zaps the leaf and flushes
+    the TLBs first (R4). A TLB entry is judged as its leaf is: the guest
+    reaches the frame through it just the same (O1).
     """
     kvm, frames = model.kvm, model.frames
     for gfn in sorted(kvm.sptes):
@@ -48,7 +50,7 @@ def stale_spte(model: Model) -> Violation | None:
                     "stale_spte",
                     f"spte gfn {g:#x} -> pfn {pfn:#x}, but " + frames.describe(pfn, generation),
                 )
-    return None
+    return _stale_tlb_entry(model)
 
 
 def corruption(model: Model) -> Violation | None:
@@ -60,7 +62,8 @@ def corruption(model: Model) -> Violation | None:
 
 def divergence(model: Model) -> Violation | None:
     """With no invalidation in progress, a leaf disagrees with the host pte of its hva
-    (each page of a huge leaf with the pte of its own address)."""
+    (each page of a huge leaf with the pte of its own address), or a vcpu's TLB
+    entry does."""
     kvm, mm = model.kvm, model.mm
     if kvm.in_progress:
         return None
@@ -75,11 +78,12 @@ def divergence(model: Model) -> Violation | None:
                     f"spte gfn {g:#x} -> pfn {pfn:#x}, but host pte of hva {hva:#x} is {host}"
                     " and no invalidation is in progress",
                 )
-    return None
+    return _diverged_tlb_entry(model)
 
 
 def writable_spte(model: Model) -> Violation | None:
-    """A writable leaf over a host pte that is read-only or absent (O2), page by page.
+    """A writable leaf (page by page) or TLB entry over a host pte that is read-only or
+    absent (O2).
 
     Judged outside invalidations: inside one, start() has zapped the range
     (R4) and the host may be half way through its change. A writable leaf
@@ -103,7 +107,7 @@ def writable_spte(model: Model) -> Violation | None:
                     f"spte gfn {g:#x} -> pfn {pfn:#x} is writable, but host pte of hva {hva:#x}"
                     f" is {host} and no invalidation is in progress",
                 )
-    return None
+    return _writable_tlb_entry(model)
 
 
 def spurious_efault(model: Model) -> Violation | None:
@@ -180,14 +184,16 @@ def pinned_pages(model: Model) -> Violation | None:
 def lost_dirty(model: Model) -> Violation | None:
     """At the end of a run, a guest write made while dirty logging was on is lost (O3).
 
-    Lost means no harvest after the write reported its page, and the page is
-    not dirty in the bitmap now either: migration never sends it again, and
-    the destination runs with the old contents. Judged at the end rather than
-    at each harvest because a late report is no loss (QEMU sends the page
-    again, write included); a harvest that misses a write shows up here with
-    the write's number. The broken design keeps a writable leaf after logging
-    starts or after a harvest, so the guest writes without faulting and
-    nothing marks the page (docs/model.md section 3, dirty-log row).
+    Lost means no page QEMU sent after the write carried it (the bulk stage,
+    or a harvest's pages, sent once its ioctl returned), and the page is not
+    dirty in the bitmap now either: migration never sends it again, and the
+    destination runs with the old contents. Judged at the end rather than at
+    each harvest because a late report is no loss (QEMU sends the page again,
+    write included); a harvest that misses a write shows up here with the
+    write's number. The broken designs keep a writable leaf, or a writable
+    TLB entry no flush dropped, after logging starts or after a harvest, so
+    the guest writes without faulting and nothing marks the page
+    (docs/model.md section 3, dirty-log row).
     """
     if not model.ended:
         return None
@@ -281,6 +287,59 @@ def huge_spte(model: Model) -> Violation | None:
                 "huge_spte",
                 f"spte gfn {gfn:#x} -> pfn {spte.pfn:#x} maps a {spte.page_size // 1024}K page, but the"
                 f" host maps hva {hva:#x} with {host // 1024}K{freed}",
+            )
+    return None
+
+
+# ---- the same judgements of what the vcpus' TLBs cached (docs/model.md 5.1) ----
+
+
+def _tlb_entry(vcpu: str, gfn: int, pfn: int, model: Model) -> str:
+    """How a violation names a TLB entry, saying when no leaf maps that any more."""
+    kvm = model.kvm
+    leaves = [(g, s) for g, s in sorted(kvm.sptes.items()) if gfn in kvm.covered(g)]
+    mapped = any(s.pfn + gfn - g == pfn for g, s in leaves)
+    gone = "" if mapped else " (its leaf is gone: zapped, not flushed)"
+    return f"{vcpu} TLB entry gfn {gfn:#x} -> pfn {pfn:#x}{gone}"
+
+
+def _stale_tlb_entry(model: Model) -> Violation | None:
+    for vcpu, gfn, entry in model.kvm.tlbs.cached():
+        if not model.frames.is_current(entry.pfn, entry.generation):
+            return Violation(
+                "stale_spte",
+                f"{_tlb_entry(vcpu, gfn, entry.pfn, model)}, but "
+                + model.frames.describe(entry.pfn, entry.generation),
+            )
+    return None
+
+
+def _diverged_tlb_entry(model: Model) -> Violation | None:
+    kvm, mm = model.kvm, model.mm
+    for vcpu, gfn, entry in kvm.tlbs.cached():
+        hva = kvm.memslot.gfn_to_hva(gfn)
+        pte = mm.ptes.get(hva)
+        if pte is None or pte.pfn != entry.pfn:
+            host = "not present" if pte is None else f"-> pfn {pte.pfn:#x}"
+            return Violation(
+                "divergence",
+                f"{_tlb_entry(vcpu, gfn, entry.pfn, model)}, but host pte of hva {hva:#x} is {host}"
+                " and no invalidation is in progress",
+            )
+    return None
+
+
+def _writable_tlb_entry(model: Model) -> Violation | None:
+    kvm, mm = model.kvm, model.mm
+    for vcpu, gfn, entry in kvm.tlbs.cached():
+        hva = kvm.memslot.gfn_to_hva(gfn)
+        pte = mm.ptes.get(hva)
+        if entry.writable and (pte is None or not pte.writable):
+            host = "not present" if pte is None else f"read-only -> pfn {pte.pfn:#x}"
+            return Violation(
+                "writable_spte",
+                f"{_tlb_entry(vcpu, gfn, entry.pfn, model)} is writable, but host pte of hva"
+                f" {hva:#x} is {host} and no invalidation is in progress",
             )
     return None
 

@@ -37,6 +37,7 @@ EXPECTED = {
     ("migrate_page", "seq_retry"): (Outcome.EXHAUSTED, ""),
     ("dirty_log", "wp_ignore"): (Outcome.BROKEN, "lost_dirty"),
     ("dirty_log", "wp_zap_refault"): (Outcome.EXHAUSTED, ""),
+    ("dirty_log", "wp_readonly"): (Outcome.EXHAUSTED, ""),
     ("vrma_psize", "vrma_once"): (Outcome.BROKEN, "vrma_psize"),
     ("vrma_psize", "vrma_checked"): (Outcome.EXHAUSTED, ""),
     ("thp_split", "level_early"): (Outcome.BROKEN, "huge_spte"),

@@ -138,15 +138,20 @@ class Protocol:
     # -- notifier --
 
     def invalidate_start(self, gfn: int, npages: int, offset: int) -> None:
-        """``invalidate_range_start``: in_progress++ and zap, in one mmu_lock section."""
+        """``invalidate_range_start``: in_progress++, zap and flush, in one mmu_lock section."""
         start = hva_of(gfn) + offset
         end = start + max(npages * PAGE_SIZE, 1)
         kvm = self.m.kvm
         kvm.mmu_lock.acquire(NOTIFIER)
         kvm.invalidate_begin(NOTIFIER)
-        kvm.unmap_hva_range(start, end, NOTIFIER)
+        self.unmap(start, end)
         kvm.mmu_lock.release(NOTIFIER)
         self.invalidations.append((start, end))
+
+    def unmap(self, start: int, end: int) -> None:
+        """``kvm_unmap_gfn_range``, then ``kvm_flush_remote_tlbs`` if it zapped anything."""
+        if self.m.kvm.unmap_hva_range(start, end, NOTIFIER):
+            self.m.kvm.flush_remote_tlbs(NOTIFIER)
 
     def invalidate_end(self, i: int) -> None:
         if not self.invalidations:
@@ -161,7 +166,7 @@ class Protocol:
         """A zap outside any invalidation (aging, a memslot flush): always safe."""
         kvm = self.m.kvm
         kvm.mmu_lock.acquire(NOTIFIER)
-        kvm.unmap_hva_range(hva_of(gfn), hva_of(gfn + npages), NOTIFIER)
+        self.unmap(hva_of(gfn), hva_of(gfn + npages))
         kvm.mmu_lock.release(NOTIFIER)
 
     # -- vcpu --
@@ -185,7 +190,9 @@ class Protocol:
         if kvm.retry(mmu_seq, VCPU):
             self.retried += 1
         else:
-            kvm.install_spte(gfn, pfn, writable, VCPU)
+            stale = kvm.install_spte(gfn, pfn, writable, VCPU)
+            if stale:  # a present leaf changed: mmu_set_spte's flush
+                kvm.flush_remote_tlbs_range(stale, VCPU)
             self.installed += 1
 
     def fault_map(self, i: int) -> None:
@@ -200,8 +207,9 @@ class Protocol:
         kvm.mmu_lock.release(VCPU)
         self.m.frames.put_page(pfn)
 
-    def guest_access(self, gfn: int, write: bool) -> None:
-        self.m.kvm.guest_access(gfn, write=write)
+    def guest_access(self, gfn: int, write: bool, vcpu: int) -> None:
+        """A guest access of one of two vcpus: through its TLB, or a walk that fills it."""
+        self.m.kvm.guest_access(f"vcpu{vcpu}", gfn, write=write)
 
     # -- invariants --
 
@@ -265,7 +273,7 @@ OPS: dict[str, tuple[int, Callable[[int], tuple[object, ...]]]] = {
     "zap": (1, lambda x: (x % NPAGES, 1 + x // 8 % NPAGES)),
     "fault_gup": (3, lambda x: digits(x, NPAGES)),
     "fault_map": (3, lambda x: digits(x, 8)),
-    "guest_access": (1, lambda x: (x % NPAGES, bool(x & 8))),
+    "guest_access": (2, lambda x: (x % NPAGES, bool(x & 8), x // 16 % 2)),
 }
 WEIGHTED = tuple(name for name, (weight, _) in OPS.items() for _ in range(weight))
 
@@ -328,6 +336,13 @@ class ClearWithoutZap(Protocol):
             mm.mmap_lock.release(QEMU, write=True)
 
 
+class ZapWithoutFlush(Protocol):
+    """Invalidations zap the sptes but flush no TLB: a vcpu keeps the old translation."""
+
+    def unmap(self, start: int, end: int) -> None:
+        self.m.kvm.unmap_hva_range(start, end, NOTIFIER)
+
+
 class FaultWithoutRetry(Protocol):
     """Faults install what gup returned without the seq/in_progress recheck (``no_retry``)."""
 
@@ -355,14 +370,42 @@ def test_a_fault_without_retry_is_caught() -> None:
         p.run([("fault_map", 0)])
 
 
-@pytest.mark.parametrize("protocol", [ClearWithoutZap, FaultWithoutRetry])
-def test_random_operations_find_the_broken_protocols(protocol: type[Protocol]) -> None:
-    @CATCH
+#: vcpu1 caches gfn 0, then an invalidation zaps it
+CACHED_THEN_ZAPPED: list[Op] = [
+    ("fault_gup", 0), ("fault_map", 0), ("guest_access", 0, True, 1), ("invalidate_start", 0, 0, 0)
+]
+
+
+def test_a_zap_without_flush_is_caught() -> None:
+    p = ZapWithoutFlush()
+    p.run(CACHED_THEN_ZAPPED)
+    assert not p.m.kvm.sptes and p.m.kvm.tlbs.entries["vcpu1"], "zapped, still cached"
+    with pytest.raises(AssertionError, match=r"^stale_spte: vcpu1 TLB entry gfn 0x0 -> pfn 0x100 \(its leaf"):
+        p.run([("clear_pte", 0, True)])
+
+
+def test_a_zap_with_its_flush_lets_the_host_free_the_page() -> None:
+    p = Protocol()
+    p.run([*CACHED_THEN_ZAPPED, ("clear_pte", 0, True)])
+    assert p.m.frames[FIRST_PFN].free and p.m.kvm.tlbs.entries["vcpu1"] == {}
+
+
+@pytest.mark.parametrize(
+    ("protocol", "what", "examples"),
+    [
+        (ClearWithoutZap, "spte", 200),
+        (FaultWithoutRetry, "spte", 200),
+        # needs a fault, an access, then a zap and a host change of that page: rarer
+        (ZapWithoutFlush, r"vcpu\d TLB entry", 400),
+    ],
+)
+def test_random_operations_find_the_broken_protocols(protocol: type[Protocol], what: str, examples: int) -> None:
+    @settings(CATCH, max_examples=examples)
     @given(ops=protocol_ops)
     def hunt(ops: list[Op]) -> None:
         run_noted(protocol, ops)
 
-    with pytest.raises(AssertionError, match=r"^(stale_spte|divergence): spte gfn "):
+    with pytest.raises(AssertionError, match=rf"^(stale_spte|divergence): {what} gfn "):
         hunt()
 
 

@@ -34,6 +34,7 @@ from mmu import (
     stale_spte,
 )
 from mmu.model import FIRST_PFN, GUEST_RAM_HVA
+from mmu.tlb import TlbEntry
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -531,6 +532,8 @@ KVM_CALLS: dict[str, Callable[[Kvm, str], object]] = {
     "check_in_progress": lambda kvm, who: kvm.check_in_progress(who),
     "check_seq": lambda kvm, who: kvm.check_seq(0, who),
     "install_spte": lambda kvm, who: kvm.install_spte(0, P0, True, who),
+    "wrprotect_gfn": lambda kvm, who: kvm.wrprotect_gfn(0, who),
+    "flush_remote_tlbs_range": lambda kvm, who: kvm.flush_remote_tlbs_range(range(0, 1), who),
 }
 
 
@@ -685,7 +688,7 @@ def test_unmap_hva_range_with_nothing_to_zap(start: int, end: int) -> None:
 
 def test_guest_access_without_an_spte_faults() -> None:
     kvm = make_kvm()
-    assert kvm.guest_access(0, write=False) is None
+    assert kvm.guest_access("vcpu0", 0, write=False) is None
     assert kvm.log == ["no spte: exit to kvm_mmu_page_fault"]
     assert kvm.bad_accesses == []
 
@@ -695,8 +698,8 @@ def test_guest_write_through_a_read_only_spte_faults() -> None:
     kvm.install_spte(0, kvm.frames.alloc_page(), False, "kvm")
     kvm.mmu_lock.release("kvm")
     kvm.log.clear()
-    assert kvm.guest_access(0, write=True) is None
-    assert kvm.guest_access(0, write=False) == Spte(P0, False, 1)
+    assert kvm.guest_access("vcpu0", 0, write=True) is None
+    assert kvm.guest_access("vcpu0", 0, write=False) == TlbEntry(P0, False, 1)
     assert kvm.log == ["read-only spte: exit to kvm_mmu_page_fault", "through spte -> pfn 0x100"]
 
 
@@ -704,7 +707,7 @@ def test_guest_access_needs_no_lock_and_is_fine_on_a_live_frame() -> None:
     kvm = locked_kvm()
     kvm.install_spte(0, kvm.frames.alloc_page(), True, "kvm")
     kvm.mmu_lock.release("kvm")
-    assert kvm.guest_access(0, write=True) == Spte(P0, True, 1)
+    assert kvm.guest_access("vcpu0", 0, write=True) == TlbEntry(P0, True, 1)
     assert kvm.bad_accesses == []
 
 
@@ -712,7 +715,7 @@ def test_guest_access_through_a_freed_frame_is_recorded() -> None:
     kvm = locked_kvm()
     kvm.install_spte(0, kvm.frames.alloc_page(), True, "kvm")
     kvm.frames.put_page(P0)
-    assert kvm.guest_access(0, write=True) == Spte(P0, True, 1)  # the hardware does not know
+    assert kvm.guest_access("vcpu0", 0, write=True) == TlbEntry(P0, True, 1)  # the hardware does not know
     assert kvm.bad_accesses == [
         "guest write of gfn 0x0 went through a stale spte: pfn 0x100 was freed (refcount 0, on the free list)"
     ]
@@ -723,11 +726,11 @@ def test_guest_access_through_a_reused_frame_is_recorded() -> None:
     kvm.install_spte(3, kvm.frames.alloc_page(), True, "kvm")
     kvm.frames.put_page(P0)
     assert kvm.frames.alloc_page() == P0
-    kvm.guest_access(3, write=False)
-    kvm.guest_access(3, write=True)
-    assert kvm.bad_accesses == [
-        f"guest {kind} of gfn 0x3 went through a stale spte: pfn 0x100 was freed and reused (gen 1 -> 2)"
-        for kind in ("read", "write")
+    kvm.guest_access("vcpu0", 3, write=False)
+    kvm.guest_access("vcpu0", 3, write=True)
+    assert kvm.bad_accesses == [  # the write found the translation the read cached
+        f"guest {kind} of gfn 0x3 went through a stale {path}: pfn 0x100 was freed and reused (gen 1 -> 2)"
+        for kind, path in (("read", "spte"), ("write", "TLB entry"))
     ]
 
 
@@ -755,7 +758,7 @@ def test_model_components_share_one_log_and_drain_it() -> None:
     assert m.kvm.log is m.log
     assert m.frames is m.mm.frames is m.kvm.frames
     m.frames.get_page(FIRST_PFN)
-    m.kvm.guest_access(0, write=False)
+    m.kvm.guest_access("vcpu0", 0, write=False)
     assert m.drain_log() == ("get_page pfn 0x100: ref 1->2", "no spte: exit to kvm_mmu_page_fault")
     assert m.log == []
     assert m.drain_log() == ()
@@ -809,8 +812,8 @@ def test_oracles_are_silent_with_coherent_sptes_and_guest_accesses() -> None:
     m = Model.build(npages=2)
     fault_in(m, 0)
     fault_in(m, 1)
-    assert m.kvm.guest_access(0, write=True) is not None
-    assert m.kvm.guest_access(1, write=False) is not None
+    assert m.kvm.guest_access("vcpu0", 0, write=True) is not None
+    assert m.kvm.guest_access("vcpu0", 1, write=False) is not None
     assert all_oracles(m) == dict.fromkeys(ORACLES)
 
 
@@ -875,7 +878,7 @@ def test_corruption_fires_once_the_guest_touches_a_stale_spte() -> None:
     fault_in(m)
     unmap_without_notifier(m)
     assert corruption(m) is None  # stale, but not touched yet
-    m.kvm.guest_access(0, write=True)
+    m.kvm.guest_access("vcpu0", 0, write=True)
     v = corruption(m)
     assert v == Violation(
         "corruption",

@@ -129,7 +129,7 @@ def _write(m: Model, gfn: int, *, ksm: bool, write: bool = True) -> None:
     m.kvm.mmu_lock.acquire("vcpu0")
     m.kvm.install_spte(gfn, pfn, True, "vcpu0")
     m.kvm.mmu_lock.release("vcpu0")
-    assert m.kvm.guest_access(gfn, write=write) is not None
+    assert m.kvm.guest_access("vcpu0", gfn, write=write) is not None
 
 
 def test_ksm_write_judges_a_write_into_a_ksm_page() -> None:

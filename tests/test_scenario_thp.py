@@ -289,8 +289,8 @@ def test_a_reference_in_flight_makes_the_collapse_give_up() -> None:
 
 def test_the_guest_reaches_each_base_page_through_a_huge_leaf() -> None:
     m, _ = _host_run()
-    spte = m.kvm.guest_access(2, write=True)
-    assert spte is not None and spte.page_size == HPAGE_SIZE
+    entry = m.kvm.guest_access("vcpu0", 2, write=True)
+    assert entry is not None and entry.pfn == HEAD + 2, "the leaf at gfn 0 maps gfn 2 to its third page"
     assert m.log[-1] == "through spte -> pfn 0x102" and not m.kvm.bad_accesses
 
 
@@ -352,6 +352,6 @@ def test_a_zap_of_any_page_of_a_huge_leaf_conflicts_with_an_access_through_the_l
     kvm.install_spte(0, HEAD, True, "t", page_size=HPAGE_SIZE)
     kvm.mmu_lock.release("t")
     kvm.fp.clear()
-    kvm.guest_access(2, write=False)
+    kvm.guest_access("vcpu0", 2, write=False)
     through = kvm.fp.drain()
     assert ("spte", 0) in through.reads and through.conflicts(zap)

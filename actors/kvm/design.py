@@ -169,17 +169,22 @@ class Design:
     @step
     async def cond_resched(self, ctx: ActorContext) -> None:
         """``cond_resched_rwlock_write(&kvm->mmu_lock)`` inside a zap: flush what was
-        zapped so far (``tdp_mmu_iter_cond_resched``), let others take the lock, retake it."""
+        zapped so far before letting others take the lock (``tdp_mmu_iter_cond_resched``
+        with a flush pending, a835429cda91), retake it. Without that flush another
+        invalidation of the range finds no leaf, flushes nothing, and its host frees
+        a page some vcpu's TLB still maps."""
         kvm = ctx.model.kvm
-        ctx.note("kvm_flush_remote_tlbs")
+        kvm.flush_remote_tlbs(ctx.name)
         ctx.spin_unlock(kvm.mmu_lock)
         await ctx.spin_lock(kvm.mmu_lock, "cond_resched_rwlock_write(mmu_lock)")
 
     @step
     async def flush(self, ctx: ActorContext, start: int, end: int, zapped: int) -> None:
-        """``kvm_flush_remote_tlbs`` when anything was zapped."""
+        """``kvm_flush_remote_tlbs`` when anything was zapped ("we've to flush the tlb
+        before the pages can be freed"): without it a vcpu's TLB keeps the zapped
+        translations (R4)."""
         if zapped:
-            ctx.note("kvm_flush_remote_tlbs")
+            ctx.model.kvm.flush_remote_tlbs(ctx.name)
 
     @step
     async def invalidate_range_end(self, ctx: ActorContext, start: int, end: int) -> None:
@@ -206,11 +211,12 @@ class Design:
     # dirty in the bitmap or write-protected, so a guest write either is already
     # logged or faults, and the fault logs it before the write lands (F7). Both
     # ioctls write-protect in one mmu_lock critical section with the change of
-    # the bitmap, then flush.
-    # XX: TLBs are not modelled, so a zap takes effect in its own step and the
-    # flush after mmu_unlock is only a trace line. The window it leaves (a vcpu
-    # writing through a stale TLB entry) only concerns pages the same harvest
-    # reported, which QEMU copies after the ioctl returns: nothing is lost there.
+    # the bitmap, then drop mmu_lock and flush, in a step of their own: until
+    # that flush a vcpu may still write through a writable TLB entry, unlogged.
+    # That is safe, as x86's kvm_mmu_slot_apply_flags says, because it only
+    # concerns pages userspace will read after the ioctl returns: every page
+    # (the bulk stage after enabling) or the pages this harvest reported. A
+    # design that forgets the flush (flush_memslot) loses such writes for good.
     # XX: slots_lock and the memslot swap (SRCU) of KVM_SET_USER_MEMORY_REGION are
     # folded into the mmu_lock section: a fault reads the logging flag under
     # mmu_lock when it installs, as if it held the new memslot.
@@ -219,22 +225,29 @@ class Design:
     async def write_protect(self, ctx: ActorContext, gfns: tuple[int, ...]) -> int:
         """``kvm_arch_mmu_enable_log_dirty_pt_masked``, under mmu_lock: make the next guest
         write to each of ``gfns`` fault; returns how many leaves changed. Here as the
-        thread proposed it: drop the leaf (HPTE absent, tlbie), re-fault with write."""
+        thread proposed it: drop the leaf (HPTE absent), re-fault with write."""
         kvm = ctx.model.kvm
         return sum(kvm.zap_gfn(gfn, ctx.name) for gfn in gfns)
+
+    @step
+    async def flush_memslot(self, ctx: ActorContext) -> None:
+        """``kvm_flush_remote_tlbs_memslot``, after mmu_unlock: no vcpu keeps a writable
+        translation of a page just write-protected."""
+        ctx.model.kvm.flush_remote_tlbs_memslot(ctx.name)
 
     @step
     async def enable_dirty_logging(self, ctx: ActorContext) -> None:
         """``KVM_SET_USER_MEMORY_REGION`` adding ``KVM_MEM_LOG_DIRTY_PAGES``:
         ``kvm_mmu_slot_apply_flags`` write-protects the whole slot under mmu_lock,
-        then ``kvm_flush_remote_tlbs_memslot``."""
+        then flushes unconditionally, after dropping it."""
         kvm = ctx.model.kvm
         await ctx.spin_lock(kvm.mmu_lock, "kvm_mmu_slot_apply_flags: mmu_lock, write-protect the slot")
         kvm.enable_dirty_logging(ctx.name)
         slot = kvm.memslot
-        if await self.write_protect(ctx, tuple(range(slot.base_gfn, slot.base_gfn + slot.npages))):
-            ctx.note("kvm_flush_remote_tlbs_memslot")
+        await self.write_protect(ctx, tuple(range(slot.base_gfn, slot.base_gfn + slot.npages)))
         ctx.spin_unlock(kvm.mmu_lock)
+        await ctx.point("kvm_flush_remote_tlbs_memslot")
+        await self.flush_memslot(ctx)
 
     @step
     async def get_dirty_log(self, ctx: ActorContext) -> tuple[int, ...]:
@@ -247,7 +260,8 @@ class Design:
         await self.write_protect(ctx, mask)
         ctx.spin_unlock(kvm.mmu_lock)
         if mask:
-            ctx.note("kvm_flush_remote_tlbs_memslot")
+            await ctx.point("kvm_flush_remote_tlbs_memslot, copy_to_user")
+            await self.flush_memslot(ctx)
         ctx.note("copy_to_user(log->dirty_bitmap)")
         return mask
 

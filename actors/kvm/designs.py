@@ -169,6 +169,19 @@ class WriteProtectIgnored(SeqRetry):
         return 0
 
 
+@attrs.frozen
+class WriteProtectReadOnly(SeqRetry):
+    """Dirty logging as x86 does it: leaves stay, made read-only; a write faults and
+    the fault makes the leaf writable again, marking the page dirty (F7)."""
+
+    @step
+    async def write_protect(self, ctx: ActorContext, gfns: tuple[int, ...]) -> int:
+        """``kvm_mmu_write_protect_pt_masked`` -> ``spte_write_protect``: clear the write
+        bit of each leaf; vcpus may keep writable TLB entries until the ioctl's flush."""
+        kvm = ctx.model.kvm
+        return sum(kvm.wrprotect_gfn(gfn, ctx.name) for gfn in gfns)
+
+
 #: every design by name, in the order the thread discusses them
 DESIGNS: dict[str, Design] = {
     d.name: d
@@ -202,6 +215,11 @@ DESIGNS: dict[str, Design] = {
             "wp_zap_refault",
             "POWER7: dirty logging drops access (HPTE absent) and re-faults with write,"
             " marking the page dirty",
+        ),
+        WriteProtectReadOnly(
+            "wp_readonly",
+            "x86: dirty logging makes leaves read-only and flushes after mmu_unlock; a write"
+            " fault makes the leaf writable again, marking the page dirty",
         ),
         HugeLeaves(
             "level_early",

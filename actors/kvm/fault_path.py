@@ -96,9 +96,14 @@ class SeqRetry(Design):
 
     @step
     async def install(self, ctx: ActorContext, f: Fault) -> None:
-        """Map the leaf (F7), in the critical section of the recheck."""
+        """Map the leaf (F7), in the critical section of the recheck; if that changed a
+        present leaf rather than made one present, flush what vcpus cached of it
+        (``mmu_set_spte`` -> ``kvm_flush_remote_tlbs_gfn``)."""
         assert f.pfn is not None, "install without a pfn"
-        ctx.model.kvm.install_spte(f.gfn, f.pfn, f.writable, ctx.name, page_size=f.size)
+        kvm = ctx.model.kvm
+        stale = kvm.install_spte(f.gfn, f.pfn, f.writable, ctx.name, page_size=f.size)
+        if stale:
+            kvm.flush_remote_tlbs_range(stale, ctx.name)
 
     @step
     async def unlock(self, ctx: ActorContext, f: Fault) -> None:

@@ -71,4 +71,6 @@ class HugeLeaves(SeqRetry):
             f.size = max_mapping_size(ctx, f.gfn)
         kvm = ctx.model.kvm
         offset = (f.gfn - kvm.memslot.base_gfn) % (f.size // PAGE_SIZE)
-        kvm.install_spte(f.gfn - offset, f.pfn - offset, f.writable, ctx.name, page_size=f.size)
+        stale = kvm.install_spte(f.gfn - offset, f.pfn - offset, f.writable, ctx.name, page_size=f.size)
+        if stale:  # a huge leaf over base leaves: the TDP MMU flushes the range
+            kvm.flush_remote_tlbs_range(stale, ctx.name)

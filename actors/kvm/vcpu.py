@@ -12,9 +12,10 @@ async def vcpu(
     """Register guest memory, then access each gfn in turn.
 
     ``write`` is one kind for every access, or one per gfn. An access through
-    a present spte is one hardware step. A missing spte is a VM exit into the
-    design's fault handler, then the access is retried. A fault that fails
-    (-EFAULT) ends the vcpu: KVM_RUN returns to userspace.
+    the vcpu's TLB, or through a present spte it then caches, is one hardware
+    step (the actor's name names the vcpu and its TLB). A missing spte is a VM
+    exit into the design's fault handler, then the access is retried. A fault
+    that fails (-EFAULT) ends the vcpu: KVM_RUN returns to userspace.
     """
     kvm = ctx.model.kvm
     writes = write if isinstance(write, tuple) else (write,) * len(gfns)
@@ -25,7 +26,7 @@ async def vcpu(
         kind = "write" if is_write else "read"
         while True:
             await ctx.point(f"guest {kind} gfn {gfn:#x}")
-            if kvm.guest_access(gfn, write=is_write) is not None:
+            if kvm.guest_access(ctx.name, gfn, write=is_write) is not None:
                 break
             if not await design.fault(ctx, gfn, is_write):
                 ctx.model.kvm_run_efault(gfn, write=is_write)
