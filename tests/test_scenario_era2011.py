@@ -279,3 +279,49 @@ def test_reads_come_before_the_writes() -> None:
     assert accesses == [f"guest {kind} gfn {gfn:#x}" for kind in ("read", "read", "write") for gfn in (0, 1)]
     with pytest.raises(ValueError, match=r"^'reads' must be >= 0 \(got -1\)$"):
         CATALOG["ksm_merge"].build("seq_retry", reads=-1)
+
+
+# ---- the page-table lock around a callback ----
+
+
+async def _sleeping_change_pte(design: Design, ctx: ActorContext, hva: int, pte: HostPte) -> None:
+    """A callback that takes a sleeping lock: fine inside start/end, not under the page-table lock."""
+    mm = ctx.model.mm
+    await ctx.down_read(mm.rmap_lock, "change_pte: anon_vma lock")
+    ctx.up_read(mm.rmap_lock)
+    await SEQ_RETRY.change_pte(ctx, hva, pte)
+
+
+def test_a_change_pte_that_sleeps_is_reported_under_the_page_table_lock() -> None:
+    sleeper = SEQ_RETRY.replace(change_pte=_sleeping_change_pte, name="sleeper")
+    result = run(KSM_2011.build(sleeper), RandomWalk(0))
+    assert result.finding is not None and result.finding.oracle == "sleep_in_atomic"
+    assert result.finding.message == (
+        "ksmd takes anon_vma->rwsem, which may sleep, while holding spinlock ptl"
+    )
+
+
+def _ksmd_and_a_writer() -> World:
+    """ksmd merges both pages while QEMU writes them (gup(FOLL_WRITE) breaks COW on a merged
+    page): two host threads whose 2011 sections meet on the same ptes, KVM listening."""
+    world = KSM_2011.build(SEQ_RETRY)
+
+    async def qemu(ctx: ActorContext) -> None:
+        for hva in (HVA0, HVA1, HVA0):
+            got = await get_user_pages(ctx, hva, True)
+            assert got is not None
+            ctx.model.frames.put_page(got[0])
+
+    return World(world.model, (*world.actors, ActorSpec("qemu", qemu)))
+
+
+def test_two_host_sections_never_share_the_page_table_lock() -> None:
+    """A second section waits for the first one's callback to return (the model's SpinLock would
+    raise otherwise, a crash finding); seq_retry stays safe throughout."""
+    copies = 0
+    for seed in range(150):
+        result = run(_ksmd_and_a_writer(), RandomWalk(seed))
+        assert result.finding is None, result.finding
+        copies += sum(s.label == "do_wp_page: pte_same, ptep_clear_flush, set_pte_at_notify(new)"
+                      for s in result.steps)
+    assert copies, "no run of 150 broke COW on a merged page"
