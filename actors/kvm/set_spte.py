@@ -19,9 +19,10 @@ from .design import Design
 
 
 async def ppc_hv_set_spte_hva(design: Design, ctx: ActorContext, hva: int, pte: HostPte) -> int:
-    """``kvm_set_spte_hva`` of PPC Book3S HV (arch/powerpc/kvm/book3s_64_mmu_hv.c,
-    v3.3-v3.x; ``kvm_set_spte_hva_hv`` later): ``kvm_handle_hva(kvm, hva,
-    kvm_unmap_rmapp)``, whatever the new pte says: the HPTE is made absent, R/C
+    """``kvm_set_spte_hva`` of PPC Book3S HV (arch/powerpc/kvm/book3s_64_mmu_hv.c from
+    v3.3, when HV got MMU notifiers; ``kvm_set_spte_hva_hv`` once PR and HV became
+    separate modules): ``kvm_handle_hva(kvm, hva, kvm_unmap_rmapp)``, whatever the
+    new pte says: the HPTE is made absent, R/C
     harvested, and the next guest access faults. Nothing without
     ``using_mmu_notifiers`` (PPC970): the design's ``zap`` decides. Returns how
     many leaves went."""
