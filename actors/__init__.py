@@ -16,6 +16,7 @@ from .kvm import (
     SeqRetry as SeqRetry,
     design_named as design_named,
     kvm_init_mmu_notifier as kvm_init_mmu_notifier,
+    ppc_hv_set_spte_hva as ppc_hv_set_spte_hva,
     step as step,
     vcpu as vcpu,
 )

@@ -9,6 +9,7 @@ step at a time, and every mutating method asserts that its caller holds the
 lock the kernel would require (the model's ``lockdep_assert_held``).
 """
 
+from .era import Era as Era
 from .footprint import Access as Access, Footprint as Footprint
 from .frames import Frame as Frame, FrameTable as FrameTable
 from .hostmm import HostMm as HostMm, HostPte as HostPte, Vma as Vma

@@ -16,7 +16,7 @@ import attrs
 from .constants import HPAGE_PAGES, HPAGE_SIZE, PAGE_SIZE
 from .footprint import Footprint
 from .frames import FrameTable
-from .locks import LockError, RwSem
+from .locks import LockError, RwSem, SpinLock
 
 
 @attrs.frozen
@@ -64,6 +64,13 @@ class HostMm:
     #: the anon_vma lock rmap walkers (try_to_migrate, remove_migration_ptes) hold
     rmap_lock: RwSem = attrs.field(
         default=attrs.Factory(lambda self: RwSem("anon_vma->rwsem", fp=self.fp), takes_self=True)
+    )
+    #: the page-table lock of the pte page that maps guest RAM (``pte_lockptr``). A step
+    #: that changes ptes stands for one such critical section without taking it
+    #: (docs/model.md 5.13); it is taken only where the kernel holds it across a
+    #: notifier call, as a 2011 host does around ``->change_pte``/``->invalidate_page``
+    ptl: SpinLock = attrs.field(
+        default=attrs.Factory(lambda self: SpinLock("ptl", fp=self.fp), takes_self=True)
     )
     vmas: list[Vma] = attrs.field(factory=list)  # sorted by start, disjoint
     ptes: dict[int, HostPte] = attrs.field(factory=dict)

@@ -170,6 +170,20 @@ class Kvm:
         spte = self.sptes.pop(gfn)
         self.log.append(f"zap spte gfn {gfn:#x} -> pfn {spte.pfn:#x}")
 
+    def repoint_leaf(self, gfn: int, pfn: int, who: str, *, writable: bool = False) -> None:
+        """Point the base leaf at ``gfn`` to ``pfn``, read-only unless ``writable``, under
+        mmu_lock: x86 ``kvm_set_pte_rmapp`` for one spte (new pfn, ``PT_WRITABLE_MASK``
+        and ``SPTE_HOST_WRITEABLE`` cleared), from ``->change_pte`` on a 2011 host."""
+        self._assert_locked(who)
+        old = self.sptes[gfn]
+        if old.page_size != PAGE_SIZE:
+            raise AssertionError(f"repoint of the huge leaf at gfn {gfn:#x}: zap it")
+        self.fp.write(("spte", gfn))
+        self.fp.read(("frame", pfn))
+        self.sptes[gfn] = Spte(pfn, writable, self.frames[pfn].generation)
+        was = f"pfn {old.pfn:#x}{' W' if old.writable else ' RO'}"
+        self.log.append(f"spte gfn {gfn:#x} -> pfn {pfn:#x}{' W' if writable else ' RO'} (was {was})")
+
     def covered(self, gfn: int, page_size: int | None = None) -> range:
         """The gfns of the memslot the leaf at ``gfn`` maps (one, unless it is huge);
         ``page_size`` is a leaf's about to be made, else the present leaf's."""

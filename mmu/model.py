@@ -5,6 +5,7 @@ from __future__ import annotations
 import attrs
 
 from .constants import PAGE_SIZE as PAGE_SIZE
+from .era import Era
 from .footprint import Access, Footprint
 from .frames import FrameTable
 from .hostmm import HostMm, Vma
@@ -53,10 +54,13 @@ class Model:
     fp: Footprint = attrs.field(factory=Footprint)
     #: every actor the run waits for has finished: end-of-run oracles may judge
     ended: bool = False
+    #: the host kernel whose notifier protocol the host operations follow (mmu/era.py)
+    era: Era = Era.TODAY
 
     @classmethod
-    def build(cls, *, npages: int = 1, nframes: int = 8) -> Model:
-        """Guest RAM of ``npages`` at gfn 0, backed by one populated rw VMA.
+    def build(cls, *, npages: int = 1, nframes: int = 8, era: Era = Era.TODAY) -> Model:
+        """Guest RAM of ``npages`` at gfn 0, backed by one populated rw VMA, on a
+        host of ``era``.
 
         The setup is not a step: the log starts empty.
         """
@@ -73,7 +77,7 @@ class Model:
         mm.mmap_lock.release(setup, write=True)
         log.clear()
         fp.clear()
-        return cls(log, frames, mm, kvm, fp)
+        return cls(log, frames, mm, kvm, fp, era=era)
 
     @classmethod
     def build_regions(cls, *regions: Region, nframes: int = 8) -> Model:

@@ -3,7 +3,9 @@
 from .base import Scenario as Scenario
 from .dirty_log import SCENARIO as _dirty_log
 from .ksm_merge import SCENARIO as _ksm_merge
+from .ksm_merge_2011 import SCENARIO as _ksm_merge_2011
 from .migrate_page import SCENARIO as _migrate_page
+from .migrate_page_2011 import SCENARIO as _migrate_page_2011
 from .mprotect_ro import SCENARIO as _mprotect_ro
 from .multi_vma import SCENARIO as _multi_vma
 from .pin_ppc970 import SCENARIO as _pin_ppc970
@@ -19,10 +21,12 @@ CATALOG: dict[str, Scenario] = {
         _multi_vma,
         _mprotect_ro,
         _ksm_merge,
+        _ksm_merge_2011,
         _dirty_log,
         _vrma_psize,
         _pin_ppc970,
         _migrate_page,
+        _migrate_page_2011,
         _thp_split,
     )
 }

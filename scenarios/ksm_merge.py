@@ -13,6 +13,15 @@ that survives the merge lets the guest write into the shared page
 (``ksm_write``, and ``writable_spte`` before it); an spte to the replaced
 page is stale once it is freed. Run it with ``python scenarios/ksm_merge.py``,
 or ``mmurace run ksm_merge``.
+
+``-p era=2011`` runs it on the thread's own kernel (v3.1-v3.5, ``mmu/era.py``):
+KSM and COW tell KVM through ``->change_pte`` alone, with no
+invalidate_range_start/end, so only the callback's ``seq++`` stops a fault
+that resolved the old page just before the switch. A write fault cannot be
+that fault (its gup either holds a reference that fails the merge's
+refcount check, or breaks COW itself); a read can: ``-p reads=N`` makes the
+vcpu read both pages N times before it writes them. ``ksm_merge_2011`` is
+this scenario on a 2011 host, reading once.
 """
 
 from __future__ import annotations
@@ -22,7 +31,7 @@ import sys
 
 from actors import ActorContext, ActorSpec, Design, World, design_named, kvm_init_mmu_notifier, vcpu
 from actors.host import ksm_merge
-from mmu import Model
+from mmu import Era, Model
 from scenarios.base import Registered, Scenario, full_world, registering
 
 
@@ -34,21 +43,28 @@ async def _ksmd(
     await ksm_merge(ctx, page_hva, tree_hva)
 
 
-def build(design: Design | str, *, accesses: int = 1) -> World:
-    """Two guest pages, each written ``accesses`` times, merged once by ksmd."""
+def build(design: Design | str, *, accesses: int = 1, reads: int = 0, era: int = Era.TODAY.value) -> World:
+    """Two guest pages, each read ``reads`` times then written ``accesses`` times,
+    merged once by ksmd on a host of ``era``."""
     design = design_named(design)
     if accesses < 1:
         raise ValueError(f"'accesses' must be >= 1 (got {accesses})")
-    model = Model.build(npages=2)
+    if reads < 0:
+        raise ValueError(f"'reads' must be >= 0 (got {reads})")
+    model = Model.build(npages=2, era=Era.from_year(era))
     kvm_init_mmu_notifier(model, design)
     slot = model.kvm.memslot
     registered = Registered()
+    gfns = (0, 1) * (reads + accesses)
+    writes = (False,) * 2 * reads + (True,) * 2 * accesses
     return full_world(
         model,
         (
             ActorSpec(
                 "vcpu0",
-                functools.partial(vcpu, design=registering(design, registered), gfns=(0, 1) * accesses),
+                functools.partial(
+                    vcpu, design=registering(design, registered), gfns=gfns, write=writes
+                ),
             ),
             ActorSpec(
                 "ksmd",

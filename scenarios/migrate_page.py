@@ -9,7 +9,11 @@ rechecking seq, maps a frame about to be freed. Pages with an extra
 reference (gup in flight, a pin) fail the expected-refcount check and stay.
 
 Compaction starts once the VM runs (its memory registered). Run it with
-``python scenarios/migrate_page.py``.
+``python scenarios/migrate_page.py``. ``-p era=2011`` runs it on the thread's
+own kernel (v3.1-v3.5, ``mmu/era.py``): ``try_to_unmap_one`` clears the pte
+and then calls ``->invalidate_page``, with no invalidate_range_start/end,
+so only the callback's ``seq++`` stops a fault that resolved the page before
+the pte went; ``migrate_page_2011`` is that variant.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from actors import (
     vcpu,
 )
 from actors.host import migrate_page
-from mmu import Model
+from mmu import Era, Model
 from scenarios.base import Registered, Scenario, full_world, registering
 
 
@@ -39,14 +43,17 @@ async def _kcompactd(
         await migrate_page(ctx, hva)
 
 
-def build(design: Design | str, *, accesses: int = 2, migrations: int = 1) -> World:
-    """One guest page written ``accesses`` times, migrated ``migrations`` times."""
+def build(
+    design: Design | str, *, accesses: int = 2, migrations: int = 1, era: int = Era.TODAY.value
+) -> World:
+    """One guest page written ``accesses`` times, migrated ``migrations`` times on a
+    host of ``era``."""
     design = design_named(design)
     if accesses < 1:
         raise ValueError(f"'accesses' must be >= 1 (got {accesses})")
     if migrations < 0:
         raise ValueError(f"'migrations' must be >= 0 (got {migrations})")
-    model = Model.build(npages=1)
+    model = Model.build(npages=1, era=Era.from_year(era))
     kvm_init_mmu_notifier(model, design)
     hva = model.kvm.memslot.gfn_to_hva(0)
     registered = Registered()

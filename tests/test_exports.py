@@ -23,21 +23,24 @@ RUNTIME = {
 }
 SURFACE = {
     mmu: {
-        "Access", "Footprint", "Frame", "FrameTable", "HostMm", "HostPte", "Kvm", "LockError", "Memslot", "Model", "ORACLES",
+        "Access", "Era", "Footprint", "Frame", "FrameTable", "HostMm", "HostPte", "Kvm", "LockError", "Memslot", "Model", "ORACLES",
         "PAGE_SIZE", "RwSem", "SpinLock", "Spte", "Violation", "Vma", "corruption", "divergence", "stale_spte",
         "Region", "leaked_refs", "pinned_pages", "spurious_efault", "writable_spte",
     },
     actors.runtime: RUNTIME,
     actors.host: {
-        "deferred_split_scan", "do_wp_page", "get_user_page", "get_user_pages", "invalidate_end",
-        "invalidate_start", "ksm_merge", "madvise_dontneed", "migrate_page", "mmap", "mmap_fixed",
-        "mmu_notifier_register", "mprotect_readonly", "subscribers", "mremap_move", "munmap", "remapper", "split_huge_page", "thp_collapse", "thp_split",
+        "change_pte", "deferred_split_scan", "do_wp_page", "get_user_page", "get_user_pages", "invalidate_end",
+        "invalidate_page", "invalidate_start", "ksm_merge", "madvise_dontneed", "migrate_page", "mmap", "mmap_fixed",
+        "mmu_notifier_register", "mprotect_readonly", "subscribers", "mremap_move", "munmap", "remapper",
+        "split_huge_page", "thp_collapse", "thp_split",
     },
     actors.kvm: {
-        "DESIGNS", "Design", "Fault", "KvmMmuNotifier", "SeqRetry", "design_named", "kvm_init_mmu_notifier", "step", "vcpu",
+        "DESIGNS", "Design", "Fault", "KvmMmuNotifier", "SeqRetry", "design_named", "kvm_init_mmu_notifier",
+        "ppc_hv_set_spte_hva", "step", "vcpu",
     },
     actors: (RUNTIME - {"ActorFn", "buried"}) | {
-        "DESIGNS", "Design", "Fault", "SeqRetry", "design_named", "kvm_init_mmu_notifier", "remapper", "step", "vcpu",
+        "DESIGNS", "Design", "Fault", "SeqRetry", "design_named", "kvm_init_mmu_notifier", "ppc_hv_set_spte_hva",
+        "remapper", "step", "vcpu",
     },
     scenarios: {"CATALOG", "Scenario"},
     mmurace: {"Config", "Hunt", "MmuraceError", "RandomWalk", "Replay", "UsageError", "hunt", "load_scenario", "replay"},

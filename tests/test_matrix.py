@@ -35,6 +35,15 @@ EXPECTED = {
     ("migrate_page", "setup_time"): (Outcome.BROKEN, "divergence"),
     ("migrate_page", "no_retry"): (Outcome.BROKEN, "divergence"),
     ("migrate_page", "seq_retry"): (Outcome.EXHAUSTED, ""),
+    # the same scenarios on a 2011 host (change_pte, invalidate_page, no start/end around them)
+    ("ksm_merge_2011", "setup_time"): (Outcome.BROKEN, "writable_spte"),
+    ("ksm_merge_2011", "no_retry"): (Outcome.BROKEN, "divergence"),
+    # proved for two preemptions: change_pte's seq++ stops the read fault that got the old page
+    ("ksm_merge_2011", "seq_retry"): (Outcome.EXHAUSTED, ""),
+    ("ksm_merge_2011", "pin"): (Outcome.EXHAUSTED, ""),
+    ("migrate_page_2011", "setup_time"): (Outcome.BROKEN, "stale_spte"),
+    ("migrate_page_2011", "no_retry"): (Outcome.BROKEN, "divergence"),
+    ("migrate_page_2011", "seq_retry"): (Outcome.EXHAUSTED, ""),
     ("dirty_log", "wp_ignore"): (Outcome.BROKEN, "lost_dirty"),
     ("dirty_log", "wp_zap_refault"): (Outcome.EXHAUSTED, ""),
     ("dirty_log", "wp_readonly"): (Outcome.EXHAUSTED, ""),
@@ -46,12 +55,28 @@ EXPECTED = {
 }
 
 
+#: KVM's 2011 callbacks as examples/change_pte_2011.py varies them, on the 2011 columns
+ERA_2011 = "examples/change_pte_2011.py"
+ERA_2011_EXPECTED = {
+    ("ksm_merge_2011", "ppc_hv"): (Outcome.EXHAUSTED, ""),
+    ("ksm_merge_2011", "change_pte_writable"): (Outcome.BROKEN, "writable_spte"),
+    ("ksm_merge_2011", "change_pte_no_seq"): (Outcome.BROKEN, "divergence"),
+    ("migrate_page_2011", "invalidate_page_late_seq"): (Outcome.BROKEN, "divergence"),
+}
+
+
 @pytest.mark.parametrize(("scenario", "design"), sorted(EXPECTED))
 def test_every_cell_has_its_pinned_verdict(scenario: str, design: str) -> None:
     cell = judge(scenario, design, budget=100)
     assert (cell.outcome, cell.oracle) == EXPECTED[scenario, design]
     if cell.outcome is Outcome.BROKEN:
         assert cell.replay().startswith(f"mmurace replay {scenario} --design {design} --schedule v1:")
+
+
+@pytest.mark.parametrize(("scenario", "design"), sorted(ERA_2011_EXPECTED))
+def test_2011_callback_variants_have_their_pinned_verdict(scenario: str, design: str) -> None:
+    cell = judge(scenario, f"{ERA_2011}:{design}", budget=100)
+    assert (cell.outcome, cell.oracle) == ERA_2011_EXPECTED[scenario, design]
 
 
 def test_every_cell_of_the_catalog_is_pinned() -> None:

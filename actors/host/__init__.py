@@ -7,6 +7,8 @@ the COW break it may run (``cow``); the syscalls host userspace makes
 what the kernel does on its own (``migrate``, ``ksm``, ``thp``: the PMD
 split, the deferred folio split, the collapse); and the
 MMU-notifier chain they all call (``notifier``, as ``mm/mmu_notifier.c``).
+A 2011 host (``Model.era``) switches KSM's, COW's and migration's ptes as
+``era2011`` does, telling KVM through ``change_pte`` and ``invalidate_page``.
 Nothing here imports ``actors.kvm``: KVM reaches the chain by registering on
 it (``mmu_notifier_register``), as in the kernel.
 """
@@ -17,7 +19,9 @@ from .ksm import ksm_merge as ksm_merge
 from .migrate import migrate_page as migrate_page
 from .mremap import mremap_move as mremap_move
 from .notifier import (
+    change_pte as change_pte,
     invalidate_end as invalidate_end,
+    invalidate_page as invalidate_page,
     invalidate_start as invalidate_start,
     mmu_notifier_register as mmu_notifier_register,
     subscribers as subscribers,

@@ -7,7 +7,9 @@ frame, so no notifier is needed. A KSM page, or one somebody else holds a
 reference on, is copied: ``wp_page_copy`` allocates and copies outside the
 page-table lock, then brackets the pte switch with invalidate_range_start/end,
 so KVM's leaf to the old page is zapped before the pte moves (R4) and a fault
-that resolved the old page meanwhile sees seq move (R1, R2).
+that resolved the old page meanwhile sees seq move (R1, R2). A 2011 host
+(v3.1-v3.5) brackets nothing and tells KVM through ``->change_pte`` alone
+(``actors.host.era2011``).
 
 The caller (``get_user_pages``, KSM's ``break_cow``) holds ``mmap_lock`` for
 read throughout, as ``handle_mm_fault`` runs under it.
@@ -18,6 +20,7 @@ from __future__ import annotations
 from mmu import PAGE_SIZE
 
 from ..runtime.context import ActorContext
+from . import era2011
 from .notifier import invalidate_end, invalidate_start
 
 
@@ -60,7 +63,11 @@ async def wp_page_copy(ctx: ActorContext, hva: int, old: int, orig_writable: boo
     the new page may we remove the mapcount"); end; then both puts: the old
     mapping's reference (``folio_put(new_folio)``, which is the old folio by
     then) and ``do_wp_page``'s (``folio_put(old_folio)``). A copy that lost
-    ``pte_same`` is dropped after end the same way."""
+    ``pte_same`` is dropped after end the same way. A 2011 host runs
+    ``era2011.do_wp_page_copy`` instead."""
+    if ctx.model.era.change_pte:
+        await era2011.do_wp_page_copy(ctx, hva, old, orig_writable)
+        return
     mm, frames = ctx.model.mm, ctx.model.frames
     await ctx.point("wp_page_copy: alloc_page, copy_user_highpage")
     new = frames.alloc_page()

@@ -14,7 +14,8 @@ write-protected or replaced (R4), and a fault that resolved the page before
 start must see seq move (R1, R2). The refcount check of ``write_protect_page``
 (``page_mapcount + 1 == page_count``, the 1 being ksmd's own reference) is
 why KVM holds no reference while a page is mapped (R6): a gup in flight or
-a pin makes the merge give up.
+a pin makes the merge give up. A 2011 host (v3.1-v3.5) brackets nothing and
+tells KVM through ``->change_pte`` alone (``actors.host.era2011``).
 
 XX: page contents are not modelled: the guest writes the same bytes to both
 pages, so ``memcmp_pages`` and ``pages_identical`` always find them equal,
@@ -26,6 +27,7 @@ from __future__ import annotations
 from mmu import PAGE_SIZE, HostPte
 
 from ..runtime.context import ActorContext
+from . import era2011
 from .cow import do_wp_page
 from .notifier import invalidate_end, invalidate_start
 
@@ -55,8 +57,11 @@ async def write_protect_page(
 
     Returns the pte as left (``orig_pte``, for ``replace_page``'s ``pte_same``),
     or None if the page is not mapped at ``hva`` any more or somebody holds
-    an extra reference. The caller holds mmap_lock for read.
+    an extra reference. The caller holds mmap_lock for read. A 2011 host runs
+    ``era2011.write_protect_page`` instead.
     """
+    if ctx.model.era.change_pte:
+        return await era2011.write_protect_page(ctx, hva, page)
     mm, frames = ctx.model.mm, ctx.model.frames
     end = hva + PAGE_SIZE
     await invalidate_start(
@@ -98,7 +103,10 @@ async def replace_page(
 
     ``page`` stays alive on ksmd's reference until ``cmp_and_merge_page``
     drops it. Returns False if the pte changed since ``write_protect_page``.
+    A 2011 host runs ``era2011.replace_page`` instead.
     """
+    if ctx.model.era.change_pte:
+        return await era2011.replace_page(ctx, hva, page, kpage, orig)
     mm, frames = ctx.model.mm, ctx.model.frames
     end = hva + PAGE_SIZE
     await invalidate_start(

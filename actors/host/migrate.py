@@ -11,7 +11,9 @@ check of ``folio_migrate_mapping`` (an extra reference, such as gup's or a
 PPC970 pin, makes it fail with -EAGAIN), copy, ``remove_migration_ptes``
 (non-present -> present: no notifier), free the old frame. KVM's only
 protection is that start zapped the spte (R4) and that a fault which got the
-old pfn before start sees seq move (R1, R2).
+old pfn before start sees seq move (R1, R2). A 2011 host (v3.1-v3.5) clears
+the pte and then calls ``->invalidate_page`` instead of start/end
+(``actors.host.era2011.try_to_unmap_one``).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from __future__ import annotations
 from mmu import PAGE_SIZE
 
 from ..runtime.context import ActorContext
+from . import era2011
 from .notifier import invalidate_end, invalidate_start
 
 
@@ -28,6 +31,30 @@ async def _restore(ctx: ActorContext, hva: int, pfn: int, label: str) -> None:
     await ctx.down_read(mm.rmap_lock, label)
     mm.remove_migration_pte(hva, pfn, ctx.name)
     ctx.up_read(mm.rmap_lock)
+
+
+async def _try_to_migrate_one(ctx: ActorContext, hva: int, src: int, *, resume: str) -> bool:
+    """``try_to_migrate_one``, under the anon_vma lock: start, ``ptep_clear_flush``, a
+    migration entry, ``folio_remove_rmap_pte``, ``folio_put``, end; returns whether
+    ``src`` was mapped at ``hva``. The code after end is the step ``resume``. A 2011
+    host runs ``era2011.try_to_unmap_one`` instead."""
+    if ctx.model.era.invalidate_page:
+        return await era2011.try_to_unmap_one(ctx, hva, src, resume=resume)
+    mm, frames = ctx.model.mm, ctx.model.frames
+    await invalidate_start(
+        ctx,
+        hva,
+        hva + PAGE_SIZE,
+        resume="try_to_migrate_one: ptep_clear_flush, migration entry",
+    )
+    mapped = mm.rmap_pte(hva, ctx.name)
+    unmapped = mapped is not None and mapped.pfn == src
+    if unmapped:
+        frames.put_page(mm.set_migration_entry(hva, ctx.name).pfn)  # page_remove_rmap; folio_put
+    else:
+        ctx.note("folio no longer mapped at hva: nothing to unmap")
+    await invalidate_end(ctx, hva, hva + PAGE_SIZE, resume=resume)
+    return unmapped
 
 
 async def migrate_page(ctx: ActorContext, hva: int) -> bool:
@@ -51,21 +78,7 @@ async def migrate_page(ctx: ActorContext, hva: int) -> bool:
     dst = frames.alloc_page()
 
     await ctx.down_read(mm.rmap_lock, "try_to_migrate: folio_lock_anon_vma_read")
-    await invalidate_start(
-        ctx,
-        hva,
-        hva + PAGE_SIZE,
-        resume="try_to_migrate_one: ptep_clear_flush, migration entry",
-    )
-    mapped = mm.rmap_pte(hva, ctx.name)
-    unmapped = mapped is not None and mapped.pfn == src
-    if unmapped:
-        frames.put_page(mm.set_migration_entry(hva, ctx.name).pfn)  # page_remove_rmap; folio_put
-    else:
-        ctx.note("folio no longer mapped at hva: nothing to unmap")
-    await invalidate_end(
-        ctx, hva, hva + PAGE_SIZE, resume="folio_migrate_mapping: expected refcount"
-    )
+    unmapped = await _try_to_migrate_one(ctx, hva, src, resume="folio_migrate_mapping: expected refcount")
     ctx.up_read(mm.rmap_lock)
     refs = frames.refcount(src)
     if not unmapped or refs != 1:  # only isolation's reference may remain

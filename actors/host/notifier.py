@@ -8,6 +8,11 @@ the host actor's steps, under the locks the host holds (lockdep sees them
 nested there), and two host threads may be inside their callbacks at the
 same time. This module knows nothing of what a subscriber does: KVM's
 callbacks are its design's (``actors.kvm.mmu_notifier``).
+
+A host of the 2011 era (``mmu/era.py``) also has the per-page callbacks,
+which it calls with the page-table lock held, after the pte changed:
+``change_pte`` (from ``set_pte_at_notify``: KSM, COW) and
+``invalidate_page`` (from ``ptep_clear_flush_notify``: ``try_to_unmap_one``).
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from __future__ import annotations
 import weakref
 from typing import Protocol
 
-from mmu import HostMm
+from mmu import HostMm, HostPte
 
 from ..runtime.context import ActorContext
 
@@ -26,6 +31,10 @@ class MmuNotifierOps(Protocol):
     async def invalidate_range_start(self, ctx: ActorContext, start: int, end: int) -> None: ...
 
     async def invalidate_range_end(self, ctx: ActorContext, start: int, end: int) -> None: ...
+
+    async def change_pte(self, ctx: ActorContext, hva: int, pte: HostPte) -> None: ...
+
+    async def invalidate_page(self, ctx: ActorContext, hva: int) -> None: ...
 
 
 #: ``mm->notifier_subscriptions``: the subscribers of each mm, in registration order.
@@ -61,4 +70,48 @@ async def invalidate_end(ctx: ActorContext, start: int, end: int, *, resume: str
     ctx.note(f"range {start:#x}-{end:#x}")
     for ops in subscribers(ctx.model.mm):
         await ops.invalidate_range_end(ctx, start, end)
+    await ctx.point(resume)
+
+
+async def change_pte(ctx: ActorContext, hva: int, pte: HostPte, *, resume: str) -> None:
+    """``mmu_notifier_change_pte`` (include/linux/mmu_notifier.h ``set_pte_at_notify``
+    -> mm/mmu_notifier.c ``__mmu_notifier_change_pte``, v2.6.32-v3.5): the pte at
+    ``hva`` has just become ``pte`` (``set_pte_at`` came first then), and every
+    subscriber hears it through ``change_pte``, or through ``invalidate_page`` if it
+    has none. No start/end around it: the caller holds the page-table lock (a
+    subscriber must not sleep). The callbacks run from the caller's step; the
+    code after them is the step ``resume``.
+
+    Raises:
+        AssertionError: the host is not a 2011 one (``->change_pte`` ran inside
+            start/end from v3.6 and is gone since v6.10, 997308f9ae72).
+    """
+    if not ctx.model.era.change_pte:
+        raise AssertionError(f"a {ctx.model.era.value} host reports no pte switch through ->change_pte")
+    kind = "W" if pte.writable else "RO"
+    ctx.note(f"set_pte_at_notify: ->change_pte hva {hva:#x} -> pfn {pte.pfn:#x} {kind}")
+    for ops in subscribers(ctx.model.mm):
+        if hasattr(ops, "change_pte"):
+            await ops.change_pte(ctx, hva, pte)
+        else:  # "some drivers dont have change_pte and therefor we must call for invalidate_page"
+            await ops.invalidate_page(ctx, hva)
+    await ctx.point(resume)
+
+
+async def invalidate_page(ctx: ActorContext, hva: int, *, resume: str) -> None:
+    """``mmu_notifier_invalidate_page`` (``ptep_clear_flush_notify``, v2.6.27-v4.12): the
+    pte at ``hva`` has just been cleared and the caller still holds the page, which
+    will not be freed until every subscriber's ``invalidate_page`` returned. In
+    v3.1-v3.5 the caller holds the page-table lock; the code after the callbacks
+    is the step ``resume``.
+
+    Raises:
+        AssertionError: the host is not a 2011 one (``->invalidate_page`` is gone
+            since v4.13).
+    """
+    if not ctx.model.era.invalidate_page:
+        raise AssertionError(f"a {ctx.model.era.value} host has no ->invalidate_page")
+    ctx.note(f"ptep_clear_flush_notify: ->invalidate_page hva {hva:#x}")
+    for ops in subscribers(ctx.model.mm):
+        await ops.invalidate_page(ctx, hva)
     await ctx.point(resume)

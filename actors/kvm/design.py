@@ -1,8 +1,9 @@
 """A design: everything KVM does that a developer might change, as named steps.
 
 A design is registration (``prepare``), the fault path (``fault``), KVM's
-MMU-notifier callbacks (``invalidate_range_start``/``_end``) and the
-dirty-log ioctls, each an ``async`` method built from smaller named steps.
+MMU-notifier callbacks (``invalidate_range_start``/``_end``, and a 2011
+host's ``change_pte`` and ``invalidate_page``) and the dirty-log ioctls,
+each an ``async`` method built from smaller named steps.
 A variant changes one step and keeps the rest, in either of two ways::
 
     async def recheck(design, ctx, f):          # a step takes (design, ctx, ...)
@@ -31,7 +32,7 @@ from typing import Any
 
 import attrs
 
-from mmu import PAGE_SIZE
+from mmu import PAGE_SIZE, HostPte
 
 from ..runtime.context import ActorContext
 
@@ -204,6 +205,62 @@ class Design:
     async def drop_count(self, ctx: ActorContext, start: int, end: int) -> None:
         """``kvm->mmu_invalidate_in_progress--``."""
         ctx.model.kvm.dec_in_progress(ctx.name)
+
+    # ---- a 2011 host's per-page callbacks (docs/model.md 1.3) ----
+    # Called with the host's page-table lock held, after the pte changed, with
+    # no start/end around them: nothing raises in_progress, so seq++ in the same
+    # mmu_lock section as the leaf change is what makes a fault that resolved
+    # the old page retry.
+
+    @step
+    async def change_pte(self, ctx: ActorContext, hva: int, pte: HostPte) -> None:
+        """``kvm_mmu_notifier_change_pte`` (virt/kvm/kvm_main.c, v2.6.32-v6.9) as a 2011
+        host calls it, from ``set_pte_at_notify`` (KSM, COW) once the pte at ``hva``
+        is ``pte``: ``spin_lock(mmu_lock); mmu_notifier_seq++;
+        kvm_set_spte_hva(kvm, hva, pte); spin_unlock``. From v3.6 it ran inside
+        start/end and found nothing left to change; v6.10 removed it (997308f9ae72)."""
+        kvm = ctx.model.kvm
+        await ctx.spin_lock(kvm.mmu_lock, "mmu_lock: kvm_mmu_notifier_change_pte")
+        await self.bump_seq(ctx, hva, hva + PAGE_SIZE)
+        changed = await self.set_spte_hva(ctx, hva, pte)
+        await self.flush(ctx, hva, hva + PAGE_SIZE, changed)
+        ctx.spin_unlock(kvm.mmu_lock)
+
+    @step
+    async def set_spte_hva(self, ctx: ActorContext, hva: int, pte: HostPte) -> int:
+        """``kvm_set_spte_hva`` as x86 has it (arch/x86/kvm/mmu.c ``kvm_set_pte_rmapp``,
+        v2.6.32-v6.9): each leaf mapping ``hva`` is dropped if the new pte is writable
+        (COW), else repointed read-only to the new pfn (KSM), so the guest goes on
+        reading without a fault. Returns how many leaves changed (the flush in
+        ``kvm_set_pte_rmapp``). PPC HV only unmaps: ``actors.kvm.ppc_hv_set_spte_hva``.
+
+        XX: a huge leaf is zapped; v3.x x86 repointed a large spte as well (KSM
+        splits a huge page before it merges, so it does not happen there).
+        """
+        kvm = ctx.model.kvm
+        leaves = kvm.leaves_in(hva, hva + PAGE_SIZE, ctx.name)
+        for gfn in leaves:
+            if pte.writable or kvm.sptes[gfn].page_size != PAGE_SIZE:
+                kvm.zap_leaf(gfn, ctx.name)
+            else:
+                kvm.repoint_leaf(gfn, pte.pfn, ctx.name)
+        return len(leaves)
+
+    @step
+    async def invalidate_page(self, ctx: ActorContext, hva: int) -> None:
+        """``kvm_mmu_notifier_invalidate_page`` (virt/kvm/kvm_main.c, v2.6.27-v4.12) as a
+        2011 host calls it, from ``try_to_unmap_one`` once the pte at ``hva`` is
+        cleared, the page still held: ``spin_lock(mmu_lock); mmu_notifier_seq++;
+        kvm_unmap_hva; flush; spin_unlock`` ("Increasing the sequence after the
+        spin_unlock would be unsafe because the kvm page fault could then
+        establish the pte after kvm_unmap_hva returned"). v3.1 flushed after
+        ``spin_unlock``; the model flushes inside the section (docs/model.md 5.1)."""
+        kvm = ctx.model.kvm
+        await ctx.spin_lock(kvm.mmu_lock, "mmu_lock: kvm_mmu_notifier_invalidate_page")
+        await self.bump_seq(ctx, hva, hva + PAGE_SIZE)
+        zapped = await self.zap(ctx, hva, hva + PAGE_SIZE)
+        await self.flush(ctx, hva, hva + PAGE_SIZE, zapped)
+        ctx.spin_unlock(kvm.mmu_lock)
 
     # ---- dirty logging (live migration) ----
     # The ioctls run in the thread that calls them (QEMU's migration thread).

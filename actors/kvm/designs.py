@@ -12,6 +12,8 @@ from typing import ClassVar
 
 import attrs
 
+from mmu import HostPte
+
 from ..host.gup import get_user_page, get_user_pages
 from ..runtime.context import ActorContext
 from .design import Design, Fault, step
@@ -153,6 +155,13 @@ class Pin(SeqRetry):
         """``kvm_unmap_hva_range_hv`` does nothing without MMU notifiers: the generic
         code still counts the invalidation, but no leaf goes."""
         ctx.note("kvm_unmap_hva_range: !using_mmu_notifiers (PPC970), nothing zapped")
+        return 0
+
+    @step
+    async def set_spte_hva(self, ctx: ActorContext, hva: int, pte: HostPte) -> int:
+        """A 2011 host's ``change_pte``: ``kvm_set_spte_hva`` returns at once without
+        MMU notifiers (book3s_64_mmu_hv.c, v3.3); the pinned leaf stays."""
+        ctx.note("kvm_set_spte_hva: !using_mmu_notifiers (PPC970), leaf kept")
         return 0
 
 
