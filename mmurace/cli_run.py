@@ -169,7 +169,7 @@ def replay(scenario: str, design: str, schedule: str, opts: RunOptions, as_json:
     """Replay one recorded schedule of SCENARIO and print its trace.
 
     \b
-    mmurace replay race_remap --design no_retry --schedule v1:10:2=1,8=1@99959b
+    mmurace replay race_remap --design no_retry --schedule v1:10:2=1,5=1,8=1@99959b
     """
     config = make_config(scenario, design, opts)
     result = api.run_sync(api.replay, config, schedule)

@@ -233,7 +233,7 @@ def shrink_cmd(scenario: str, design: str, schedule: str, opts: RunOptions, as_j
     stopped at its run limit first).
 
     \b
-    mmurace shrink race_remap --design no_retry --schedule v1:10:2=1,8=1
+    mmurace shrink race_remap --design no_retry --schedule v1:10:2=1,5=1,8=1@99959b
     """
     config = make_config(scenario, design, opts)
     original = api.run_sync(api.replay, config, schedule)
