@@ -243,6 +243,7 @@ RUNTIME_FINDINGS = {
     "step_bound": "a run took more than --max-steps steps",
     "sleep_in_atomic": "a sleeping lock (mmap_lock, get_user_pages) taken under a spinlock",
     "lock_order": "two locks taken in both orders in one run: a possible ABBA deadlock",
+    "recursive_lock": "a lock taken again by the thread that holds it (a second down_read too)",
     "crash": "an actor raised (a model assertion: the lock a step needs was not held ...)",
     "foreign_await": "an actor awaited something else than its ActorContext (trio.sleep, a trio.Lock ...)",
     "step_timeout": "a step ran for seconds without reaching its next point (a loop that never ends)",

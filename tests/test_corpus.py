@@ -95,7 +95,7 @@ def test_save_dir_and_no_save(capsys: pytest.CaptureFixture[str], tmp_path: Path
     status, out, _ = cli(capsys, "run", "race_remap", "--seeds", "50", "--save", str(tmp_path / "mine"), "--json")
     assert status == 1 and json.loads(out), "JSON on stdout stays JSON"
     names = [p.name.rsplit("-", 1)[0] for p in _files(tmp_path / "mine")]
-    assert names == ["race_remap-gup_in_lock-deadlock", "race_remap-no_retry-stale_spte",
+    assert names == ["race_remap-gup_in_lock-sleep_in_atomic", "race_remap-no_retry-stale_spte",
                      "race_remap-setup_time-stale_spte"]
     status, _, _ = cli(capsys, "run", "race_remap", "--design", "no_retry", "--no-save")
     assert status == 1 and not (tmp_path / "findings").exists()

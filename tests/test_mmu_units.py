@@ -16,6 +16,7 @@ from mmu import (
     ORACLES,
     PAGE_SIZE,
     Access,
+    Footprint,
     Frame,
     FrameTable,
     HostMm,
@@ -295,6 +296,139 @@ def test_rwsem_is_free_again_after_all_release() -> None:
     sem.acquire("w", write=True)
     sem.release("w", write=True)
     assert (sem.writer, sem.readers) == (None, [])
+
+
+# ---- RwSem: the wait list (kernel/locking/rwsem.c) ----
+
+
+def test_rwsem_a_reader_queues_behind_a_waiting_writer() -> None:
+    sem = RwSem("mmap_lock")
+    sem.acquire("r1", write=False)
+    assert not sem.can_acquire("w", write=True)
+    sem.enqueue("w", write=True)
+    # rwsem_down_read_slowpath: readers hold it and somebody waits: queue
+    assert not sem.can_acquire("r2", write=False)
+    assert not sem.can_acquire("r1", write=False), "not even the reader that holds it"
+    sem.enqueue("r2", write=False)
+    assert sem.waiting("r2") == "mmap_lock for read (held by readers r1, queued behind w (write))"
+    assert sem.waiting("w") == "mmap_lock for write (held by readers r1)"
+
+
+def test_rwsem_a_recursive_read_waits_for_ever_behind_a_queued_writer() -> None:
+    sem = RwSem("mmap_lock")
+    sem.acquire("v", write=False)
+    sem.enqueue("q", write=True)
+    sem.enqueue("v", write=False)  # down_read again: the slowpath queues it
+    assert not sem.may_take("q"), "the writer waits for v's first read"
+    assert sem.queued("v"), "and v waits behind the writer: nobody can go"
+    assert sem.readers == ["v"] and [w.who for w in sem.waiters] == ["q", "v"]
+
+
+def test_rwsem_without_waiters_readers_share_and_read_again() -> None:
+    sem = RwSem("mmap_lock")
+    sem.acquire("v", write=False)
+    assert sem.can_acquire("v", write=False)
+    sem.acquire("v", write=False)
+    assert sem.readers == ["v", "v"]
+    sem.release("v", write=False)
+    assert sem.held_by("v", write=False)
+
+
+def test_rwsem_a_free_lock_may_be_stolen_past_the_queue() -> None:
+    """Optimistic lock stealing, allowed until the first waiter sets RWSEM_FLAG_HANDOFF:
+    the model has no clock and always allows it."""
+    sem = RwSem("mmap_lock")
+    sem.acquire("a", write=True)
+    sem.enqueue("w1", write=True)
+    sem.release("a", write=True)
+    assert sem.may_take("w1")
+    assert sem.can_acquire("w2", write=True) and sem.can_acquire("r", write=False)
+    sem.acquire("w2", write=True)
+    assert not sem.may_take("w1")
+    sem.release("w2", write=True)
+    sem.acquire("w1", write=True)
+    assert (sem.writer, sem.waiters) == ("w1", [])
+
+
+def test_rwsem_only_the_first_queued_writer_is_woken() -> None:
+    sem = RwSem("mmap_lock")
+    sem.acquire("a", write=True)
+    sem.enqueue("w1", write=True)
+    sem.enqueue("w2", write=True)
+    sem.release("a", write=True)
+    assert sem.may_take("w1") and not sem.may_take("w2")
+    with pytest.raises(LockError, match=r"^w2 took mmap_lock while it is held \(free\)$"):
+        sem.acquire("w2", write=True)
+
+
+def test_rwsem_release_grants_every_queued_reader_when_a_reader_is_first() -> None:
+    """rwsem_mark_wake: the readers go in together, writers keep their place."""
+    sem = RwSem("mmap_lock")
+    sem.acquire("w", write=True)
+    for who, write in (("r1", False), ("w2", True), ("r2", False)):
+        sem.enqueue(who, write=write)
+    sem.release("w", write=True)
+    assert sem.readers == ["r1", "r2"]
+    assert [w.who for w in sem.waiters] == ["w2"]
+    assert sem.waiting("r1") == "mmap_lock (granted)"
+
+
+def test_rwsem_a_queued_reader_is_granted_it_and_never_takes_it() -> None:
+    sem = RwSem("mmap_lock")
+    sem.acquire("w", write=True)
+    sem.enqueue("r", write=False)
+    with pytest.raises(LockError, match=r"^r took mmap_lock for read while queued: a reader is granted it$"):
+        sem.acquire("r", write=False)
+
+
+def test_rwsem_a_writer_first_in_the_queue_is_not_granted_on_release() -> None:
+    sem = RwSem("mmap_lock")
+    sem.acquire("r", write=False)
+    sem.enqueue("w", write=True)
+    sem.enqueue("r2", write=False)
+    sem.release("r", write=False)
+    assert (sem.readers, [w.who for w in sem.waiters]) == ([], ["w", "r2"])
+    assert sem.may_take("w")
+    assert sem.can_acquire("x", write=False), "a free lock may be stolen, even by a reader"
+
+
+def test_rwsem_downgrade_keeps_it_for_read_and_lets_queued_readers_in() -> None:
+    """downgrade_write -> rwsem_downgrade_wake: readers at the head are granted."""
+    sem = RwSem("mmap_lock")
+    sem.acquire("q", write=True)
+    sem.enqueue("v", write=False)
+    sem.downgrade("q")
+    assert (sem.writer, sem.readers, sem.waiters) == (None, ["q", "v"], [])
+    assert sem.can_acquire("v2", write=False) and not sem.can_acquire("w", write=True)
+    with pytest.raises(LockError, match=r"^v downgraded mmap_lock, held by \(readers q, v\)$"):
+        sem.downgrade("v")
+
+
+def test_rwsem_downgrade_wakes_no_writer() -> None:
+    sem = RwSem("mmap_lock")
+    sem.acquire("q", write=True)
+    sem.enqueue("w", write=True)
+    sem.enqueue("v", write=False)
+    sem.downgrade("q")
+    assert sem.readers == ["q"] and [w.who for w in sem.waiters] == ["w", "v"]
+    assert not sem.may_take("w")
+
+
+def test_rwsem_queueing_twice_is_refused() -> None:
+    sem = RwSem("mmap_lock")
+    sem.acquire("a", write=True)
+    sem.enqueue("b", write=False)
+    with pytest.raises(LockError, match=r"^b queued for mmap_lock twice$"):
+        sem.enqueue("b", write=True)
+
+
+def test_rwsem_queue_changes_are_writes_of_the_lock() -> None:
+    fp = Footprint()
+    sem = RwSem("mmap_lock", fp=fp)
+    sem.acquire("a", write=True)
+    fp.drain()
+    sem.enqueue("b", write=False)
+    assert fp.drain().writes == {("lock", "mmap_lock")}
 
 
 # ---- Vma ----

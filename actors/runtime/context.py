@@ -119,24 +119,48 @@ class ActorContext:
         self._execution.lockdep.released(self.thread, lock.name)
 
     async def down_read(self, sem: RwSem, label: str | None = None) -> None:
-        """``down_read``: step ``label`` starts once no writer holds ``sem``."""
-        await self.point(
-            label or f"{sem.name} read lock",
-            guard=lambda: sem.can_acquire(self.name, write=False),
-            waits_for=f"{sem.name} for read",
-        )
-        sem.acquire(self.name, write=False)
-        self._acquired(sem.name, spins=False)
+        """``down_read``: step ``label`` starts holding ``sem`` for read.
+
+        If ``sem`` cannot be taken when the actor runs, that step queues it
+        instead (``rwsem_down_read_slowpath``) and the actor waits, in the
+        queue, until the lock is granted; ``label`` is then the step that
+        starts holding it. Lockdep sees the acquisition when it is attempted,
+        before any wait, as ``down_read``'s ``rwsem_acquire_read`` does.
+        """
+        await self._down(sem, label or f"{sem.name} read lock", write=False)
 
     async def down_write(self, sem: RwSem, label: str | None = None) -> None:
-        """``down_write``: step ``label`` starts once nobody holds ``sem``."""
-        await self.point(
-            label or f"{sem.name} write lock",
-            guard=lambda: sem.can_acquire(self.name, write=True),
-            waits_for=f"{sem.name} for write",
-        )
-        sem.acquire(self.name, write=True)
+        """``down_write``: step ``label`` starts holding ``sem`` for write, after
+        waiting in its queue if it is held (``rwsem_down_write_slowpath``)."""
+        await self._down(sem, label or f"{sem.name} write lock", write=True)
+
+    async def _down(self, sem: RwSem, label: str, *, write: bool) -> None:
+        # The wait begins in a step of its own, so that a waiter is queued at the
+        # moment it starts waiting: the queue, not the scheduler, decides who is next.
+        await self.point(label)
         self._acquired(sem.name, spins=False)
+        if sem.can_acquire(self.name, write=write):
+            sem.acquire(self.name, write=write)
+            return
+        sem.enqueue(self.name, write=write)
+        slowpath = "rwsem_down_write_slowpath" if write else "rwsem_down_read_slowpath"
+        self.relabel(f"{label}: {slowpath}, wait")
+        if write:
+            await self.point(
+                label, guard=lambda: sem.may_take(self.name), waits_for=lambda: sem.waiting(self.name)
+            )
+            sem.acquire(self.name, write=True)
+            return
+        await self.point(
+            label,
+            guard=lambda: sem.held_by(self.name, write=False) and not sem.queued(self.name),
+            waits_for=lambda: sem.waiting(self.name),
+        )
+
+    def downgrade_write(self, sem: RwSem) -> None:
+        """``downgrade_write`` (``mmap_write_downgrade``): keep ``sem`` for read, letting
+        readers in; lockdep's ``lock_downgrade`` keeps it held."""
+        sem.downgrade(self.name)
 
     def up_read(self, sem: RwSem) -> None:
         sem.release(self.name, write=False)

@@ -91,7 +91,7 @@ class Execution:
         self.finding: Finding | None = None
         self.done = False
         self.aborted: Exception | None = None
-        self.lockdep = Lockdep()
+        self.lockdep = Lockdep(enabled=world.lockdep)
         self.watchdog = Watchdog(step_seconds)
         self._stopped = False  # the running step was stopped by the watchdog: not judged
 

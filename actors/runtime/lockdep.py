@@ -1,7 +1,12 @@
 """Lock validation in the spirit of the kernel's lockdep, over one run.
 
-Two checks, made at every acquisition, whatever the interleaving:
+Three checks, made at every acquisition (when it is attempted, before any
+wait, as the kernel's ``lock_acquire`` is), whatever the interleaving:
 
+- a lock the thread already holds, taken again: "possible recursive locking
+  detected". For an rwsem that includes a second ``down_read``: the kernel
+  annotates ``down_read`` as a non-recursive read, since a writer queued
+  between the two makes the second one wait for ever (a fair rwsem);
 - a sleeping lock (``mmap_lock``, and so ``get_user_pages``) taken while the
   same thread holds a spinlock (``mmu_lock``): "sleeping function called
   from invalid context", a bug even if this schedule never sleeps;
@@ -25,6 +30,9 @@ import attrs
 class Lockdep:
     """The locks each thread holds, and every nesting seen so far."""
 
+    #: False stands for a kernel without CONFIG_PROVE_LOCKING: nothing is checked,
+    #: and a lock bug shows only if it hangs (``deadlock``)
+    enabled: bool = True
     _held: dict[str, list[tuple[str, bool]]] = attrs.field(factory=dict)  # thread -> (lock, spins)
     _order: dict[tuple[str, str], str] = attrs.field(factory=dict)  # (outer, inner) -> where first seen
 
@@ -34,9 +42,18 @@ class Lockdep:
         An inconsistent order is reported before a sleep in atomic context
         when both apply: it names the other thread's half of the deadlock.
         """
+        if not self.enabled:
+            return None
         held = self._held.setdefault(thread, [])
         problem: tuple[str, str] | None = None
+        if any(name == lock for name, _ in held):
+            problem = (
+                "recursive_lock",
+                f"{thread} takes {lock}, which it already holds: possible recursive locking",
+            )
         for outer, _ in held:
+            if outer == lock:
+                continue
             self._order.setdefault((outer, lock), where)
             reverse = self._order.get((lock, outer))
             if reverse is not None and problem is None:

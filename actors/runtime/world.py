@@ -37,6 +37,9 @@ class World:
     actors: tuple[ActorSpec, ...]
     oracles: Mapping[str, Oracle] = attrs.field(factory=lambda: dict(ORACLES))
     max_retries: int = DEFAULT_MAX_RETRIES  # see ActorContext.retry_bound
+    #: CONFIG_PROVE_LOCKING: False judges a kernel built without lockdep, where a
+    #: lock bug is a finding only when a schedule hangs on it (``deadlock``)
+    lockdep: bool = True
 
     def __attrs_post_init__(self) -> None:
         names = [a.name for a in self.actors]
