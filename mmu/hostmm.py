@@ -128,6 +128,17 @@ class HostMm:
         self.fp.read(("pte", hva))
         return self.ptes.get(hva)
 
+    def gup_fast_pte(self, hva: int) -> HostPte | None:
+        """The present pte at ``hva`` as the lockless walk of ``gup_fast`` sees it
+        (``gup_fast_pte_range``, or ``gup_fast_pmd_leaf`` under a huge PMD, whose base
+        hvas keep their entries here): no lock, not even the page-table lock, and
+        no VMA; a migration entry is not present. The kernel walks with interrupts
+        off, so the page tables cannot be freed under it, and rechecks the pte after
+        taking its reference; the model reads it in one step (docs/model.md F3).
+        """
+        self.fp.read(("pte", hva))
+        return self.ptes.get(hva)
+
     def set_pte(self, hva: int, pfn: int, writable: bool, who: str) -> None:
         """Map ``hva`` to ``pfn``, taking over the caller's reference (``set_pte_at``)."""
         self._assert_held(who, write=False)

@@ -14,6 +14,7 @@ import pytest
 
 from actors import Executor, RunResult, Schedule, Status
 from mmurace import Config, campaign, matrix as matrix_module
+from mmurace.api import configure
 from mmurace.campaign import Batch, Group, Work, _spread, cut, merge, run_batch
 from mmurace.cli import main
 from mmurace.matrix import matrix
@@ -42,11 +43,18 @@ async def test_same_seeds_same_findings_on_one_process_or_two() -> None:
     assert (one.first_at, one.schedules) == (two.first_at, two.schedules) == (one.first_at, 400)
 
 
-@pytest.mark.parametrize(("kind", "seed"), [(Kind.RANDOM, 1832), (Kind.PCT, 518)])
-async def test_the_first_finding_is_the_lowest_failing_seed_whatever_the_processes(kind: Kind, seed: int) -> None:
+#: a design random walks rarely catch (no_retry fails one seed in three since gup-fast)
+RARE = str(ROOT / "examples" / "early_count_drop.py")
+
+
+@pytest.mark.parametrize(("kind", "design", "seed"), [(Kind.RANDOM, RARE, 608), (Kind.PCT, "no_retry", 518)])
+async def test_the_first_finding_is_the_lowest_failing_seed_whatever_the_processes(
+    kind: Kind, design: str, seed: int
+) -> None:
     # the first 50 seeds (run first, here) pass: the first failing one lies in a batch sent to a worker
-    one = await stress(config("no_retry"), kind, schedules=800, seed=seed, jobs=1)
-    two = await stress(config("no_retry"), kind, schedules=800, seed=seed, jobs=2)
+    rare = configure("race_remap", design, executor=Executor.DIRECT)
+    one = await stress(rare, kind, schedules=800, seed=seed, jobs=1)
+    two = await stress(rare, kind, schedules=800, seed=seed, jobs=2)
     assert one.groups == two.groups and len(one.groups) == 1
     first = one.groups[0].first
     assert first.seed is not None and first.seed >= seed + 50
@@ -118,13 +126,13 @@ def test_matrix_starts_no_more_processes_than_cells_and_the_longest_first(monkey
 
 
 def test_stress_command_takes_jobs(capsys: pytest.CaptureFixture[str]) -> None:
-    argv = ["stress", "race_remap", "--design", "no_retry", "--strategy", "random", "--seed", "1832",
+    argv = ["stress", "race_remap", "--design", RARE, "--strategy", "random", "--seed", "608",
             "--schedules", "400", "--no-shrink"]
     assert main([*argv, "--jobs", "1"]) == 1
     one = capsys.readouterr().out
     assert main([*argv, "--jobs", "2"]) == 1
     two = capsys.readouterr().out
-    assert "found by random --seed 1961 as " in one
+    assert "found by random --seed 989 as " in one
 
     def runs(out: str) -> list[str]:
         return [line for line in out.splitlines() if "schedules/s" not in line]

@@ -28,17 +28,21 @@ def test_story_covers_every_design_and_exits_1(capsys: pytest.CaptureFixture[str
     for design in ("setup_time", "no_retry", "seq_retry"):
         assert f"== {design}:" in out
     assert "survived 300 schedules" in out
-    assert out.count("VIOLATION stale_spte") == 2
-    assert "found by seed 26 as v1:10:2=1,5=1,8=1@99959b, shrunk to 2 preemptions:" \
-        " mmurace replay race_remap --design no_retry --schedule v1:9:2=1,5=1@99959b" in out
-    assert len(out.splitlines()) <= 60, "the story must fit one screen"
+    assert out.count("VIOLATION stale_spte") == 1  # setup_time
+    # no_retry's first race: the fault takes the page lockless (gup-fast) inside QEMU's
+    # window and maps it after the window closed, behind no host pte
+    assert out.count("VIOLATION divergence") == 1
+    assert "found by seed 4 as v1:10:1=1,3=1,4=1,9=1@99959b, shrunk to 1 preemption:" \
+        " mmurace replay race_remap --design no_retry --schedule v1:11:2=1@99959b" in out
+    # gup_in_lock's first lock bug now comes after a whole remap: gup-fast took its first page
+    assert len(out.splitlines()) <= 68, "the story must fit one screen"
 
 
 def test_design_hunt_prints_trace_verdict_and_replay(capsys: pytest.CaptureFixture[str]) -> None:
     status, out, _ = cli(capsys, "run", "race_remap", "--design", "no_retry")
     assert status == 1
     assert ">>" in out
-    assert "VIOLATION stale_spte at step" in out
+    assert "VIOLATION divergence at step" in out
     assert "replay:   mmurace replay race_remap --design no_retry --schedule v1:" in out
     assert "found by seed" in out
 
@@ -71,7 +75,8 @@ def test_oracle_option_lets_the_run_reach_corruption(capsys: pytest.CaptureFixtu
     status, out, _ = cli(capsys, "run", "race_remap", "--design", "no_retry", "--oracle", "corruption")
     assert status == 1
     assert "VIOLATION corruption at step" in out
-    assert "went through a stale TLB entry" in out  # the page it cached before the free
+    # the page it cached before the free, or (gup-fast inside the window) mapped after it
+    assert "went through a stale " in out
 
 
 def test_json_is_parseable_and_complete(capsys: pytest.CaptureFixture[str]) -> None:
@@ -79,7 +84,7 @@ def test_json_is_parseable_and_complete(capsys: pytest.CaptureFixture[str]) -> N
     assert status == 1
     (hunt,) = json.loads(out)
     run = hunt["run"]
-    assert run["finding"]["oracle"] == "stale_spte"
+    assert run["finding"]["oracle"] == "divergence"
     assert run["steps"][run["finding"]["step"]]["actor"] in run["actors"]
     assert run["schedule"].startswith("v1:")
     status, out, _ = cli(capsys, "replay", "race_remap", "--design", "no_retry", "--schedule", run["schedule"], "--json")
@@ -195,8 +200,8 @@ def test_replay_is_byte_identical_across_processes_and_hash_seeds() -> None:
 def test_stress_finds_shrinks_and_reports_speed(capsys: pytest.CaptureFixture[str]) -> None:
     status, out, _ = cli(capsys, "stress", "race_remap", "--design", "no_retry", "--strategy", "random")
     assert status == 1
-    assert "found by random --seed 26 as v1:10:2=1,5=1,8=1@99959b (3 preemptions, 10 decisions)" in out
-    assert "shrunk to v1:9:2=1,5=1@99959b (2 preemptions, 9 decisions)" in out
+    assert "found by random --seed 4 as v1:10:1=1,3=1,4=1,9=1@99959b (4 preemptions, 10 decisions)" in out
+    assert "shrunk to v1:11:2=1@99959b (1 preemption, 11 decisions)" in out
     assert "1 distinct finding:" in out
     assert "schedules/s" in out
     status, out, _ = cli(capsys, "stress", "race_remap", "--design", "seq_retry", "--schedules", "100")

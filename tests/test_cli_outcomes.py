@@ -206,7 +206,7 @@ def test_matrix_json_uses_null_and_gives_the_replay(capsys: pytest.CaptureFixtur
     assert status == 1
     schedule = broken["schedule"]
     assert broken == {
-        "scenario": "race_remap", "design": "no_retry", "outcome": "broken", "oracle": "stale_spte",
+        "scenario": "race_remap", "design": "no_retry", "outcome": "broken", "oracle": "divergence",
         "schedule": schedule, "preemptions": Schedule.decode(schedule.partition("@")[0]).preemptions,
         "replay": f"mmurace replay race_remap --design no_retry --schedule {schedule}",
         "schedules": broken["schedules"], "bound": None,

@@ -95,7 +95,7 @@ def test_save_dir_and_no_save(capsys: pytest.CaptureFixture[str], tmp_path: Path
     status, out, _ = cli(capsys, "run", "race_remap", "--seeds", "50", "--save", str(tmp_path / "mine"), "--json")
     assert status == 1 and json.loads(out), "JSON on stdout stays JSON"
     names = [p.name.rsplit("-", 1)[0] for p in _files(tmp_path / "mine")]
-    assert names == ["race_remap-gup_in_lock-sleep_in_atomic", "race_remap-no_retry-stale_spte",
+    assert names == ["race_remap-gup_in_lock-lock_order", "race_remap-no_retry-divergence",
                      "race_remap-setup_time-stale_spte"]
     status, _, _ = cli(capsys, "run", "race_remap", "--design", "no_retry", "--no-save")
     assert status == 1 and not (tmp_path / "findings").exists()
@@ -110,7 +110,7 @@ def test_corpus_replay_is_a_regression_check(capsys: pytest.CaptureFixture[str],
     assert json.loads(path.read_text())["design"] == str(design.resolve())
     status, out, _ = cli(capsys, "corpus", "replay", str(corpus))
     assert status == 1
-    assert re.fullmatch(rf"still fails  {path.name}: stale_spte at step \d+  \(race_remap --design {design}\)\n"
+    assert re.fullmatch(rf"still fails  {path.name}: divergence at step \d+  \(race_remap --design {design}\)\n"
                         r"1 file: 1 still failing, 0 fixed, 0 skipped\n", out)
     design.write_text(MINE.format(base="seq_retry"))  # the fix
     status, out = replay_in_a_new_process(corpus)
@@ -155,7 +155,7 @@ def test_files_that_are_not_findings_are_reported_and_skipped(
     assert skipped["e-params.json"].endswith("'params' must map names to integers (got {'remaps': 'three'})")
     assert "malformed schedule 'v1:x'" in skipped["f-schedule.json"]
     assert skipped[touchy_finding.name].endswith(": error: RuntimeError: a bug in build")
-    assert f"still fails  {good.name}: stale_spte at step " in out
+    assert f"still fails  {good.name}: divergence at step " in out
 
 
 def test_a_file_that_no_longer_loads_skips_its_findings_only(

@@ -602,6 +602,47 @@ def test_remove_vma_refuses_while_ptes_are_present() -> None:
     assert mm.log[-1] == "vma 0x40000000-0x40002000 removed"
 
 
+def test_gup_fast_sees_present_ptes_with_no_lock_and_no_vma() -> None:
+    mm = populated_mm()
+    mm.fp.drain()
+    assert mm.gup_fast_pte(HVA) == HostPte(P0, True)
+    assert mm.gup_fast_pte(HVA + PAGE_SIZE) is None
+    assert mm.fp.drain() == Access(frozenset({("pte", HVA), ("pte", HVA + PAGE_SIZE)}), frozenset())
+    mm.mmap_lock.acquire("x", write=True)
+    mm.change_vma(mm.vmas[0], (Vma(HVA, HVA + 2 * PAGE_SIZE, "r"),), "x")  # mprotect's first step
+    assert mm.gup_fast_pte(HVA) == HostPte(P0, True), "the walk sees the pte, not the VMA"
+
+
+def test_gup_fast_conflicts_with_every_change_of_its_pte() -> None:
+    """Partial-order reduction must never take a lockless pte read and a pte change
+    as independent."""
+    mm = populated_mm()
+    mm.fp.drain()
+    mm.gup_fast_pte(HVA)
+    walk = mm.fp.drain()
+    mm.mmap_lock.acquire("x", write=True)
+    changes = {
+        "clear_pte": lambda: mm.clear_pte(HVA, "x"),
+        "wrprotect_pte": lambda: mm.wrprotect_pte(HVA, "x"),
+    }
+    for name, change in changes.items():
+        snapshot = dict(mm.ptes)
+        mm.fp.drain()
+        change()
+        assert walk.conflicts(mm.fp.drain()), name
+        mm.ptes = snapshot
+    mm.fp.drain()
+    mm.insert_vma(Vma(0x1000, 0x2000), "x")
+    assert not walk.conflicts(mm.fp.drain()), "the walk never reads a VMA"
+
+
+def test_gup_fast_does_not_see_a_migration_entry() -> None:
+    mm = populated_mm()
+    mm.rmap_lock.acquire("kcompactd", write=False)
+    mm.set_migration_entry(HVA, "kcompactd")
+    assert mm.gup_fast_pte(HVA) is None
+
+
 # ---- Memslot ----
 
 

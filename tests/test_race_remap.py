@@ -29,9 +29,10 @@ async def test_no_retry_race_is_the_remap_between_gup_and_map() -> None:
     found = await hunt(config("no_retry", "stale_spte"), range(200))
     assert found.result is not None
     labels = [(s.actor, s.label) for s in found.result.steps]
-    gup = labels.index(("vcpu0", "get_user_pages"))
     zap = labels.index(("qemu", "mmu_lock: invalidate_begin, unmap, flush"))  # KVM's callback, in QEMU's thread
-    install = labels.index(("vcpu0", "mmu_lock: map spte"))
+    install = labels.index(("vcpu0", "mmu_lock: map spte"), zap)
+    # the page is resolved lockless (gup-fast), or else under mmap_lock
+    gup = max(i for i, (actor, label) in enumerate(labels[:install]) if actor == "vcpu0" and "get_user_page" in label)
     assert gup < zap < install, "the zap must fall between gup and the install"
     fatal = found.result.steps[found.result.finding.step]
     assert fatal.label == "tlb_flush_mmu: put_page" or fatal.label == "kvm_release_pfn_clean"
@@ -74,12 +75,13 @@ async def test_replay_of_recorded_schedules_gives_identical_traces(design: str) 
 
 async def test_noise_buries_the_race_without_changing_outcomes() -> None:
     """The unrelated steps touch nothing the race touches: a race is still a
-    race, today's KVM still survives, and every run is just longer."""
+    race, and today's KVM still survives."""
     noisy = Config(SCENARIO, "no_retry", params=(("noise", 40),))
-    quiet = await config("no_retry").run(RandomWalk(0))
     loud = await noisy.run(RandomWalk(0))
-    assert len(loud.steps) == len(quiet.steps) + 80
+    # how many steps the rest takes depends on the interleaving (a contended
+    # mmap_lock costs a wait step, a page still mapped saves the slow gup)
     assert sum(s.label == "qemu runs its device models" for s in loud.steps) == 40
+    assert sum(s.label == "guest works on its other pages" for s in loud.steps) == 40
     found = await hunt(noisy, range(300))
     assert found.result is not None
     survived = await hunt(Config(SCENARIO, "seq_retry", params=(("noise", 40),)), range(200))

@@ -42,7 +42,8 @@ def test_no_retry_breaks_only_when_the_migration_passes_the_refcount_check() -> 
     assert found is not None
     labels = [(s.actor, s.label) for s in found[1].steps]
     install = max(i for i, label in enumerate(labels) if label == ("vcpu0", "mmu_lock: map spte"))
-    gup = max(i for i, label in enumerate(labels[:install]) if label == ("vcpu0", "get_user_pages"))
+    # the page is resolved lockless (gup-fast), or else under mmap_lock
+    gup = max(i for i, (actor, label) in enumerate(labels[:install]) if actor == "vcpu0" and "get_user_page" in label)
     # KVM's zap runs in kcompactd's thread, inside try_to_migrate's invalidate_range_start
     zap = labels.index(("kcompactd", "mmu_lock: invalidate_begin, unmap, flush"))
     clear = labels.index(("kcompactd", "try_to_migrate_one: ptep_clear_flush, migration entry"))

@@ -27,10 +27,14 @@ async def test_with_every_oracle_writable_spte_is_what_catches_no_retry() -> Non
     assert found.result is not None and found.result.finding is not None
     assert found.result.finding.oracle == "writable_spte"
     labels = [s.label for s in found.result.steps]
-    gup, install = labels.index("get_user_pages"), labels.index("mmu_lock: map spte")
     zap = labels.index("mmu_lock: invalidate_begin, unmap, flush")
+    install = labels.index("mmu_lock: map spte", zap)
+    # the page is resolved lockless (gup-fast), or else under mmap_lock
+    gup = max(i for i, label in enumerate(labels[:install]) if "get_user_page" in label)
     assert gup < zap < install, "the zap must fall between gup and the install"
-    assert found.result.steps[found.result.finding.step].label == "mmu_lock: kvm_mmu_invalidate_end"
+    # judged when the window closes, or at the install if the whole mprotect ran before it
+    fatal = found.result.steps[found.result.finding.step].label
+    assert fatal in ("mmu_lock: kvm_mmu_invalidate_end", "mmu_lock: map spte")
 
 
 async def test_seq_retry_survives_500_seeds_and_refuses_the_write() -> None:

@@ -40,7 +40,7 @@ async def test_per_page_design_maps_the_read_only_page_read_only_and_the_late_mm
 
 async def test_a_write_to_the_hole_before_the_mmap_is_a_rightful_efault() -> None:
     # the vcpu runs to its end before qemu mmaps the hole: v1:N with no preemption
-    result = await Config(SCENARIO, "seq_retry", executor=Executor.DIRECT).run(Replay(Schedule((0,) * 15)))
+    result = await Config(SCENARIO, "seq_retry", executor=Executor.DIRECT).run(Replay(Schedule((0,) * 17)))
     assert result.finding is None
     events = [e for s in result.steps for e in s.events]
     assert events[-4:] == [

@@ -52,4 +52,4 @@ def test_the_hypothesis_strategy_imports_hypothesis_and_finds_the_race() -> None
         "stress", "race_remap", "--design", "no_retry", "--strategy", "hypothesis", "--schedules", "100"
     )
     assert status == 1 and "hypothesis" in imported  # which imports trio itself, if it is installed
-    assert "mmurace replay race_remap --design no_retry --schedule v1:11:2=1@99959b\n" in out
+    assert "mmurace replay race_remap --design no_retry --schedule v1:9:0=1,3=1@99959b\n" in out

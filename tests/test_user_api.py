@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from actors import DESIGNS, ActorContext, Design, Fault, SeqRetry
-from actors.host import get_user_pages
+from actors.host import get_user_page_fast_only, get_user_pages
 from mmurace.cli import main
 from mmurace.testing import assert_no_race, assert_race, find_race
 from scenarios import CATALOG
@@ -117,7 +117,9 @@ class ScratchSeqRetry(Design):
         for _ in itertools.count():
             await ctx.point("kvm_faultin_pfn", guard=(lambda: kvm.in_progress == 0) if waits else None)
             mmu_seq = kvm.snapshot_seq()
-            got = await get_user_pages(ctx, kvm.memslot.gfn_to_hva(gfn), write)
+            hva = kvm.memslot.gfn_to_hva(gfn)
+            fast = await get_user_page_fast_only(ctx, hva, True)
+            got = (fast, True) if fast is not None else await get_user_pages(ctx, hva, write)
             if got is None:
                 return False
             await ctx.spin_lock(kvm.mmu_lock, "mmu_lock: recheck, map")

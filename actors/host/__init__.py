@@ -1,8 +1,8 @@
 """The host kernel, as ``mm/`` is: what changes memory under KVM's feet.
 
 Each operation is a sequence of steps in the kernel's order, labelled with
-the kernel function each step stands for: ``get_user_pages`` (``gup``) and
-the COW break it may run (``cow``); the syscalls host userspace makes
+the kernel function each step stands for: ``get_user_pages``, fast and slow
+(``gup``), and the COW break it may run (``cow``); the syscalls host userspace makes
 (``syscalls``: munmap, mmap, mmap(MAP_FIXED), mprotect, madvise; ``mremap``);
 what the kernel does on its own (``migrate``, ``ksm``, ``thp``: the PMD
 split, the deferred folio split, the collapse); and the
@@ -14,7 +14,12 @@ it (``mmu_notifier_register``), as in the kernel.
 """
 
 from .cow import do_wp_page as do_wp_page
-from .gup import get_user_page as get_user_page, get_user_pages as get_user_pages
+from .gup import (
+    get_user_page as get_user_page,
+    get_user_page_fast_only as get_user_page_fast_only,
+    get_user_pages as get_user_pages,
+    get_user_pages_locked as get_user_pages_locked,
+)
 from .ksm import ksm_merge as ksm_merge
 from .migrate import migrate_page as migrate_page
 from .mremap import mremap_move as mremap_move

@@ -1,10 +1,19 @@
-"""``get_user_pages``: hva -> pfn with a page reference, under ``mmap_lock`` for read.
+"""``get_user_pages``: hva -> pfn with a page reference, fast (lockless) or slow.
 
-The slow path as one step: the remapper changes ptes only with ``mmap_lock``
-held for write, so nothing it does can land inside this step. A write to a
-read-only pte in a writable VMA (a KSM page) is the exception: the fault
-breaks COW (``actors.host.cow``), which calls the notifier, so it takes steps of
-its own before the walk is retried.
+Two ways in, as ``mm/gup.c`` has them (v6.12; docs/model.md F3):
+
+- ``get_user_page_fast_only``: one lockless step, no ``mmap_lock`` and no VMA.
+  It succeeds only on a present pte (writable, for a write) and never faults
+  a page in, waits or breaks COW; whatever it cannot do it leaves to the slow
+  path. It may run while a host operation holds ``mmap_lock`` for write, or
+  between munmap's VMA detach and its zap: only the pte is looked at.
+- ``get_user_pages`` (the slow path, ``get_user_pages_unlocked``): under
+  ``mmap_lock`` for read, one step, since every host operation changes ptes
+  either under ``mmap_lock`` for write or in one step that stands for its
+  page-table-lock section. A migration entry makes it wait, and a write to a
+  read-only pte in a writable VMA (a KSM page) breaks COW (``actors.host.cow``),
+  which calls the notifier: those take steps of their own before the walk
+  is retried.
 """
 
 from __future__ import annotations
@@ -13,6 +22,30 @@ from mmu import Vma
 
 from ..runtime.context import ActorContext
 from .cow import cow_needed, do_wp_page
+
+
+async def get_user_page_fast_only(ctx: ActorContext, hva: int, write: bool) -> int | None:
+    """The step ``get_user_page_fast_only`` (``gup_fast`` -> ``gup_fast_pte_range``):
+    the pfn of a present pte, writable if ``write``, with a reference; None if
+    the slow path must do it (absent, a migration entry, or read-only for a write).
+
+    No lock at all: ``local_irq_save`` keeps the page tables (freed after a TLB
+    flush IPI, or by RCU) and so the page (freed only after that flush) alive
+    while the walk reads the pte, ``try_grab_folio_fast`` takes the reference,
+    and a recheck of the pte drops it if the pte changed meanwhile. So the walk
+    succeeds as if at one instant, before or after any pte change: one step of
+    the model, which reads the pte (a conflict with every step that writes it)
+    and never the VMAs.
+    """
+    mm, frames = ctx.model.mm, ctx.model.frames
+    await ctx.point("get_user_page_fast_only")
+    pte = mm.gup_fast_pte(hva)
+    if pte is None or (write and not pte.writable):
+        what = "no present pte" if pte is None else "read-only pte"
+        ctx.note(f"gup_fast: {what} at hva {hva:#x}, fall back to the slow path")
+        return None
+    frames.get_page(pte.pfn)  # try_grab_folio_fast
+    return pte.pfn
 
 
 def get_user_page(ctx: ActorContext, hva: int, write: bool) -> tuple[int, bool] | None:
@@ -39,18 +72,16 @@ def get_user_page(ctx: ActorContext, hva: int, write: bool) -> tuple[int, bool] 
     return pte.pfn, pte.writable
 
 
-async def get_user_pages(ctx: ActorContext, hva: int, write: bool) -> tuple[int, bool] | None:
-    """The step ``get_user_pages``: mmap_read_lock, resolve, mmap_read_unlock.
+async def get_user_pages_locked(ctx: ActorContext, hva: int, write: bool) -> tuple[int, bool] | None:
+    """``__get_user_pages_locked``, for a caller that holds ``mmap_lock`` for read.
 
     A migration entry makes the fault sleep in ``migration_entry_wait`` (still
     holding ``mmap_lock`` for read) until ``remove_migration_ptes`` replaced it.
     A write to a read-only pte in a writable VMA faults with FAULT_FLAG_WRITE
     (``faultin_page`` -> ``handle_mm_fault`` -> ``do_wp_page``), then the walk
-    is retried. A walk that needs no COW break takes exactly the steps it
-    always did.
+    is retried. A walk that needs neither runs inside the caller's step.
     """
     mm = ctx.model.mm
-    await ctx.down_read(mm.mmap_lock, "get_user_pages")
     while True:
         while mm.migration_entry(hva, ctx.name) is not None:
             ctx.note("do_swap_page: migration entry")
@@ -64,6 +95,15 @@ async def get_user_pages(ctx: ActorContext, hva: int, write: bool) -> tuple[int,
         ctx.note("follow_page_mask: read-only pte, faultin_page(FOLL_WRITE)")
         await do_wp_page(ctx, hva)
         await ctx.point("__get_user_pages: retry follow_page_mask")
-    got = get_user_page(ctx, hva, write)
+    return get_user_page(ctx, hva, write)
+
+
+async def get_user_pages(ctx: ActorContext, hva: int, write: bool) -> tuple[int, bool] | None:
+    """The step ``get_user_pages`` (``get_user_pages_unlocked``): ``mmap_read_lock``,
+    ``__get_user_pages_locked``, ``mmap_read_unlock``. A walk that needs no wait
+    and no COW break takes exactly this one step."""
+    mm = ctx.model.mm
+    await ctx.down_read(mm.mmap_lock, "get_user_pages")
+    got = await get_user_pages_locked(ctx, hva, write)
     ctx.up_read(mm.mmap_lock)
     return got

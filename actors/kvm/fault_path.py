@@ -3,7 +3,8 @@
 x86 ``kvm_mmu_page_fault`` -> ``kvm_faultin_pfn`` + ``is_page_fault_stale``,
 arm64 ``user_mem_abort``, PPC ``kvmppc_book3s_hv_page_fault`` all have this
 shape (docs/model.md 1.2): look the memslot up (F1), snapshot
-``mmu_invalidate_seq`` (F2, R1), resolve the pfn with a page reference (F3),
+``mmu_invalidate_seq`` (F2, R1), resolve the pfn with a page reference (F3:
+lockless gup-fast first, then the slow path under ``mmap_lock``),
 take the lock the invalidation zaps under (F4), recheck (F5, R2), install
 in the same critical section (F7), unlock and drop the reference (F8, R6).
 A fault that lost the race returns to the guest, which faults again
@@ -16,7 +17,7 @@ from typing import ClassVar
 
 import attrs
 
-from ..host.gup import get_user_pages
+from ..host.gup import get_user_page_fast_only, get_user_pages
 from ..runtime.context import ActorContext
 from . import refault
 from .design import Design, Fault, step
@@ -75,8 +76,31 @@ class SeqRetry(Design):
 
     @step
     async def resolve(self, ctx: ActorContext, f: Fault) -> bool:
-        """``__gfn_to_pfn_memslot`` -> ``get_user_pages`` (F3): the pfn with a reference;
-        False for -EFAULT."""
+        """``__gfn_to_pfn_memslot`` -> ``hva_to_pfn`` (F3): the pfn with a reference,
+        lockless if it can (``resolve_fast``), else under ``mmap_lock``
+        (``resolve_slow``); False for -EFAULT."""
+        if await self.resolve_fast(ctx, f):
+            return True
+        return await self.resolve_slow(ctx, f)
+
+    @step
+    async def resolve_fast(self, ctx: ActorContext, f: Fault) -> bool:
+        """``hva_to_pfn_fast`` (virt/kvm/kvm_main.c, v6.12): ``get_user_page_fast_only(hva,
+        FOLL_WRITE)``, lockless; a hit maps writable. KVM asks for a writable page
+        even on a read fault, whenever it may map one writable; a read-only or absent
+        pte falls back to ``resolve_slow``. A design without a fast path replaces this
+        step by one that returns False."""
+        pfn = await get_user_page_fast_only(ctx, f.hva, write=True)
+        if pfn is None:
+            return False
+        f.pfn, f.writable = pfn, True
+        return True
+
+    @step
+    async def resolve_slow(self, ctx: ActorContext, f: Fault) -> bool:
+        """``hva_to_pfn_slow`` -> ``get_user_pages_unlocked``: takes ``mmap_lock`` for
+        read, faults the page in if needed, may sleep; writable is the pte's write bit.
+        False for -EFAULT (no VMA, or a write to a read-only one)."""
         got = await get_user_pages(ctx, f.hva, f.write)
         if got is None:
             return False
