@@ -16,6 +16,10 @@ The notifier protocol KVM must follow changed under it (docs/model.md 1.3):
 
 The kernels in between (start/end around KSM and COW, ``invalidate_page``
 still in ``try_to_unmap_one``) are not an era of the model.
+
+munmap changed in between too: until v4.20 it held ``mmap_lock`` for write
+from the VMA detach to the last free; since (dd2283f2605e) it downgrades to
+read before it zaps (``munmap_downgrades``).
 """
 
 from __future__ import annotations
@@ -49,6 +53,12 @@ class Era(enum.IntEnum):
         """Does ``set_pte_at_notify`` (KSM, COW) call ``->change_pte`` instead of being
         bracketed by invalidate_range_start/end?"""
         return self is Era.Y2011
+
+    @property
+    def munmap_downgrades(self) -> bool:
+        """Does munmap detach the VMAs under ``mmap_lock`` for write, then downgrade it to
+        read before it zaps (v4.20+, dd2283f2605e), instead of zapping under the write lock?"""
+        return self is Era.TODAY
 
     @property
     def invalidate_page(self) -> bool:

@@ -122,6 +122,16 @@ class HostMm:
         self.vmas.remove(vma)
         self.log.append(f"vma {vma.start:#x}-{vma.end:#x} removed")
 
+    def detach_vma(self, vma: Vma, who: str) -> None:
+        """Take a VMA out of the tree before its ptes are zapped, as munmap does
+        (``vms_gather_munmap_vmas``: ``vma_mark_detached``, then ``vma_iter_clear_gfp``;
+        ``detach_vmas_to_be_unmapped`` before v6.1): lookups no longer find it, its
+        ptes stay until the zap. Needs mmap_lock for write."""
+        self._assert_held(who, write=True)
+        self.fp.write(("vmas",))
+        self.vmas.remove(vma)
+        self.log.append(f"vma {vma.start:#x}-{vma.end:#x} detached")
+
     def follow_pte(self, hva: int, who: str) -> HostPte | None:
         """Return the pte mapping ``hva`` (``follow_page``); needs mmap_lock."""
         self._assert_held(who, write=False)

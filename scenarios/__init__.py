@@ -9,6 +9,7 @@ from .migrate_page_2011 import SCENARIO as _migrate_page_2011
 from .mprotect_ro import SCENARIO as _mprotect_ro
 from .multi_vma import SCENARIO as _multi_vma
 from .pin_ppc970 import SCENARIO as _pin_ppc970
+from .race_munmap import SCENARIO as _race_munmap
 from .race_remap import SCENARIO as _race_remap
 from .thp_split import SCENARIO as _thp_split
 from .vrma_psize import SCENARIO as _vrma_psize
@@ -18,6 +19,7 @@ CATALOG: dict[str, Scenario] = {
     s.name: s
     for s in (
         _race_remap,
+        _race_munmap,
         _multi_vma,
         _mprotect_ro,
         _ksm_merge,

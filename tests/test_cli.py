@@ -152,7 +152,8 @@ def test_list_names_everything(capsys: pytest.CaptureFixture[str]) -> None:
     status, out, _ = cli(capsys, "list")
     assert status == 0
     for name in ("race_remap", "setup_time", "no_retry", "seq_retry", "stale_spte", "corruption", "divergence",
-                 "deadlock", "livelock", "lock_order", "sleep_in_atomic", "recursive_lock"):
+                 "deadlock", "livelock", "lock_order", "sleep_in_atomic", "recursive_lock", "race_munmap",
+                 "mmap_locked"):
         assert name in out
 
 

@@ -494,6 +494,7 @@ MM_CALLS: dict[str, tuple[bool, Callable[[HostMm, str], object]]] = {
     "clear_pte": (True, lambda mm, who: mm.clear_pte(HVA, who)),
     "insert_vma": (True, lambda mm, who: mm.insert_vma(Vma(0x1000, 0x2000), who)),
     "remove_vma": (True, lambda mm, who: mm.remove_vma(Vma(HVA, HVA + 2 * PAGE_SIZE), who)),
+    "detach_vma": (True, lambda mm, who: mm.detach_vma(Vma(HVA, HVA + 2 * PAGE_SIZE), who)),
 }
 
 
@@ -602,6 +603,21 @@ def test_remove_vma_refuses_while_ptes_are_present() -> None:
     assert mm.log[-1] == "vma 0x40000000-0x40002000 removed"
 
 
+def test_detach_vma_leaves_the_ptes_for_the_zap() -> None:
+    """munmap since v4.20: the VMA leaves the tree under the write lock, the ptes
+    are zapped after the downgrade."""
+    mm = populated_mm()
+    mm.mmap_lock.acquire("x", write=True)
+    mm.fp.drain()
+    mm.detach_vma(mm.vmas[0], "x")
+    assert (mm.vmas, mm.ptes[HVA]) == ([], HostPte(P0, True))
+    assert mm.fp.drain().writes == {("vmas",)}
+    mm.mmap_lock.downgrade("x")
+    assert mm.find_vma(HVA, "x") is None
+    assert mm.zap_pte(HVA, "x") == HostPte(P0, True)
+    assert mm.log == ["vma 0x40000000-0x40002000 detached", "pte hva 0x40000000 -> pfn 0x100 cleared"]
+
+
 def test_gup_fast_sees_present_ptes_with_no_lock_and_no_vma() -> None:
     mm = populated_mm()
     mm.fp.drain()
@@ -609,8 +625,9 @@ def test_gup_fast_sees_present_ptes_with_no_lock_and_no_vma() -> None:
     assert mm.gup_fast_pte(HVA + PAGE_SIZE) is None
     assert mm.fp.drain() == Access(frozenset({("pte", HVA), ("pte", HVA + PAGE_SIZE)}), frozenset())
     mm.mmap_lock.acquire("x", write=True)
-    mm.change_vma(mm.vmas[0], (Vma(HVA, HVA + 2 * PAGE_SIZE, "r"),), "x")  # mprotect's first step
-    assert mm.gup_fast_pte(HVA) == HostPte(P0, True), "the walk sees the pte, not the VMA"
+    mm.detach_vma(mm.vmas[0], "x")
+    assert mm.gup_fast_pte(HVA) == HostPte(P0, True), "a detached VMA's ptes are still there"
+    assert mm.log == ["vma 0x40000000-0x40002000 detached"]
 
 
 def test_gup_fast_conflicts_with_every_change_of_its_pte() -> None:

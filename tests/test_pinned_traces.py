@@ -24,6 +24,7 @@ GOLDEN = Path(__file__).resolve().parent / "golden"
 #: schedule pinning an error message instead of a trace
 REPLAYS = {
     "race_remap": "no_retry",
+    "race_munmap": "mmap_locked",
     "multi_vma": "setup_time",
     "mprotect_ro": "no_retry",
     "ksm_merge": "no_retry",

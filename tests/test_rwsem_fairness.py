@@ -3,11 +3,13 @@ queue decides who goes next, and the deadlocks that need it are found."""
 
 from __future__ import annotations
 
-from actors import ActorContext, ActorSpec, Design, Executor, World
+import attrs
+
+from actors import DESIGNS, ActorContext, ActorSpec, Design, Executor, SeqRetry, World
 from mmu import Model, RwSem, SpinLock
 from mmurace import Config
 from mmurace.explore import Verdict, explore
-from scenarios import Scenario
+from scenarios import CATALOG, Scenario
 
 from .toys import Fixed, world
 
@@ -105,3 +107,59 @@ async def test_a_recursive_read_deadlocks_only_with_a_writer_queued_in_between()
     assert labels.index(("r", "first read")) < labels.index(("w", "write: rwsem_down_write_slowpath, wait"))
     alone = await explore(_toy(ActorSpec("r", _reads_twice), lockdep=False), preemptions=None)
     assert alone.verdict is Verdict.EXHAUSTED
+
+
+# ---- a design that takes mmap_lock twice: hidden by an unfair rwsem ----
+
+
+class UnfairRwSem(RwSem):
+    """The model's rwsem before it was fair: a reader never waits for a waiter."""
+
+    def can_acquire(self, who: str, *, write: bool) -> bool:
+        return self.writer is None and not (write and self.readers)
+
+
+#: mmap_locked whose slow path takes mmap_lock again (get_user_pages_unlocked)
+RECURSIVE = DESIGNS["mmap_locked"].replace(resolve_slow=SeqRetry.resolve_slow, name="mmap_locked_twice")
+
+
+def _race_munmap(*, unfair: bool = False) -> Config:
+    """race_munmap without lockdep (a production kernel), on the 2011 host, whose
+    munmap holds the write lock throughout, so that mmap_locked has no race: QEMU's
+    munmap and its mmap are the writers; a fault after the munmap finds no pte and
+    takes the slow path."""
+    scenario = CATALOG["race_munmap"]
+
+    def build(design: Design | str, **params: int) -> World:
+        w = scenario.build(design, **params)
+        w.lockdep = False
+        if unfair:
+            mm = w.model.mm
+            mm.mmap_lock = UnfairRwSem("mmap_lock", fp=mm.fp)
+        return w
+
+    return Config(attrs.evolve(scenario, build=build), RECURSIVE, params=(("era", 2011),), executor=Executor.DIRECT)
+
+
+async def test_a_recursive_mmap_read_lock_deadlocks_behind_qemus_mmap() -> None:
+    found = await explore(_race_munmap(), preemptions=None)
+    assert found.result is not None and found.result.finding is not None
+    assert found.result.finding.message == (
+        "deadlock: nobody can run; vcpu0 waits for mmap_lock for read (held by readers vcpu0, queued behind"
+        " qemu (write)); qemu waits for mmap_lock for write (held by readers vcpu0)"
+    )
+
+
+async def test_an_unfair_rwsem_hides_that_deadlock() -> None:
+    proof = await explore(_race_munmap(unfair=True), preemptions=None)
+    assert proof.verdict is Verdict.EXHAUSTED, proof.result
+
+
+def test_with_lockdep_the_second_read_is_reported_as_it_is_tried() -> None:
+    """QEMU unmaps first, so the fault finds no pte and takes the slow path: lockdep
+    reports its down_read under the fault's own, writer or no writer."""
+    config = Config(CATALOG["race_munmap"], RECURSIVE, params=(("era", 2011),), executor=Executor.DIRECT)
+    result = config.run_direct(Fixed([1]))
+    assert result.finding is not None
+    fatal = result.steps[result.finding.step]
+    assert (result.finding.oracle, fatal.actor, fatal.label) == ("recursive_lock", "vcpu0", "get_user_pages")

@@ -58,37 +58,66 @@ async def zap_range(
     await ctx.point(after_end)
 
 
-async def munmap(
-    ctx: ActorContext, start: int, end: int, *, late_free: bool = False
-) -> bool:
-    """``munmap(start, end - start)`` (``do_vmi_align_munmap``): split the VMAs at the
-    edges, ``unmap_region`` (start, zap, flush, puts, end), then ``remove_vma``.
+async def munmap(ctx: ActorContext, start: int, end: int, *, late_free: bool = False) -> bool:
+    """``munmap(start, end - start)`` as the host's era does it (``Model.era``; docs/model.md 3.1).
+
+    Since v4.20 (dd2283f2605e; v6.12: ``do_vmi_align_munmap`` ->
+    ``vms_gather_munmap_vmas``, ``vms_complete_munmap_vmas``): under
+    ``mmap_lock`` for write, split the VMAs at the edges and detach them, then
+    ``mmap_write_downgrade``; under the read lock, ``unmap_vmas`` (start, zap,
+    the puts, end: ``vms_clear_ptes``), ``remove_vma``, ``mmap_read_unlock``.
+    Readers run again from the downgrade on: a slow gup finds no VMA, a fast
+    gup may still find the ptes until the zap. Before v4.20, as on the 2011
+    host (v3.1-v3.5 ``do_munmap``: ``detach_vmas_to_be_unmapped``,
+    ``unmap_region``, ``remove_vma_list``), all of it runs under the write
+    lock. The first step (the write lock, the split, the detach and, since
+    v4.20, the downgrade) is one: nobody can take ``mmap_lock`` before the
+    downgrade, and lockless walkers do not look at VMAs.
 
     Returns False (nothing done) if no VMA overlaps the range.
     """
     mm = ctx.model.mm
-    await ctx.down_write(mm.mmap_lock, "__do_munmap: mmap_write_lock")
+    downgrade = ctx.model.era.munmap_downgrades
+    first = (
+        "do_vmi_align_munmap: mmap_write_lock, vms_gather_munmap_vmas, mmap_write_downgrade"
+        if downgrade
+        else "do_munmap: mmap_write_lock, detach_vmas_to_be_unmapped"
+    )
+    await ctx.down_write(mm.mmap_lock, first)
     hit = mm.vmas_in(start, end, ctx.name)
     if not hit:
         ctx.note(f"no vma in {start:#x}-{end:#x}: nothing to unmap")
         ctx.up_write(mm.mmap_lock)
         return False
-    doomed = []
     for vma in hit:  # vma_split at the edges, before anything is unmapped
         lo, hi = max(vma.start, start), min(vma.end, end)
-        doomed.append(Vma(lo, hi, vma.prot, vma.page_size))
         if (lo, hi) != (vma.start, vma.end):
             edges = [(vma.start, lo), (lo, hi), (hi, vma.end)]
             mm.change_vma(
                 vma, tuple(Vma(a, b, vma.prot, vma.page_size) for a, b in edges if a < b), ctx.name
             )
+        mm.detach_vma(Vma(lo, hi, vma.prot, vma.page_size), ctx.name)
+    if downgrade:
+        ctx.downgrade_write(mm.mmap_lock)
+        ctx.note("mmap_write_downgrade: readers may run, the vmas are gone")
     ctx.note(f"unmap_region {start:#x}-{end:#x}")
-    await zap_range(
-        ctx, start, end, after_end="remove_vma, mmap_write_unlock", late_free=late_free
+    after_end = (
+        "vms_complete_munmap_vmas: remove_vma, mmap_read_unlock"
+        if downgrade
+        else "remove_vma_list, mmap_write_unlock"
     )
-    for vma in doomed:
-        mm.remove_vma(vma, ctx.name)
-    ctx.up_write(mm.mmap_lock)
+    await zap_range(
+        ctx,
+        start,
+        end,
+        after_end=after_end,
+        late_free=late_free,
+        zap=mm.zap_pte if downgrade else mm.clear_pte,
+    )
+    if downgrade:
+        ctx.up_read(mm.mmap_lock)
+    else:
+        ctx.up_write(mm.mmap_lock)
     return True
 
 
@@ -111,10 +140,12 @@ async def mmap_fixed(
     """``mmap(MAP_FIXED)`` over the VMA holding ``hva``, same range, lazily populated.
 
     MAP_FIXED unmaps the old range inside the same ``mmap_lock`` hold, which it
-    never downgrades (v6.12 ``__mmap_region``: ``vms_gather_munmap_vmas``,
-    ``vms_clean_up_area`` -> ``unmap_region``: start, zap, end, ``free_pgtables``,
-    ``tlb_finish_mmu``; ``do_vmi_munmap`` before v6.12); the old frames are
-    freed inside the invalidation window, as when the mmu_gather batch fills.
+    never downgrades, unlike munmap, in either era of the model (v6.12
+    ``__mmap_region``: ``vms_gather_munmap_vmas``, ``vms_clean_up_area`` ->
+    ``unmap_region``: start, zap, end, ``free_pgtables``, ``tlb_finish_mmu``;
+    before, ``do_munmap``, which downgrades only for the munmap syscall): a slow
+    gup cannot run inside the window, gup-fast can. The old frames are freed
+    inside the invalidation window, as when the mmu_gather batch fills.
     ``prot`` and ``page_size`` default to the old VMA's. Returns False
     (nothing done) if no VMA holds ``hva``.
     """

@@ -14,7 +14,7 @@ import attrs
 
 from mmu import HostPte
 
-from ..host.gup import get_user_page, get_user_pages
+from ..host.gup import get_user_page, get_user_pages, get_user_pages_locked
 from ..runtime.context import ActorContext
 from .design import Design, Fault, step
 from .fault_path import SeqRetry
@@ -120,6 +120,54 @@ class GupInLock(SeqRetry):
 
 
 @attrs.frozen
+class MmapLocked(SeqRetry):
+    """Hold ``mmap_lock`` for read from before gup until the leaf is installed, and
+    check nothing else: no seq snapshot, no recheck. It trusts the lock to keep
+    every host change out of the window, which it does not: gup-fast takes the
+    page without ``mmap_lock`` (``resolve_fast``), and munmap since v4.20 zaps under
+    the read lock it shares (dd2283f2605e), so a fast gup between munmap's
+    downgrade and its zap returns a page that is freed once the fault drops its
+    reference, behind a leaf nobody zaps. Before v4.20 munmap held the write lock
+    throughout and this design was safe against it; against mmap(MAP_FIXED),
+    which never downgrades, it still is. (arm64's ``user_mem_abort`` takes
+    ``mmap_read_lock`` for its VMA lookup too, but reads ``mmu_invalidate_seq``
+    under it and drops it before gup.)
+    """
+
+    lock_label: ClassVar[str] = "mmu_lock: map spte"
+
+    @step
+    async def fault(self, ctx: ActorContext, gfn: int, write: bool) -> bool:
+        """``mmap_read_lock``, resolve, lock, install, unlock both, release: no snapshot,
+        no recheck."""
+        mm = ctx.model.mm
+        f = Fault(gfn, write, ctx.model.kvm.memslot.gfn_to_hva(gfn), attempt=1)
+        await ctx.down_read(mm.mmap_lock, "mmap_read_lock")
+        if not await self.resolve(ctx, f):
+            ctx.up_read(mm.mmap_lock)
+            return False
+        await self.lock(ctx, f)
+        await self.install(ctx, f)
+        await self.unlock(ctx, f)
+        ctx.up_read(mm.mmap_lock)
+        await self.release(ctx, f)
+        return True
+
+    @step
+    async def resolve_slow(self, ctx: ActorContext, f: Fault) -> bool:
+        """The slow path under the ``mmap_lock`` the fault already holds
+        (``get_user_pages_remote`` with ``locked``, ``__get_user_pages_locked``):
+        taking it again here (``get_user_pages_unlocked``) would be a recursive
+        ``down_read``, which a writer queued in between turns into a deadlock."""
+        await ctx.point("get_user_pages")
+        got = await get_user_pages_locked(ctx, f.hva, f.write)
+        if got is None:
+            return False
+        f.pfn, f.writable = got
+        return True
+
+
+@attrs.frozen
 class Pin(SeqRetry):
     """PPC970 ``kvmppc_get_guest_page`` on the first H_ENTER of a page: gup for
     write, keep the reference in ``slot_phys[]`` (KVMPPC_GOT_PAGE) and map it
@@ -202,6 +250,11 @@ DESIGNS: dict[str, Design] = {
             "gup_in_lock",
             "get_user_pages and map under mmu_lock: no window, but a sleeping call in atomic"
             " context and an ABBA lock order",
+        ),
+        MmapLocked(
+            "mmap_locked",
+            "get_user_pages and map under mmap_lock for read, no seq/in_progress recheck:"
+            " trusts the lock to keep munmap out",
         ),
         Pin("pin", "PPC970: pin each page when first given to the guest, never release, ignore notifiers"),
         VrmaFault(
