@@ -74,7 +74,8 @@ class Kvm:
     #: gfn -> pfn translated once at registration (setup_time design's slot_phys[])
     slot_phys: dict[int, int] = attrs.field(factory=dict)
     #: gfn -> pfn KVM holds a reference on for as long as the VM lives (PPC970's
-    #: ``slot_phys[]`` with ``KVMPPC_GOT_PAGE``); R6 says a notifier design holds none
+    #: ``slot_phys[]`` with ``KVMPPC_GOT_PAGE``, v3.1's ``ram_pginfo``); R6 says a
+    #: notifier design holds none
     pinned: dict[int, int] = attrs.field(factory=dict)
     #: -EFAULTs KVM_RUN returned, each with whether the host allowed the access then
     efaults: list[tuple[int, bool, bool]] = attrs.field(factory=list)
@@ -346,6 +347,18 @@ class Kvm:
         self.fp.write(("slot_phys", gfn))
         self.slot_phys[gfn] = pfn
         self.log.append(f"slot_phys[gfn {gfn:#x}] = pfn {pfn:#x}")
+
+    def keep_page(self, gfn: int, pfn: int) -> None:
+        """Keep the registration's reference on ``pfn`` for ``gfn`` until the VM dies
+        (v3.1 ``kvmppc_core_prepare_memory_region``: ``ram_pginfo[i].pfn``, put only
+        by ``kvmppc_core_destroy_vm``). Registration runs before any vcpu, under
+        ``slots_lock``, which the model does not have: no lock is asserted."""
+        if gfn in self.pinned:
+            raise AssertionError(f"gfn {gfn:#x} is already pinned to pfn {self.pinned[gfn]:#x}")
+        self.fp.write(("pin", gfn))
+        self.fp.read(("frame", pfn))
+        self.pinned[gfn] = pfn
+        self.log.append(f"ram_pginfo[gfn {gfn:#x}] = pfn {pfn:#x}, reference kept until the VM is destroyed")
 
     def cached_translation(self, gfn: int) -> int | None:
         """Return ``slot_phys[gfn]``, or None if it was never translated."""

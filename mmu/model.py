@@ -32,6 +32,9 @@ class Region:
     #: region is hugetlb memory, populated with compound pages of that size, each
     #: mapped by one huge leaf (``hugetlb_fault``)
     page_size: int = attrs.field(default=PAGE_SIZE, validator=attrs.validators.ge(PAGE_SIZE))
+    #: device memory: a ``VM_PFNMAP`` VMA over frames a driver owns, mapped at once
+    #: by ``remap_pfn_range`` with special ptes (docs/model.md 3.14)
+    pfnmap: bool = False
 
     @page_size.validator
     def _whole_pages(self, attribute: attrs.Attribute, value: int) -> None:
@@ -98,7 +101,11 @@ class Model:
         hva = GUEST_RAM_HVA
         for region in regions:
             end = hva + region.npages * PAGE_SIZE
-            if region.mapped:
+            if region.mapped and region.pfnmap:
+                vma = Vma(hva, end, region.prot, pgoff=frames.alloc_device(region.npages))
+                mm.insert_vma(vma, setup)
+                mm.remap_pfn_range(vma, setup)
+            elif region.mapped:
                 if hva % region.page_size:
                     raise ValueError(
                         f"a region of {region.page_size:#x} pages must start aligned (at {hva:#x})"

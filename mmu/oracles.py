@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 import attrs
 
 from .constants import PAGE_SIZE
+from .hostmm import HostPte
 from .kvm import Spte
 from .model import Model
 
@@ -31,6 +32,15 @@ def _pages(model: Model, gfn: int, spte: Spte) -> Iterator[tuple[int, int, int]]
     one for a base leaf, each page under a huge one (``Kvm.covered``)."""
     for i, g in enumerate(model.kvm.covered(gfn)):
         yield g, spte.pfn + i, spte.generation if i == 0 else spte.tail_generations[i - 1]
+
+
+def _host_pte(model: Model, hva: int) -> HostPte | None:
+    """The host pte a leaf at ``hva`` is judged against: the present one, or the one a
+    migration entry replaced. Until ``remove_migration_ptes`` the page is still the
+    one the entry stands for: a migration that finds an extra reference (a pin)
+    fails and puts it back, and one that succeeds is judged when the entry is
+    replaced by the new page's pte or the old page is freed."""
+    return model.mm.ptes.get(hva) or model.mm.migration.get(hva)
 
 
 def in_window(model: Model) -> bool:
@@ -72,13 +82,13 @@ def divergence(model: Model) -> Violation | None:
     """With no invalidation in progress, a leaf disagrees with the host pte of its hva
     (each page of a huge leaf with the pte of its own address), or a vcpu's TLB
     entry does."""
-    kvm, mm = model.kvm, model.mm
+    kvm = model.kvm
     if in_window(model):
         return None
     for gfn in sorted(kvm.sptes):
         for g, pfn, _ in _pages(model, gfn, kvm.sptes[gfn]):
             hva = kvm.memslot.gfn_to_hva(g)
-            pte = mm.ptes.get(hva)
+            pte = _host_pte(model, hva)
             if pte is None or pte.pfn != pfn:
                 host = "not present" if pte is None else f"-> pfn {pte.pfn:#x}"
                 return Violation(
@@ -98,7 +108,7 @@ def writable_spte(model: Model) -> Violation | None:
     that survives lets the guest write a page the host write-protected
     (mprotect, KSM, a COW or dirty-logging page).
     """
-    kvm, mm = model.kvm, model.mm
+    kvm = model.kvm
     if in_window(model):
         return None
     for gfn in sorted(kvm.sptes):
@@ -107,7 +117,7 @@ def writable_spte(model: Model) -> Violation | None:
             continue
         for g, pfn, _ in _pages(model, gfn, spte):
             hva = kvm.memslot.gfn_to_hva(g)
-            pte = mm.ptes.get(hva)
+            pte = _host_pte(model, hva)
             if pte is None or not pte.writable:
                 host = "not present" if pte is None else f"read-only -> pfn {pte.pfn:#x}"
                 return Violation(
@@ -141,12 +151,14 @@ def leaked_refs(model: Model) -> Violation | None:
     Every transient reference (gup's, mmu_gather's, migration's isolation)
     must be dropped by then; with notifiers KVM holds none (R6), and a
     pinning design's pins are counted (``pinned_pages`` reports those).
+    Device memory holds its driver's one reference and no pte's (3.14).
     """
     if not model.ended:
         return None
     expected: dict[int, int] = {}
     # the base hvas under a huge leaf are no mappings of their own: the leaf holds one reference
-    ptes = [pte for pte in model.mm.ptes.values() if pte.size == PAGE_SIZE]
+    # a special pte (VM_PFNMAP) holds none: its frame's one reference is the driver's
+    ptes = [pte for pte in model.mm.ptes.values() if pte.size == PAGE_SIZE and not pte.special]
     for pfn in [*(pte.pfn for pte in ptes + list(model.mm.migration.values())), *model.mm.pmds.values()]:
         # a pte of a compound page holds its reference on the head
         head = model.frames[pfn].head
@@ -154,6 +166,9 @@ def leaked_refs(model: Model) -> Violation | None:
         expected[pfn] = expected.get(pfn, 0) + 1
     for pfn in model.kvm.pinned.values():
         expected[pfn] = expected.get(pfn, 0) + 1
+    for pfn in sorted(model.frames.frames):
+        if model.frames[pfn].reserved and not model.frames[pfn].free:
+            expected[pfn] = expected.get(pfn, 0) + 1
     for pfn in sorted(model.frames.frames):
         have, want = model.frames[pfn].refcount, expected.get(pfn, 0)
         if have != want:
@@ -323,10 +338,10 @@ def _stale_tlb_entry(model: Model) -> Violation | None:
 
 
 def _diverged_tlb_entry(model: Model) -> Violation | None:
-    kvm, mm = model.kvm, model.mm
+    kvm = model.kvm
     for vcpu, gfn, entry in kvm.tlbs.cached():
         hva = kvm.memslot.gfn_to_hva(gfn)
-        pte = mm.ptes.get(hva)
+        pte = _host_pte(model, hva)
         if pte is None or pte.pfn != entry.pfn:
             host = "not present" if pte is None else f"-> pfn {pte.pfn:#x}"
             return Violation(
@@ -338,10 +353,10 @@ def _diverged_tlb_entry(model: Model) -> Violation | None:
 
 
 def _writable_tlb_entry(model: Model) -> Violation | None:
-    kvm, mm = model.kvm, model.mm
+    kvm = model.kvm
     for vcpu, gfn, entry in kvm.tlbs.cached():
         hva = kvm.memslot.gfn_to_hva(gfn)
-        pte = mm.ptes.get(hva)
+        pte = _host_pte(model, hva)
         if entry.writable and (pte is None or not pte.writable):
             host = "not present" if pte is None else f"read-only -> pfn {pte.pfn:#x}"
             return Violation(

@@ -8,6 +8,7 @@ from .migrate_page import SCENARIO as _migrate_page
 from .migrate_page_2011 import SCENARIO as _migrate_page_2011
 from .mprotect_ro import SCENARIO as _mprotect_ro
 from .multi_vma import SCENARIO as _multi_vma
+from .passthrough_remap import SCENARIO as _passthrough_remap
 from .pin_ppc970 import SCENARIO as _pin_ppc970
 from .race_munmap import SCENARIO as _race_munmap
 from .race_remap import SCENARIO as _race_remap
@@ -19,6 +20,7 @@ CATALOG: dict[str, Scenario] = {
     s.name: s
     for s in (
         _race_remap,
+        _passthrough_remap,
         _race_munmap,
         _multi_vma,
         _mprotect_ro,

@@ -187,7 +187,7 @@ def test_story_json_gives_the_shrunk_run_beside_the_one_found(capsys: pytest.Cap
     assert status == 1
     found, shrunk = hunts["setup_time"]["run"], hunts["setup_time"]["shrunk"]
     assert found["schedule"] != shrunk["schedule"] and shrunk["preemptions"] < found["preemptions"]
-    assert shrunk["finding"]["oracle"] == found["finding"]["oracle"] == "stale_spte"
+    assert shrunk["finding"]["oracle"] == found["finding"]["oracle"] == "divergence"
     assert (hunts["seq_retry"]["run"], hunts["seq_retry"]["shrunk"]) == (None, None)
 
 

@@ -46,6 +46,8 @@ async def zap_range(
     clear = zap or mm.clear_pte
     await invalidate_start(ctx, start, end, resume="zap_pte_range: ptep_get_and_clear")
     cleared = [clear(h, ctx.name) for h in range(start, end, PAGE_SIZE) if h in mm.ptes]
+    # a special pte (VM_PFNMAP) has no page to put: vm_normal_page() is NULL (3.14)
+    cleared = [pte for pte in cleared if not pte.special]
     if not late_free:
         await ctx.point("tlb_flush_mmu: put_page")
         for pte in cleared:
