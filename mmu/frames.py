@@ -46,6 +46,9 @@ class FrameTable:
     frames: dict[int, Frame]
     log: list[str]
     fp: Footprint = attrs.field(factory=Footprint)
+    #: bytes of the host the model stands for per byte of its own: 1, or 16 for a
+    #: ppc64 host with 64K base pages, one model frame each (docs/model.md 5.6)
+    scale: int = 1
     _free: deque[int] = attrs.field(init=False)
     #: heads of partially mapped folios waiting to be split (``ds_queue->split_queue``), FIFO
     deferred: list[int] = attrs.field(factory=list, init=False)
@@ -60,6 +63,11 @@ class FrameTable:
         """Build ``count`` free frames numbered from ``first_pfn``."""
         frames = {pfn: Frame(pfn) for pfn in range(first_pfn, first_pfn + count)}
         return cls(frames, log, fp if fp is not None else Footprint())
+
+    def size_name(self, nbytes: int) -> str:
+        """How a size of the model reads on the host it stands for: ``16M``, ``64K``."""
+        host = nbytes * self.scale
+        return f"{host >> 20}M" if host >= 1 << 20 and host % (1 << 20) == 0 else f"{host >> 10}K"
 
     def __getitem__(self, pfn: int) -> Frame:
         return self.frames[pfn]

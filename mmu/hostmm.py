@@ -229,7 +229,8 @@ class HostMm:
         for sub in range(hva, hva + pte.size, PAGE_SIZE):
             self.fp.write(("pte", sub))
             del self.ptes[sub]
-        self.log.append(f"huge leaf hva {hva:#x} -> pfn {pte.pfn:#x} ({pte.size // 1024}K) cleared")
+        size = self.frames.size_name(pte.size)
+        self.log.append(f"huge leaf hva {hva:#x} -> pfn {pte.pfn:#x} ({size}) cleared")
         return pte
 
     def _folio_mapped(self, head: int) -> bool:

@@ -243,7 +243,7 @@ class Kvm:
         stale = self.covered(gfn, span) if changed else range(0)
         gens = tuple(self.frames[pfn + g - gfn].generation for g in tails)
         self.sptes[gfn] = Spte(pfn, writable, self.frames[pfn].generation, page_size, gens)
-        size = "" if page_size == PAGE_SIZE else f" {page_size // 1024}K page"
+        size = "" if page_size == PAGE_SIZE else f" {self.frames.size_name(page_size)} page"
         self.log.append(f"spte gfn {gfn:#x} -> pfn {pfn:#x}{' W' if writable else ' RO'}{size}")
         if writable and self.dirty_log.logging():
             self.dirty_log.mark_page_dirty(gfn)
@@ -329,7 +329,8 @@ class Kvm:
             raise AssertionError("hpte_setup_done: the VRMA is set up once")
         self.fp.write(("kvm", "vrma"))
         self.vrma_psize = psize
-        self.log.append(f"VRMA page size {psize // 1024}K: vrma_slb_v, LPCR VRMASD, hpte_setup_done = 1")
+        name = self.frames.size_name(psize)
+        self.log.append(f"VRMA page size {name}: vrma_slb_v, LPCR VRMASD, hpte_setup_done = 1")
 
     def vrma_page_size(self) -> int | None:
         """Return the VRMA page size the hardware uses (None before first vcpu run)."""

@@ -83,16 +83,18 @@ class Model:
         return cls(log, frames, mm, kvm, fp, era=era)
 
     @classmethod
-    def build_regions(cls, *regions: Region, nframes: int = 8) -> Model:
+    def build_regions(cls, *regions: Region, nframes: int = 8, scale: int = 1) -> Model:
         """Guest RAM at gfn 0 laid out as ``regions``: one VMA per mapped region.
 
         "There is no 'the VMA'": a memslot may span several VMAs, or holes.
+        ``scale`` is ``FrameTable.scale``: what a model byte stands for.
         """
         if not regions:
             raise ValueError("'regions' must not be empty")
         log: list[str] = []
         fp = Footprint()
         frames = FrameTable.with_frames(FIRST_PFN, nframes, log, fp)
+        frames.scale = scale
         mm = HostMm(frames, log, fp)
         npages = sum(r.npages for r in regions)
         kvm = Kvm(frames, log, Memslot(0, npages, GUEST_RAM_HVA), fp)

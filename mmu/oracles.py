@@ -257,8 +257,9 @@ def vrma_psize(model: Model) -> Violation | None:
         if spte.page_size > host:
             return Violation(
                 "vrma_psize",
-                f"spte gfn {gfn:#x} -> pfn {spte.pfn:#x} maps a {spte.page_size // 1024}K page,"
-                f" but hva {hva:#x} is backed by {host // 1024}K pages: the leaf"
+                f"spte gfn {gfn:#x} -> pfn {spte.pfn:#x} maps a"
+                f" {model.frames.size_name(spte.page_size)} page, but hva {hva:#x} is backed by"
+                f" {model.frames.size_name(host)} pages: the leaf"
                 " covers host memory that is not this page",
             )
     return None
@@ -308,8 +309,8 @@ def huge_spte(model: Model) -> Violation | None:
             freed = f"; pfn {', '.join(f'{p:#x}' for p in gone)} under it freed" if gone else ""
             return Violation(
                 "huge_spte",
-                f"spte gfn {gfn:#x} -> pfn {spte.pfn:#x} maps a {spte.page_size // 1024}K page, but the"
-                f" host maps hva {hva:#x} with {host // 1024}K{freed}",
+                f"spte gfn {gfn:#x} -> pfn {spte.pfn:#x} maps a {model.frames.size_name(spte.page_size)}"
+                f" page, but the host maps hva {hva:#x} with {model.frames.size_name(host)}{freed}",
             )
     return None
 
