@@ -85,12 +85,12 @@ def host_page_size(ctx: ActorContext, pfn: int) -> int:
 
 @attrs.frozen
 class VrmaFault(SeqRetry):
-    """``kvmppc_book3s_hv_page_fault`` on an absent VRMA HPTE, in the kernel's order.
+    """``kvmppc_book3s_hv_page_fault`` on an absent VRMA HPTE, in v3.3's order.
 
     The HPTE's page size is the VRMA's (``lookup``); seq snapshot (R1);
-    ``__gfn_to_pfn_memslot``; with ``checked``, the size of the host page gup
-    returned, after the snapshot, and -EFAULT if the VRMA page is larger
-    (``resolve``);
+    ``get_user_pages_fast``; with ``checked``, the size of the host page gup
+    returned (``host_page_size``: ``PageHuge``, under no lock), after the
+    snapshot, and -EFAULT if the VRMA page is larger (``resolve``);
     ``lock_rmap`` (mmu_lock here) and ``mmu_invalidate_retry`` before entering
     the HPTE (R2); ``put_page``. Like ``seq_retry``, a re-fault waits out an
     invalidation in progress.
