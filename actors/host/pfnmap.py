@@ -48,8 +48,8 @@ def follow_pfnmap_pte(ctx: ActorContext, hva: int, write: bool) -> HostPte | Non
 async def mmap_device_fixed(ctx: ActorContext, hva: int) -> bool:
     """``mmap(MAP_FIXED)`` of the device file again over the VM_PFNMAP VMA holding ``hva``.
 
-    In the order of ``mmap_fixed`` (``actors.host.syscalls``; docs/model.md 3.3),
-    under one ``mmap_lock`` write hold: start, the zap of the special ptes (no
+    In the order of ``mmap_fixed`` (``actors.host.syscalls``; v6.12 ``__mmap_region``,
+    docs/model.md 3.3), under one ``mmap_lock`` write hold: start, the zap of the special ptes (no
     page to put), end; ``remove_vma``, whose ``vm_ops->close`` is where the driver
     gives its memory back; then the new VMA, for which the driver's ``->mmap``
     is assigned fresh device memory and calls ``remap_pfn_range``. Returns False

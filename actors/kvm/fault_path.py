@@ -80,6 +80,7 @@ class SeqRetry(Design):
         """``__gfn_to_pfn_memslot`` -> ``hva_to_pfn`` (F3): the pfn with a reference,
         lockless if it can (``resolve_fast``), else under ``mmap_lock``
         (``resolve_slow``); False for -EFAULT."""
+        f.refcounted = True  # until resolve_remapped says otherwise, for this attempt
         if await self.resolve_fast(ctx, f):
             return True
         return await self.resolve_slow(ctx, f)
