@@ -47,6 +47,12 @@ class Vma:
     def contains(self, hva: int) -> bool:
         return self.start <= hva < self.end
 
+    def piece(self, start: int, end: int, prot: str | None = None) -> Vma:
+        """The part [start, end) of this VMA, as ``__split_vma`` leaves it: same page
+        size, a VM_PFNMAP piece's ``vm_pgoff`` moved by the offset; ``prot`` if given."""
+        pgoff = None if self.pgoff is None else self.pgoff + (start - self.start) // PAGE_SIZE
+        return Vma(start, end, prot or self.prot, self.page_size, pgoff)
+
 
 @attrs.frozen
 class HostPte:

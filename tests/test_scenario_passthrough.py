@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 
 from actors import Executor
-from mmu import Model, Region
+from mmu import Model, Region, Vma
 from mmu.oracles import leaked_refs, stale_spte
 from mmurace import Config, RandomWalk, Replay
 from mmurace.explore import Verdict, explore
@@ -90,6 +90,13 @@ def test_remap_pfn_range_maps_vm_pgoff_plus_offset_with_special_ptes_and_no_refe
     assert [m.frames[p].refcount for p in (0x100, 0x101)] == [1, 1], "the driver's reference only"
     assert not m.frames.is_refcounted(0x100)
     assert leaked_refs(m) is None and stale_spte(m) is None
+
+
+def test_a_split_vm_pfnmap_vma_keeps_vm_pgoff_plus_offset() -> None:
+    (vma,) = _device().mm.vmas
+    right = vma.piece(vma.start + 0x1000, vma.end, "r")
+    assert (right.pgoff, right.prot, right.pfnmap) == (0x101, "r", True)
+    assert vma.piece(vma.start, vma.start + 0x1000) == Vma(vma.start, vma.start + 0x1000, "rw", pgoff=0x100)
 
 
 def test_leaked_refs_still_catches_a_reference_taken_on_device_memory() -> None:
