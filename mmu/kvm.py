@@ -3,9 +3,10 @@
 Field names follow ``struct kvm`` (``mmu_invalidate_seq`` is ``seq``,
 ``mmu_invalidate_in_progress`` is ``in_progress``). Both are written only
 under ``mmu_lock`` (docs/model.md 1.1), and so are sptes: the methods here
-assert it. Guest accesses need no lock: they are the hardware, using its
-TLB or walking the secondary page table (``mmu/tlb.py``); only KVM's flushes
-drop what a TLB cached.
+assert it (POWER7's HPT family writes its leaves under the HPTE and rmap lock
+bits instead, through ``mmu.hpt``). Guest accesses need no lock: they are
+the hardware, using its TLB or walking the secondary page table
+(``mmu/tlb.py``); only KVM's flushes drop what a TLB cached.
 """
 
 from __future__ import annotations

@@ -9,6 +9,7 @@ from .era import Era
 from .footprint import Access, Footprint
 from .frames import FrameTable
 from .hostmm import HostMm, Vma
+from .hpt import Hpt
 from .kvm import Kvm, Memslot
 
 #: where the guest's RAM sits in the VMM's address space
@@ -56,6 +57,8 @@ class Model:
     ended: bool = False
     #: the host kernel whose notifier protocol the host operations follow (mmu/era.py)
     era: Era = Era.TODAY
+    #: POWER7's HPTEs and rmap lock bits over ``kvm`` (the ``power7_*`` designs)
+    hpt: Hpt = attrs.field(default=attrs.Factory(lambda self: Hpt(self.kvm), takes_self=True))
 
     @classmethod
     def build(cls, *, npages: int = 1, nframes: int = 8, era: Era = Era.TODAY) -> Model:
