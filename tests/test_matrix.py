@@ -26,6 +26,12 @@ EXPECTED = {
     ("race_munmap", "seq_retry"): (Outcome.EXHAUSTED, ""),
     # munmap zaps under mmap_lock for read since v4.20, and gup-fast needs none
     ("race_munmap", "mmap_locked"): (Outcome.BROKEN, "stale_spte"),
+    # POWER7's HPT family: no mmu_lock on the fault path, the lockless retry under lock_rmap
+    ("race_remap", "power7_hpt"): (Outcome.EXHAUSTED, ""),
+    ("race_remap", "always_write"): (Outcome.EXHAUSTED, ""),
+    # kvm_unmap_rmapp waiting for the HPTE lock holding the rmap lock: lockdep sees rmap -> HPTE
+    # against H_ENTER's and the fault's HPTE -> rmap
+    ("race_remap", "power7_abba"): (Outcome.BROKEN, "lock_order"),
     ("multi_vma", "setup_time"): (Outcome.BROKEN, "spurious_efault"),
     ("multi_vma", "no_retry"): (Outcome.EXHAUSTED, ""),
     ("multi_vma", "seq_retry"): (Outcome.EXHAUSTED, ""),
@@ -38,12 +44,15 @@ EXPECTED = {
     # too big to exhaust unbounded within EXPLORE_LIMIT: proved for one preemption
     ("ksm_merge", "seq_retry"): (Outcome.EXHAUSTED, ""),
     ("ksm_merge", "pin"): (Outcome.EXHAUSTED, ""),
+    ("ksm_merge", "power7_hpt"): (Outcome.EXHAUSTED, ""),
     ("pin_ppc970", "setup_time"): (Outcome.BROKEN, "stale_spte"),
     ("pin_ppc970", "seq_retry"): (Outcome.EXHAUSTED, ""),
     ("pin_ppc970", "pin"): (Outcome.BROKEN, "divergence"),
     ("migrate_page", "setup_time"): (Outcome.BROKEN, "divergence"),
     ("migrate_page", "no_retry"): (Outcome.BROKEN, "divergence"),
     ("migrate_page", "seq_retry"): (Outcome.EXHAUSTED, ""),
+    ("migrate_page", "power7_hpt"): (Outcome.EXHAUSTED, ""),
+    ("migrate_page", "always_write"): (Outcome.EXHAUSTED, ""),
     # the same scenarios on a 2011 host (change_pte, invalidate_page, no start/end around them)
     ("ksm_merge_2011", "setup_time"): (Outcome.BROKEN, "writable_spte"),
     ("ksm_merge_2011", "no_retry"): (Outcome.BROKEN, "divergence"),

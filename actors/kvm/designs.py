@@ -19,6 +19,7 @@ from ..runtime.context import ActorContext
 from .design import Design, Fault, step
 from .fault_path import SeqRetry
 from .hugepage import HugeLeaves
+from .power7 import Power7Abba, Power7Hpt
 from .vrma import VrmaFault
 
 
@@ -257,6 +258,22 @@ DESIGNS: dict[str, Design] = {
             " trusts the lock to keep munmap out",
         ),
         Pin("pin", "PPC970: pin each page when first given to the guest, never release, ignore notifiers"),
+        Power7Hpt(
+            "power7_hpt",
+            "POWER7 HPT: H_ENTER and the fault under HPTE and rmap lock bits, lockless"
+            " mmu_notifier_retry, never mmu_lock",
+        ),
+        Power7Hpt(
+            "always_write",
+            "POWER7 HPT as merged in v3.3: every fault asks get_user_pages for write (guest"
+            " reads break COW)",
+            always_write=True,
+        ),
+        Power7Abba(
+            "power7_abba",
+            "POWER7 HPT whose unmap waits for the HPTE lock holding the rmap lock: ABBA"
+            " with the fault path",
+        ),
         VrmaFault(
             "vrma_once",
             "POWER7: VRMA page size read once at first vcpu run and trusted at fault time",
