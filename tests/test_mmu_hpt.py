@@ -1,4 +1,4 @@
-"""Unit tests of POWER7's HPT model (``mmu.hpt``).
+"""Unit tests of POWER7's HPT model (``mmu.hpt``) and of the KSM ledger (``mmu.merges``).
 
 Each test builds a model by hand, takes the lock bits the kernel would hold
 with the model's own ``SpinLock``s, does one thing and checks what it did:
@@ -14,9 +14,11 @@ import pytest
 
 from mmu import PAGE_SIZE, Access, LockError, Model, SpinLock, Spte
 from mmu.hpt import HPTE_LOCK, RMAP_LOCK, Hpt, lookup_linux_pte
+from mmu.merges import KsmLedger, ReadBreak
 from mmu.model import FIRST_PFN, GUEST_RAM_HVA
+from mmu.oracles import ORACLES, ksm_undone
 
-P0 = FIRST_PFN
+P0, P1 = FIRST_PFN, FIRST_PFN + 1
 HVA = GUEST_RAM_HVA
 
 
@@ -240,3 +242,38 @@ def test_lookup_linux_pte_reads_the_host_pte_with_no_lock_and_no_reference() -> 
     assert m.drain_footprint() == Access(
         frozenset({("pte", HVA), ("pte", HVA + 2 * PAGE_SIZE), ("frame", P0)}), frozenset()
     )
+
+
+# ---- the KSM ledger and ksm_undone ----
+
+
+def test_ledger_records_a_ksm_cow_break_only_inside_that_threads_read_fault() -> None:
+    ledger = KsmLedger()
+    ledger.cow_broken("vcpu0", HVA, P1)  # no fault in progress: a host write, ksmd's break_cow
+    ledger.fault("vcpu0", HVA, write=True)
+    ledger.cow_broken("vcpu0", HVA, P1)  # a write fault must break COW
+    ledger.fault("vcpu0", HVA, write=False)
+    ledger.cow_broken("qemu", HVA, P1)  # another thread's write, meanwhile
+    ledger.cow_broken("vcpu0", HVA + PAGE_SIZE, P1)  # another page
+    assert ledger.read_breaks == []
+    ledger.cow_broken("vcpu0", HVA, P1)
+    assert ledger.read_breaks == [ReadBreak("vcpu0", HVA, P1)]
+    ledger.fault_done("vcpu0")
+    assert ledger.reading == {}
+    assert ledger.fp.drain() == Access(
+        frozenset({("ksm", "vcpu0"), ("ksm", "qemu")}), frozenset({("ksm", "vcpu0"), ("ksm", "read_breaks")})
+    )
+
+
+def test_ksm_undone_names_the_thread_the_page_and_the_ksm_page() -> None:
+    m = model()
+    assert ksm_undone(m) is None
+    m.ksm.fault("vcpu0", HVA + PAGE_SIZE, write=False)
+    m.ksm.cow_broken("vcpu0", HVA + PAGE_SIZE, P1)
+    v = ksm_undone(m)
+    assert v is not None and v.oracle == "ksm_undone"
+    assert v.message == (
+        "vcpu0's read fault on gfn 0x1 broke COW: do_wp_page copied KSM page pfn 0x101 into a"
+        " private page, undoing the merge for a guest that only read (no ksm for you)"
+    )
+    assert ORACLES["ksm_undone"] is ksm_undone
