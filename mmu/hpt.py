@@ -85,8 +85,9 @@ class Hpt:
         return self.versions.get(gfn)
 
     def read_hpte(self, gfn: int, who: str) -> int:
-        """``hpte[0] = hptep[0]; hpte[1] = hptep[1]; hpte[2] = rev->guest_rpte``, under the
-        HPTE lock: the version of the HPTE, which the guest must have entered."""
+        """``kvmppc_book3s_hv_page_fault`` (v3.3): ``hpte[0] = hptep[0]; hpte[1] = hptep[1];
+        hpte[2] = rev->guest_rpte``, under the HPTE lock: the version of the HPTE, which
+        the guest must have entered."""
         self._assert_held(who, self.hpte_lock(gfn))
         self.kvm.fp.read(("hpte", gfn))
         if gfn not in self.versions:
@@ -94,8 +95,9 @@ class Hpt:
         return self.versions[gfn]
 
     def hpte_changed(self, gfn: int, seen: int, who: str) -> bool:
-        """``if (hptep[0] != hpte[0] || hptep[1] != hpte[1] || rev->guest_rpte != hpte[2])``,
-        under the HPTE lock: has the HPTE changed since the fault read it as ``seen``?"""
+        """``kvmppc_book3s_hv_page_fault`` (v3.3): ``if (hptep[0] != hpte[0] || hptep[1] !=
+        hpte[1] || rev->guest_rpte != hpte[2])``, under the HPTE lock: has the HPTE
+        changed since the fault read it as ``seen``?"""
         now = self.read_hpte(gfn, who)
         if now != seen:
             self.kvm.log.append("HPTE has been changed under us; let the guest retry")
@@ -103,11 +105,11 @@ class Hpt:
 
     def enter_hpte(self, gfn: int, pfn: int, writable: bool, who: str) -> None:
         """Make the HPTE for ``gfn`` valid, mapping ``pfn``: ``kvmppc_add_revmap_chain`` then
-        the HPTE stores (the fault path's ``hptep[1] = r; hptep[0] = hpte[0]``, H_ENTER's
-        ``hpte[0] = pteh``), under the HPTE lock and the rmap lock. A valid HPTE it
-        replaces (a write fault on a read-only one) is made absent and flushed first
-        (``kvmppc_invalidate_hpte``: a ``tlbie`` that every vcpu's TLB has completed when
-        it returns), and stays on the chain."""
+        the HPTE stores (v3.3: the fault path's ``hptep[1] = r; hptep[0] = hpte[0]``,
+        ``kvmppc_h_enter``'s ``hpte[0] = pteh``), under the HPTE lock and the rmap lock.
+        A valid HPTE it replaces (a write fault on a read-only one) is made absent and
+        flushed first (``kvmppc_invalidate_hpte``: a ``tlbie`` that every vcpu's TLB has
+        completed when it returns), and stays on the chain."""
         kvm = self.kvm
         self._assert_held(who, self.hpte_lock(gfn), self.rmap_lock(gfn))
         kvm.memslot.gfn_to_hva(gfn)  # raises for a gfn outside the memslot
@@ -124,7 +126,7 @@ class Hpt:
         kvm.log.append(f"HPTE gfn {gfn:#x} -> pfn {pfn:#x}{' W' if writable else ' RO'} valid")
 
     def enter_absent(self, gfn: int, who: str) -> None:
-        """H_ENTER's ``pteh |= HPTE_V_ABSENT``, under the HPTE lock: the guest's entry with
+        """``kvmppc_h_enter``'s ``pteh |= HPTE_V_ABSENT`` (v3.3), under the HPTE lock: the guest's entry with
         nothing mapped, so that its next access faults to ``kvmppc_book3s_hv_page_fault``."""
         self._assert_held(who, self.hpte_lock(gfn))
         self.kvm.fp.read(("spte", gfn))
@@ -136,7 +138,8 @@ class Hpt:
     # ---- the rmap chain ----
 
     def rmap_present(self, gfn: int, who: str) -> bool:
-        """``*rmapp & KVMPPC_RMAP_PRESENT``, under the rmap lock: is a valid HPTE on the chain?"""
+        """``kvm_unmap_rmapp``'s ``*rmapp & KVMPPC_RMAP_PRESENT`` (v3.3), under the rmap lock:
+        is a valid HPTE on the chain?"""
         self._assert_held(who, self.rmap_lock(gfn))
         self.kvm.fp.read(("spte", gfn))
         return gfn in self.kvm.sptes

@@ -71,7 +71,8 @@ class Power7Hpt(SeqRetry):
     async def fault(self, ctx: ActorContext, gfn: int, write: bool) -> bool:
         """An access with no usable HPTE. No HPTE at all: the guest's own hash fault, which
         ends in H_ENTER (``h_enter``). An absent one (or, for a write, a read-only one):
-        ``kvmppc_hpte_hv_fault`` saves it as ``pgfault_hpte`` and KVM's fault handler runs,
+        ``kvmppc_hpte_hv_fault`` (v3.3 book3s_hv_rm_mmu.c, real mode) saves it as
+        ``pgfault_hpte`` and ``kvmppc_book3s_hv_page_fault`` (v3.3) runs,
         one attempt after another until one enters the HPTE, finds the HPTE changed
         under it, or fails. True: the guest re-executes the access."""
         kvm, hpt = ctx.model.kvm, ctx.model.hpt
@@ -146,9 +147,10 @@ class Power7Hpt(SeqRetry):
 
     @step
     async def lock(self, ctx: ActorContext, f: Fault) -> None:
-        """``while (!try_lock_hpte(hptep, HPTE_V_HVLOCK)) cpu_relax();`` and the recheck under
-        it: "HPTE has been changed under us; let the guest retry"; if unchanged,
-        ``lock_rmap(rmap)`` with the HPTE lock held: the order HPTE -> rmap."""
+        """``kvmppc_book3s_hv_page_fault`` (v3.3) after gup: ``while (!try_lock_hpte(hptep,
+        HPTE_V_HVLOCK)) cpu_relax();`` and the recheck under it: "HPTE has been changed
+        under us; let the guest retry"; if unchanged, ``lock_rmap(rmap)`` with the HPTE
+        lock held: the order HPTE -> rmap."""
         f = _hpt_fault(f)
         hpt = ctx.model.hpt
         await ctx.spin_lock(hpt.hpte_lock(f.gfn), self.lock_label)
@@ -159,12 +161,17 @@ class Power7Hpt(SeqRetry):
 
     @step
     async def recheck(self, ctx: ActorContext, f: Fault) -> bool:
-        """"Check if we might have been invalidated; let the guest retry if so": the HPTE
-        changed, or ``mmu_notifier_retry(vcpu, mmu_seq)`` under the rmap lock."""
+        """"Check if we might have been invalidated; let the guest retry if so" (v3.3): the
+        HPTE changed, or ``mmu_notifier_retry(vcpu, mmu_seq)`` under the rmap lock."""
         if _hpt_fault(f).changed:
             return True
         assert f.mmu_seq is not None, "recheck without a seq snapshot"
         return await self.notifier_retry(ctx, f.gfn, f.mmu_seq)
+
+    @step
+    async def release(self, ctx: ActorContext, f: Fault) -> None:
+        """``out_put``: ``put_page(pages[0])``, the reference gup took (F8); KVM keeps none (R6)."""
+        await super().release(ctx, f)
 
     @step
     async def notifier_retry(self, ctx: ActorContext, gfn: int, mmu_seq: int) -> bool:
@@ -181,14 +188,15 @@ class Power7Hpt(SeqRetry):
     @step
     async def install(self, ctx: ActorContext, f: Fault) -> None:
         """``kvmppc_add_revmap_chain`` and the HPTE's stores (``hptep[1] = r; eieio();
-        hptep[0] = hpte[0]``), under both lock bits."""
+        hptep[0] = hpte[0]``), under both lock bits (v3.3; a valid HPTE is replaced in
+        place, the v3.4 write fault on a read-only one)."""
         assert f.pfn is not None, "install without a pfn"
         ctx.model.hpt.enter_hpte(f.gfn, f.pfn, f.writable, ctx.name)
 
     @step
     async def unlock(self, ctx: ActorContext, f: Fault) -> None:
         """``unlock_rmap`` (``kvmppc_add_revmap_chain`` unlocks the chain), then the store of
-        ``hptep[0]`` that clears ``HPTE_V_HVLOCK`` (``out_unlock`` on a retry)."""
+        ``hptep[0]`` that clears ``HPTE_V_HVLOCK`` (``out_unlock`` on a retry; v3.3)."""
         hpt = ctx.model.hpt
         rmap = hpt.rmap_lock(f.gfn)
         if rmap.held_by(ctx.name):
@@ -287,8 +295,9 @@ class Power7Hpt(SeqRetry):
 
     @step
     async def lock_chained_hpte(self, ctx: ActorContext, gfn: int) -> bool:
-        """"To avoid an ABBA deadlock with the HPTE lock bit, we can't spin on the HPTE lock
-        while holding the rmap chain lock": ``try_lock_hpte``, and if it fails,
+        """``kvm_unmap_rmapp`` (v3.3): "To avoid an ABBA deadlock with the HPTE lock bit, we
+        can't spin on the HPTE lock while holding the rmap chain lock": ``try_lock_hpte``,
+        and if it fails,
         ``unlock_rmap``, ``while (hptep[0] & HPTE_V_HVLOCK) cpu_relax();`` and False:
         start over. True: both held."""
         hpt = ctx.model.hpt
