@@ -45,6 +45,9 @@ class Hpt:
     kvm: Kvm = attrs.field(repr=False)
     #: gfn -> the version of the guest's HPTE for it; no key: the guest entered none
     versions: dict[int, int] = attrs.field(factory=dict)
+    #: ``KVMPPC_RMAP_CHANGED`` of each rmap word: the C bit of an HPTE ``kvm_unmap_rmapp``
+    #: took off the chain, kept for the next dirty-log harvest (v3.6)
+    rmap_changed: set[int] = attrs.field(factory=set)
     _hpte_locks: dict[int, SpinLock] = attrs.field(init=False, repr=False)
     _rmap_locks: dict[int, SpinLock] = attrs.field(init=False, repr=False)
 
@@ -148,7 +151,8 @@ class Hpt:
         """``kvm_unmap_rmapp``'s body for one HPTE (split out as ``kvmppc_unmap_hpte`` later): take it
         off the chain, ``HPTE_V_ABSENT``, ``kvmppc_invalidate_hpte`` (a ``tlbie`` every vcpu's
         TLB has completed when it returns, so no flush is left to the caller), harvest
-        R/C into the rmap word (not modelled). "Must be called with both HPTE and rmap
+        C into the rmap word (v3.6: ``KVMPPC_RMAP_CHANGED``, which the next dirty-log
+        harvest reports; R is not modelled). "Must be called with both HPTE and rmap
         locked"."""
         kvm = self.kvm
         self._assert_held(who, self.hpte_lock(gfn), self.rmap_lock(gfn))
@@ -157,6 +161,73 @@ class Hpt:
         self._store(gfn)
         kvm.log.append(f"HPTE gfn {gfn:#x} -> pfn {spte.pfn:#x} off rmap[{gfn:#x}]: HPTE_V_ABSENT")
         kvm.tlbs.flush("kvmppc_invalidate_hpte: tlbie", range(gfn, gfn + 1))
+        kvm.fp.read(("changed", gfn))
+        if gfn in kvm.changed:
+            kvm.fp.write(("changed", gfn))
+            # v3.6: "Harvest R and C": *rmapp |= rcbits << KVMPPC_RMAP_RC_SHIFT
+            kvm.changed.discard(gfn)
+            kvm.fp.write(("rmap_changed", gfn))
+            self.rmap_changed.add(gfn)
+            kvm.log.append(f"harvest C: rmap[{gfn:#x}] |= KVMPPC_RMAP_CHANGED")
+
+    # ---- dirty logging: the C bits (v3.6 kvm_test_clear_dirty) ----
+
+    def take_rmap_changed(self, gfn: int, who: str) -> bool:
+        """``kvm_test_clear_dirty`` (v3.6): ``if (*rmapp & KVMPPC_RMAP_CHANGED) { *rmapp &=
+        ~KVMPPC_RMAP_CHANGED; ret = 1; }``, under the rmap lock: was a changed HPTE
+        unmapped since the last harvest?"""
+        self._assert_held(who, self.rmap_lock(gfn))
+        self.kvm.fp.write(("rmap_changed", gfn))
+        if gfn not in self.rmap_changed:
+            return False
+        self.rmap_changed.discard(gfn)
+        self.kvm.log.append(f"rmap[{gfn:#x}] & KVMPPC_RMAP_CHANGED: dirty, cleared")
+        return True
+
+    def hpte_c(self, gfn: int, who: str) -> bool:
+        """``kvm_test_clear_dirty`` (v3.6): the chained HPTE's ``hptep[1] & HPTE_R_C``, read
+        under the rmap lock without its own lock (the HPTE is on the chain: valid)."""
+        self._assert_held(who, self.rmap_lock(gfn))
+        self.kvm.fp.read(("spte", gfn))
+        self.kvm.fp.read(("changed", gfn))
+        return gfn in self.kvm.sptes and gfn in self.kvm.changed
+
+    def make_absent(self, gfn: int, who: str) -> Spte:
+        """``hptep[0] |= HPTE_V_ABSENT`` of a valid HPTE (v3.6 ``kvm_test_clear_dirty``: "need
+        to make it temporarily absent to clear C"), under both lock bits: the hardware's
+        search no longer finds it; it stays on the chain. Returns the leaf, to restore."""
+        kvm = self.kvm
+        self._assert_held(who, self.hpte_lock(gfn), self.rmap_lock(gfn))
+        kvm.fp.write(("spte", gfn))
+        spte = kvm.sptes.pop(gfn)
+        kvm.log.append(f"HPTE gfn {gfn:#x} -> pfn {spte.pfn:#x}: HPTE_V_ABSENT, to clear C")
+        return spte
+
+    def tlbie(self, gfn: int, who: str) -> None:
+        """``kvmppc_invalidate_hpte``: ``tlbie`` of the HPTE's translation, complete on every
+        vcpu when it returns (a store in flight has set C by then), under the HPTE lock."""
+        self._assert_held(who, self.hpte_lock(gfn))
+        self.kvm.tlbs.flush("kvmppc_invalidate_hpte: tlbie", range(gfn, gfn + 1))
+
+    def clear_c(self, gfn: int, who: str) -> None:
+        """``hptep[1] &= ~HPTE_R_C`` (v3.6), under the HPTE lock; ``rev->guest_rpte |= HPTE_R_C``
+        keeps it in the guest's view, which the model does not hold."""
+        self._assert_held(who, self.hpte_lock(gfn))
+        self.kvm.fp.write(("changed", gfn))
+        self.kvm.changed.discard(gfn)
+        self.kvm.log.append(f"HPTE gfn {gfn:#x}: clear HPTE_R_C")
+
+    def make_valid(self, gfn: int, spte: Spte, who: str) -> None:
+        """``eieio(); hptep[0] = (hptep[0] & ~HPTE_V_ABSENT) | HPTE_V_VALID`` (v3.6): the same
+        translation again, with no fault and no rmap change, under both lock bits."""
+        kvm = self.kvm
+        self._assert_held(who, self.hpte_lock(gfn), self.rmap_lock(gfn))
+        kvm.fp.write(("spte", gfn))
+        if gfn in kvm.sptes:
+            raise AssertionError(f"the HPTE of gfn {gfn:#x} became valid while absent and locked")
+        kvm.sptes[gfn] = spte
+        self._store(gfn)
+        kvm.log.append(f"HPTE gfn {gfn:#x} -> pfn {spte.pfn:#x} valid again")
 
     # ---- mmu_notifier_retry without mmu_lock ----
 

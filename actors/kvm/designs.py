@@ -20,6 +20,7 @@ from .design import Design, Fault, step
 from .fault_path import SeqRetry
 from .hugepage import HugeLeaves
 from .power7 import Power7Abba, Power7Hpt
+from .power7_dirty import Power7DirtyLog
 from .vrma import VrmaFault
 
 
@@ -292,8 +293,13 @@ DESIGNS: dict[str, Design] = {
         ),
         SeqRetry(
             "wp_zap_refault",
-            "POWER7: dirty logging drops access (HPTE absent) and re-faults with write,"
-            " marking the page dirty",
+            "the thread's proposal for POWER7 (not what was merged): dirty logging drops"
+            " access (HPTE absent) and re-faults with write, marking the page dirty",
+        ),
+        Power7DirtyLog(
+            "power7_dirty",
+            "POWER7 as merged in v3.6: the HPTEs' hardware C bits harvested, each HPTE made"
+            " absent briefly with tlbie to clear C and valid again, no re-fault",
         ),
         WriteProtectReadOnly(
             "wp_readonly",

@@ -170,7 +170,9 @@ class Power7Hpt(SeqRetry):
 
     @step
     async def release(self, ctx: ActorContext, f: Fault) -> None:
-        """``out_put``: ``put_page(pages[0])``, the reference gup took (F8); KVM keeps none (R6)."""
+        """``kvmppc_book3s_hv_page_fault``'s ``out_put`` (v3.3-v3.6): ``put_page(pages[0])``, "not
+        page because page might have been set to the head page of a compound", the
+        reference gup took (F8); KVM keeps none (R6)."""
         await super().release(ctx, f)
 
     @step
@@ -321,8 +323,8 @@ class Power7Abba(Power7Hpt):
 
     @step
     async def lock_chained_hpte(self, ctx: ActorContext, gfn: int) -> bool:
-        """``lock_hpte`` where the kernel has ``try_lock_hpte``: wait for the HPTE lock with
-        the rmap lock held. A fault holding that HPTE (a write on a read-only one, or
+        """``lock_hpte`` where ``kvm_unmap_rmapp`` (v3.3-v3.6) has ``try_lock_hpte``: wait for
+        the HPTE lock with the rmap lock held. A fault holding that HPTE (a write on a read-only one, or
         H_REMOVE) waits for the rmap lock: ABBA, which lockdep reports (``lock_order``)."""
         await ctx.spin_lock(ctx.model.hpt.hpte_lock(gfn), "kvm_unmap_rmapp: lock_hpte, rmap held")
         return True
