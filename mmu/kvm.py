@@ -3,9 +3,10 @@
 Field names follow ``struct kvm`` (``mmu_invalidate_seq`` is ``seq``,
 ``mmu_invalidate_in_progress`` is ``in_progress``). Both are written only
 under ``mmu_lock`` (docs/model.md 1.1), and so are sptes: the methods here
-assert it. Guest accesses need no lock: they are the hardware, using its
-TLB or walking the secondary page table (``mmu/tlb.py``); only KVM's flushes
-drop what a TLB cached.
+assert it (POWER7's HPT family writes its leaves under the HPTE and rmap lock
+bits instead, through ``mmu.hpt``). Guest accesses need no lock: they are
+the hardware, using its TLB or walking the secondary page table
+(``mmu/tlb.py``); only KVM's flushes drop what a TLB cached.
 """
 
 from __future__ import annotations
@@ -89,6 +90,10 @@ class Kvm:
     )
     #: every vcpu's TLB: the translations guest accesses cached from ``sptes``
     tlbs: Tlbs = attrs.field(default=attrs.Factory(lambda self: Tlbs(self.log, self.fp), takes_self=True))
+    #: the hardware's changed bit of each leaf (POWER's ``HPTE_R_C``), set by a guest store
+    #: through a translation that has not recorded it; kept while dirty logging is on,
+    #: the only time anything reads it (POWER7's harvest, ``mmu.hpt``)
+    changed: set[int] = attrs.field(factory=set)
     #: the VRMA page size told to the hardware (``vrma_slb_v``, LPCR VRMASD) by
     #: ``kvmppc_hv_setup_htab_rma`` at first vcpu run; None until then
     vrma_psize: int | None = None
@@ -412,6 +417,8 @@ class Kvm:
         kind = "write" if write else "read"
         if write:
             self.dirty_log.guest_wrote(gfn)
+            if self.dirty_log.enabled and not entry.changed:
+                entry = self._set_changed(vcpu, gfn, entry)
         if not self.frames.is_current(pfn, generation):
             self.fp.write(("kvm", "bad_accesses"))
             self.bad_accesses.append(
@@ -424,6 +431,16 @@ class Kvm:
                 f"guest write of gfn {gfn:#x} landed in KSM page pfn {pfn:#x},"
                 " shared read-only by every mapping merged into it"
             )
+        return entry
+
+    def _set_changed(self, vcpu: str, gfn: int, entry: TlbEntry) -> TlbEntry:
+        """The hardware's store through a translation whose changed bit is not recorded: set
+        the leaf's C bit (``HPTE_R_C``) and record it in the TLB entry, so that later stores
+        through the entry set nothing until a ``tlbie`` drops it."""
+        self.fp.write(("changed", gfn))
+        self.changed.add(gfn)
+        entry = attrs.evolve(entry, changed=True)
+        self.tlbs.fill(vcpu, gfn, entry)
         return entry
 
     def _walk(self, gfn: int) -> TlbEntry | None:

@@ -9,7 +9,9 @@ from .era import Era
 from .footprint import Access, Footprint
 from .frames import FrameTable
 from .hostmm import HostMm, Vma
+from .hpt import Hpt
 from .kvm import Kvm, Memslot
+from .merges import KsmLedger
 
 #: where the guest's RAM sits in the VMM's address space
 GUEST_RAM_HVA = 0x40000000
@@ -59,6 +61,10 @@ class Model:
     ended: bool = False
     #: the host kernel whose notifier protocol the host operations follow (mmu/era.py)
     era: Era = Era.TODAY
+    #: POWER7's HPTEs and rmap lock bits over ``kvm`` (the ``power7_*`` designs)
+    hpt: Hpt = attrs.field(default=attrs.Factory(lambda self: Hpt(self.kvm), takes_self=True))
+    #: what KSM merged and what undid it (the bench's record)
+    ksm: KsmLedger = attrs.field(default=attrs.Factory(lambda self: KsmLedger(self.fp), takes_self=True))
 
     @classmethod
     def build(cls, *, npages: int = 1, nframes: int = 8, era: Era = Era.TODAY) -> Model:

@@ -368,6 +368,29 @@ def _writable_tlb_entry(model: Model) -> Violation | None:
     return None
 
 
+def ksm_undone(model: Model) -> Violation | None:
+    """A guest read fault broke COW on a KSM page: the merge undone by a read.
+
+    A guest write must break COW on a KSM page; a read must not. A design that
+    asks get_user_pages for write on every fault (POWER7 as merged in v3.3,
+    which could not yet map a page read-only) breaks COW on guest reads, and the
+    merge is undone with nothing written: Avi Kivity's "no ksm for you"
+    (``mmu.merges``). ksmd's own ``break_cow`` and host writes are not read faults.
+    """
+    breaks = model.ksm.read_breaks
+    if not breaks:
+        return None
+    first = breaks[0]
+    gfns = model.kvm.memslot.gfns_in(first.hva, first.hva + 1)
+    page = f"gfn {gfns[0]:#x}" if gfns else f"hva {first.hva:#x}"
+    return Violation(
+        "ksm_undone",
+        f"{first.thread}'s read fault on {page} broke COW: do_wp_page copied KSM page pfn"
+        f" {first.kpage:#x} into a private page, undoing the merge for a guest that only read"
+        " (no ksm for you)",
+    )
+
+
 Oracle = Callable[[Model], Violation | None]
 
 #: every oracle by name, in the order they are checked. The page-size oracles
@@ -385,4 +408,5 @@ ORACLES: dict[str, Oracle] = {
     "pinned_pages": pinned_pages,
     "lost_dirty": lost_dirty,
     "ksm_write": ksm_write,
+    "ksm_undone": ksm_undone,
 }

@@ -4,6 +4,7 @@ from .base import Scenario as Scenario
 from .dirty_log import SCENARIO as _dirty_log
 from .ksm_merge import SCENARIO as _ksm_merge
 from .ksm_merge_2011 import SCENARIO as _ksm_merge_2011
+from .ksm_reads import SCENARIO as _ksm_reads
 from .migrate_page import SCENARIO as _migrate_page
 from .migrate_page_2011 import SCENARIO as _migrate_page_2011
 from .mprotect_ro import SCENARIO as _mprotect_ro
@@ -26,6 +27,7 @@ CATALOG: dict[str, Scenario] = {
         _mprotect_ro,
         _ksm_merge,
         _ksm_merge_2011,
+        _ksm_reads,
         _dirty_log,
         _vrma_psize,
         _pin_ppc970,

@@ -98,7 +98,9 @@ SCENARIO = Scenario(
     ),
     build=build,
     # pin has its own scenario, pin_ppc970
-    designs=("setup_time", "no_retry", "seq_retry", "gup_in_lock"),
+    designs=(
+        "setup_time", "no_retry", "seq_retry", "gup_in_lock", "power7_hpt", "always_write", "power7_abba",
+    ),
 )
 
 

@@ -19,6 +19,8 @@ from ..runtime.context import ActorContext
 from .design import Design, Fault, step
 from .fault_path import SeqRetry
 from .hugepage import HugeLeaves
+from .power7 import Power7Abba, Power7Hpt
+from .power7_dirty import Power7DirtyLog
 from .vrma import VrmaFault
 
 
@@ -294,6 +296,22 @@ DESIGNS: dict[str, Design] = {
             " trusts the lock to keep munmap out",
         ),
         Pin("pin", "PPC970: pin each page when first given to the guest, never release, ignore notifiers"),
+        Power7Hpt(
+            "power7_hpt",
+            "POWER7 HPT: H_ENTER and the fault under HPTE and rmap lock bits, lockless"
+            " mmu_notifier_retry, never mmu_lock",
+        ),
+        Power7Hpt(
+            "always_write",
+            "POWER7 HPT as merged in v3.3: every fault asks get_user_pages for write (guest"
+            " reads break COW)",
+            always_write=True,
+        ),
+        Power7Abba(
+            "power7_abba",
+            "POWER7 HPT whose unmap waits for the HPTE lock holding the rmap lock: ABBA"
+            " with the fault path",
+        ),
         VrmaFault(
             "vrma_once",
             "POWER7: VRMA page size read once at first vcpu run and trusted at fault time",
@@ -312,8 +330,13 @@ DESIGNS: dict[str, Design] = {
         ),
         SeqRetry(
             "wp_zap_refault",
-            "POWER7: dirty logging drops access (HPTE absent) and re-faults with write,"
-            " marking the page dirty",
+            "the thread's proposal for POWER7 (not what was merged): dirty logging drops"
+            " access (HPTE absent) and re-faults with write, marking the page dirty",
+        ),
+        Power7DirtyLog(
+            "power7_dirty",
+            "POWER7 as merged in v3.6: the HPTEs' hardware C bits harvested, each HPTE made"
+            " absent briefly with tlbie to clear C and valid again, no re-fault",
         ),
         WriteProtectReadOnly(
             "wp_readonly",
