@@ -99,7 +99,7 @@ SCENARIO = Scenario(
         "leave the merge in place."
     ),
     build=build,
-    designs=("seq_retry", "power7_hpt", "always_write"),
+    designs=("power7_hpt", "always_write"),
 )
 
 

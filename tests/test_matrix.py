@@ -53,7 +53,6 @@ EXPECTED = {
     ("ksm_merge", "pin"): (Outcome.EXHAUSTED, ""),
     ("ksm_merge", "power7_hpt"): (Outcome.EXHAUSTED, ""),
     # bounded as ksm_merge is; always_write breaks COW on the guest's read faults: "no ksm for you"
-    ("ksm_reads", "seq_retry"): (Outcome.EXHAUSTED, ""),
     ("ksm_reads", "power7_hpt"): (Outcome.EXHAUSTED, ""),
     ("ksm_reads", "always_write"): (Outcome.BROKEN, "ksm_undone"),
     ("pin_ppc970", "setup_time"): (Outcome.BROKEN, "divergence"),

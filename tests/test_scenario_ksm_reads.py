@@ -3,8 +3,9 @@
 ``always_write`` (POWER7 as merged in v3.3) asks get_user_pages for write on
 the guest's read faults, so each one breaks COW on the KSM page and
 ``ksm_undone`` fires at the end of the run, without a preemption: Avi's "no
-ksm for you". ``power7_hpt`` and ``seq_retry`` map the KSM page read-only and
-are not flagged; nor is ``always_write`` on ``ksm_merge``, whose guest writes
+ksm for you". ``power7_hpt`` and ``seq_retry`` (which the matrix does not judge
+here: this is POWER7's question) map the KSM page read-only and are not
+flagged; nor is ``always_write`` on ``ksm_merge``, whose guest writes
 the pages (a write must break COW). The bounded proofs are the matrix's.
 """
 
