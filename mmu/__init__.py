@@ -27,3 +27,4 @@ from .oracles import (
     stale_spte as stale_spte,
     writable_spte as writable_spte,
 )
+from .weak import Memory as Memory, WeakMemory as WeakMemory

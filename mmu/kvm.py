@@ -19,6 +19,7 @@ from .footprint import Footprint
 from .frames import FrameTable
 from .locks import LockError, SpinLock
 from .tlb import TlbEntry, Tlbs
+from .weak import WeakMemory
 
 
 @attrs.frozen
@@ -97,6 +98,9 @@ class Kvm:
     #: the VRMA page size told to the hardware (``vrma_slb_v``, LPCR VRMASD) by
     #: ``kvmppc_hv_setup_htab_rma`` at first vcpu run; None until then
     vrma_psize: int | None = None
+    #: with ``--memory weak``, where ``seq`` and ``in_progress`` are loaded and stored
+    #: (mmu/weak.py); None: sequentially consistent, the attributes themselves
+    memory: WeakMemory | None = None
 
     def _assert_locked(self, who: str) -> None:
         if not self.mmu_lock.held_by(who):
@@ -105,6 +109,9 @@ class Kvm:
     def invalidate_begin(self, who: str) -> None:
         """``kvm_mmu_invalidate_begin``: in_progress++."""
         self._assert_locked(who)
+        if self.memory is not None:
+            self._weak_add("in_progress", 1, who)
+            return
         self.fp.write(("kvm", "in_progress"))
         self.in_progress += 1
         self.log.append(f"in_progress {self.in_progress - 1}->{self.in_progress}")
@@ -115,11 +122,15 @@ class Kvm:
         if self.in_progress <= 0:
             raise AssertionError("invalidate_range_end without start (in_progress < 0)")
         self.inc_seq(who)
+        self.smp_wmb(who)
         self.dec_in_progress(who)
 
     def inc_seq(self, who: str) -> None:
         """``kvm->mmu_invalidate_seq++``, under mmu_lock."""
         self._assert_locked(who)
+        if self.memory is not None:
+            self._weak_add("seq", 1, who)
+            return
         self.fp.write(("kvm", "seq"))
         self.seq += 1
         self.log.append(f"seq {self.seq - 1}->{self.seq}")
@@ -127,6 +138,9 @@ class Kvm:
     def dec_in_progress(self, who: str) -> None:
         """``kvm->mmu_invalidate_in_progress--``, under mmu_lock; below zero is a bug."""
         self._assert_locked(who)
+        if self.memory is not None:
+            self._weak_add("in_progress", -1, who)
+            return
         if self.in_progress <= 0:
             raise AssertionError("invalidate_range_end without start (in_progress < 0)")
         self.fp.write(("kvm", "in_progress"))
@@ -136,16 +150,16 @@ class Kvm:
     def check_in_progress(self, who: str) -> bool:
         """``if (kvm->mmu_invalidate_in_progress)``, under mmu_lock: is an invalidation running?"""
         self._assert_locked(who)
-        self.fp.read(("kvm", "in_progress"))
-        self.log.append(f"in_progress {self.in_progress}" + (" -> retry" if self.in_progress else ""))
-        return self.in_progress != 0
+        in_progress = self._load("in_progress", who)
+        self.log.append(f"in_progress {in_progress}" + (" -> retry" if in_progress else ""))
+        return in_progress != 0
 
     def check_seq(self, mmu_seq: int, who: str) -> bool:
         """``if (kvm->mmu_invalidate_seq != mmu_seq)``, under mmu_lock: did one end since the snapshot?"""
         self._assert_locked(who)
-        self.fp.read(("kvm", "seq"))
-        moved = self.seq != mmu_seq
-        self.log.append(f"seq {self.seq} vs {mmu_seq}" + (" -> retry" if moved else ""))
+        seq = self._load("seq", who)
+        moved = seq != mmu_seq
+        self.log.append(f"seq {seq} vs {mmu_seq}" + (" -> retry" if moved else ""))
         return moved
 
     def unmap_hva_range(self, start: int, end: int, who: str) -> int:
@@ -201,11 +215,11 @@ class Kvm:
     def retry(self, mmu_seq: int, who: str) -> bool:
         """``mmu_invalidate_retry``: must the fault retry? (R2: under mmu_lock)."""
         self._assert_locked(who)
-        self.fp.read(("kvm", "seq"))
-        self.fp.read(("kvm", "in_progress"))
-        stale = self.in_progress != 0 or self.seq != mmu_seq
+        seq = self._load("seq", who)
+        in_progress = self._load("in_progress", who)
+        stale = in_progress != 0 or seq != mmu_seq
         self.log.append(
-            f"mmu_invalidate_retry: in_progress {self.in_progress}, seq {self.seq} vs {mmu_seq}"
+            f"mmu_invalidate_retry: in_progress {in_progress}, seq {seq} vs {mmu_seq}"
             + (" -> retry" if stale else " -> ok")
         )
         return stale
@@ -342,11 +356,50 @@ class Kvm:
         self.fp.read(("kvm", "vrma"))
         return self.vrma_psize
 
-    def snapshot_seq(self) -> int:
+    def snapshot_seq(self, who: str = "") -> int:
         """``mmu_seq = kvm->mmu_invalidate_seq; smp_rmb()`` (F2): no lock needed (R1)."""
-        self.fp.read(("kvm", "seq"))
-        self.log.append(f"mmu_seq = mmu_invalidate_seq = {self.seq}; smp_rmb()")
-        return self.seq
+        seq = self._load("seq", who)
+        if self.memory is not None:
+            self.memory.rmb(who)
+        self.log.append(f"mmu_seq = mmu_invalidate_seq = {seq}; smp_rmb()")
+        return seq
+
+    # ---- the lockless side of seq/in_progress (docs/model.md section 6) ----
+
+    def _load(self, loc: str, who: str) -> int:
+        """``READ_ONCE(kvm->loc)``: the attribute, or in weak memory what ``who`` sees."""
+        if self.memory is not None:
+            return self.memory.load(who, loc)
+        self.fp.read(("kvm", loc))
+        value: int = getattr(self, loc)
+        return value
+
+    def _weak_add(self, loc: str, delta: int, who: str) -> None:
+        """``kvm->loc += delta`` in weak memory: the store waits in ``who``'s store buffer."""
+        assert self.memory is not None
+        old = self.memory.load(who, loc)
+        if loc == "in_progress" and old + delta < 0:
+            raise AssertionError("invalidate_range_end without start (in_progress < 0)")
+        self.memory.store(who, loc, old + delta)
+        self.log.append(f"{loc} {old}->{old + delta}, in {who}'s store buffer")
+
+    def smp_wmb(self, who: str) -> None:
+        """``smp_wmb()``: nothing in SC; in weak memory, orders ``who``'s stores around it."""
+        if self.memory is not None:
+            self.memory.wmb(who)
+            self.log.append("smp_wmb()")
+
+    def smp_rmb(self, who: str) -> None:
+        """``smp_rmb()``: nothing in SC; in weak memory, orders ``who``'s loads around it."""
+        if self.memory is not None:
+            self.memory.rmb(who)
+            self.log.append("smp_rmb()")
+
+    def read_once(self, loc: str, who: str) -> int:
+        """``READ_ONCE(kvm->mmu_invalidate_<loc>)`` with no lock held: a lockless check's load."""
+        value = self._load(loc, who)
+        self.log.append(f"READ_ONCE({loc}) = {value}")
+        return value
 
     def record_translation(self, gfn: int, pfn: int) -> None:
         """Cache ``gfn -> pfn`` in ``slot_phys[]`` (the setup_time design)."""

@@ -150,6 +150,8 @@ class Model:
         if self.ended:
             return
         self.fp.write(("run", "ended"))
+        if self.kvm.memory is not None:
+            self.kvm.memory.drain()
         self.ended = True
         self.log.append("end of run: every actor finished")
 

@@ -23,7 +23,8 @@ from actors import (
     design_named,
 )
 from actors.kvm import Design
-from mmu import ORACLES
+from actors.runtime import weaken
+from mmu import ORACLES, Memory
 from mmu.oracles import Oracle
 from scenarios import Scenario
 
@@ -112,6 +113,8 @@ class Config:
     params: tuple[tuple[str, int], ...] = ()  # scenario parameters that differ from the defaults
     executor: Executor = Executor.TRIO  # same trace either way; DIRECT is faster for searches
     max_retries: int = DEFAULT_MAX_RETRIES  # retries of one fault before it is a livelock
+    #: the memory model: SC, or weak memory for the lockless fields (mmu/weak.py)
+    memory: Memory = Memory.SC
     scenario_ref: str | None = attrs.field(default=None, kw_only=True)
     design_ref: str | None = attrs.field(default=None, kw_only=True)
     #: the oracles ``oracles`` may name: the catalog's, and those of the files named
@@ -126,6 +129,8 @@ class Config:
             words.append(f"--max-steps {self.max_steps}")
         if self.max_retries != DEFAULT_MAX_RETRIES:
             words.append(f"--max-retries {self.max_retries}")
+        if self.memory is not Memory.SC:
+            words.append(f"--memory {self.memory.value}")
         return " ".join(words)
 
     def world(self) -> World:
@@ -134,7 +139,7 @@ class Config:
         if self.oracles:
             world.oracles = {name: self.known_oracles[name] for name in self.oracles}
         world.max_retries = self.max_retries
-        return world
+        return weaken(world) if self.memory is Memory.WEAK else world
 
     async def run(self, strategy: Strategy) -> RunResult:
         """Run one schedule of a fresh world."""
@@ -145,9 +150,12 @@ class Config:
         return Runtime(self.max_steps, Executor.DIRECT).run_direct(self.world(), strategy)
 
     def fingerprint(self) -> str:
-        """Six hex digits naming scenario, design and parameters: a schedule string carries
-        them, so that one pasted against another configuration is refused."""
+        """Six hex digits naming scenario, design, parameters and a memory model other
+        than SC: a schedule string carries them, so that one pasted against another
+        configuration is refused (an SC schedule replayed in weak memory, too)."""
         text = f"{self.scenario.name}|{self.design.name}|{sorted(self.params)}"
+        if self.memory is not Memory.SC:
+            text += f"|{self.memory.value}"
         return hashlib.blake2s(text.encode(), digest_size=3).hexdigest()
 
     def schedule_string(self, schedule: Schedule) -> str:
@@ -163,7 +171,8 @@ class Config:
         decisions, at, fingerprint = text.strip().partition("@")
         if at and fingerprint != self.fingerprint():
             raise UsageError(
-                f"schedule {text.strip()} was recorded for another scenario, design or parameters"
+                f"schedule {text.strip()} was recorded for another scenario, design, parameters"
+                " or memory model"
                 f" (fingerprint {fingerprint}; {self.describe()} has {self.fingerprint()})"
             )
         try:

@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from actors import DEFAULT_MAX_RETRIES, DEFAULT_MAX_STEPS, DESIGNS, MAX_STEPS, Executor, RunResult
-from mmu import ORACLES
+from mmu import ORACLES, Memory
 
 from . import api, corpus, interrupt
 from .report import count
@@ -53,6 +53,7 @@ class RunOptions:
     max_steps: int
     max_retries: int
     threads: bool = False  # draw a column per kernel thread, not per actor
+    memory: str = Memory.SC.value  # the memory model (mmu/weak.py)
 
 
 def make_config(
@@ -62,6 +63,7 @@ def make_config(
     return api.configure(
         scenario, design, opts.oracles, opts.params,
         max_steps=opts.max_steps, executor=Executor(executor), max_retries=opts.max_retries,
+        memory=Memory(opts.memory),
     )
 
 
@@ -78,8 +80,9 @@ def common_options(f: Callable[..., int]) -> Callable[..., int]:
 
     @functools.wraps(f)
     def command(*args: Any, params: tuple[str, ...], oracles: tuple[str, ...], max_steps: int,
-                max_retries: int, threads: bool, **kwargs: Any) -> int:
-        return f(*args, opts=RunOptions(params, oracles, max_steps, max_retries, threads), **kwargs)
+                max_retries: int, threads: bool, memory: str, **kwargs: Any) -> int:
+        opts = RunOptions(params, oracles, max_steps, max_retries, threads, memory)
+        return f(*args, opts=opts, **kwargs)
 
     for option in reversed((
         click.option("-p", "--param", "params", multiple=True, metavar="NAME=N",
@@ -93,6 +96,9 @@ def common_options(f: Callable[..., int]) -> Callable[..., int]:
         click.option("--threads", is_flag=True,
                      help="one column per kernel thread, callbacks under their caller (for commit messages)"),
         click.option("--json", "as_json", is_flag=True, help="print the run(s) as JSON"),
+        click.option("--memory", type=click.Choice([m.value for m in Memory]), default=Memory.SC.value,
+                     show_default=True, help="memory model: sc, or weak (store buffers and late"
+                     " visibility for seq/in_progress, whose moves are scheduling decisions)"),
     )):
         command = option(command)
     return command

@@ -11,6 +11,7 @@ import textwrap
 from typing import TYPE_CHECKING, Any
 
 from actors import RunResult, Schedule, Step
+from actors.runtime import MEMORY, is_memory_actor
 
 if TYPE_CHECKING:
     from .api import Config
@@ -40,10 +41,13 @@ def render_trace(result: RunResult, *, details: bool = True, threads: bool = Fal
     called them, and no column for a serving actor.
     """
     def column_of(step: Step) -> str:
+        if is_memory_actor(step.actor):  # weak memory: stores moving, in a column of their own
+            return MEMORY
         return (step.thread or step.actor) if threads else step.actor
 
     used = {column_of(s) for s in result.steps}
     actors = [a for a in result.actors if a in used] if threads else list(result.actors)
+    actors = [a for a in actors if not is_memory_actor(a)] + ([MEMORY] if MEMORY in used else [])
     longest = max((len(s.label) for s in result.steps), default=0)
     width = min(MAX_COLUMN, max(MIN_COLUMN, longest, *(len(a) for a in actors)))
     fatal = result.finding.step if result.finding else None

@@ -19,13 +19,13 @@ import scenarios
 RUNTIME = {
     "ActorContext", "ActorFn", "ActorSpec", "DEFAULT_MAX_RETRIES", "DEFAULT_MAX_STEPS", "Executor", "Finding",
     "InternalError", "MAX_STEPS", "Mailbox", "Request", "RunResult", "Runtime", "Schedule", "ScheduleDiverged", "ScheduleError",
-    "Status", "Step", "Strategy", "World", "buried", "sort_key",
+    "Status", "Step", "Strategy", "World", "buried", "sort_key", "MEMORY", "is_memory_actor", "weaken",
 }
 SURFACE = {
     mmu: {
         "Access", "Era", "Footprint", "Frame", "FrameTable", "HostMm", "HostPte", "Kvm", "LockError", "Memslot", "Model", "ORACLES",
         "PAGE_SIZE", "RwSem", "SpinLock", "Spte", "Violation", "Vma", "corruption", "divergence", "stale_spte",
-        "Region", "leaked_refs", "pinned_pages", "spurious_efault", "writable_spte",
+        "Region", "leaked_refs", "pinned_pages", "spurious_efault", "writable_spte", "Memory", "WeakMemory",
     },
     actors.runtime: RUNTIME,
     actors.host: {
@@ -38,7 +38,7 @@ SURFACE = {
         "DESIGNS", "Design", "Fault", "KvmMmuNotifier", "SeqRetry", "design_named", "kvm_init_mmu_notifier",
         "ppc_hv_set_spte_hva", "step", "vcpu",
     },
-    actors: (RUNTIME - {"ActorFn", "buried"}) | {
+    actors: (RUNTIME - {"ActorFn", "buried", "MEMORY", "is_memory_actor", "weaken"}) | {
         "DESIGNS", "Design", "Fault", "SeqRetry", "design_named", "kvm_init_mmu_notifier", "ppc_hv_set_spte_hva",
         "remapper", "step", "vcpu",
     },

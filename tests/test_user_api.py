@@ -277,7 +277,7 @@ def test_a_schedule_pasted_against_another_configuration_is_refused(capsys: pyte
         pasted += 1
         assert main(["replay", other, "--design", other_design, "--schedule", schedule]) == 2
         err = capsys.readouterr().err
-        assert "was recorded for another scenario, design or parameters" in err, (scenario, design, other, other_design)
+        assert "was recorded for another scenario, design, parameters or memory model" in err, (scenario, design, other, other_design)
     assert pasted >= 90
     scenario, design, schedule = cells[0]
     assert main(["replay", scenario, "--design", design, "--schedule", schedule]) == 1

@@ -6,8 +6,10 @@ from collections.abc import Callable, Sequence
 
 import attrs
 
-from actors import ActorContext, ActorSpec, World
-from mmu import Model, SpinLock, Violation
+from actors import ActorContext, ActorSpec, Design, Fault, World
+from actors.kvm.lockless import UnsafePrecheck
+from mmu import PAGE_SIZE, Model, SpinLock, Violation
+from scenarios import Scenario
 
 
 @attrs.define
@@ -115,3 +117,45 @@ def stopped_late(steps: int = 12, late: int = 8) -> World:
 
     specs = (ActorSpec("a", worker("a")), ActorSpec("stop", stop), ActorSpec("c", worker("c")))
     return world(*specs, oracles={"toy": both_got_far})
+
+
+def message_passing(design: Design) -> World:
+    """The lockless check against end's stores, alone: the message-passing pattern.
+
+    An invalidation is in progress (``in_progress`` 1, ``seq`` 0, the fault's
+    snapshot 0); ``qemu`` runs ``design``'s ``invalidate_range_end`` (``seq++;
+    smp_wmb(); in_progress--`` under ``mmu_lock``), ``vcpu0`` its lockless
+    check (``in_progress``, ``smp_rmb()``, ``seq``) with no lock, as POWER7's
+    ``mmu_notifier_retry`` runs under the rmap lock alone. The check must say
+    retry whatever it reads: either the invalidation is still in progress, or
+    seq moved. It passes only if it sees the count drop but not seq's bump.
+    """
+    model = Model.build()
+    model.kvm.in_progress = 1
+    passed: list[bool] = []
+    hva = model.kvm.memslot.gfn_to_hva(0)
+
+    async def qemu(ctx: ActorContext) -> None:
+        await ctx.point("mmu_notifier_invalidate_range_end")
+        await design.invalidate_range_end(ctx, hva, hva + PAGE_SIZE)
+
+    async def vcpu0(ctx: ActorContext) -> None:
+        f = Fault(0, True, hva, mmu_seq=0)
+        retry = await design.precheck(ctx, f)  # type: ignore[attr-defined]
+        passed.append(not retry)
+
+    def check_passed(model: Model) -> Violation | None:
+        if passed == [True]:
+            return Violation("stale_check", "the lockless check passed: it saw in_progress drop, not seq++")
+        return None
+
+    return World(model, (ActorSpec("vcpu0", vcpu0), ActorSpec("qemu", qemu)), oracles={"stale_check": check_passed})
+
+
+#: message_passing as a scenario, for the search and the CLI's functions
+MESSAGE_PASSING = Scenario("message_passing", "end's stores against a lockless check", "", message_passing)
+
+
+def lockless(name: str, **barriers: bool) -> UnsafePrecheck:
+    """A lockless check and an end with the barriers ``barriers`` says (default: both)."""
+    return UnsafePrecheck(name, f"lockless check, {barriers or 'both barriers'}", **{"rmb": True, **barriers})

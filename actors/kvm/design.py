@@ -196,8 +196,16 @@ class Design:
         kvm = ctx.model.kvm
         await ctx.spin_lock(kvm.mmu_lock, "mmu_lock: kvm_mmu_invalidate_end")
         await self.bump_seq(ctx, start, end)
+        await self.order_end(ctx, start, end)
         await self.drop_count(ctx, start, end)
         ctx.spin_unlock(kvm.mmu_lock)
+
+    @step
+    async def order_end(self, ctx: ActorContext, start: int, end: int) -> None:
+        """``smp_wmb()`` between seq++ and in_progress-- (R3): a checker that reads the
+        count and then seq without ``mmu_lock`` sees the new seq once it sees the count
+        drop. Nothing in SC; an ordering of the store buffer in weak memory."""
+        ctx.model.kvm.smp_wmb(ctx.name)
 
     @step
     async def bump_seq(self, ctx: ActorContext, start: int, end: int) -> None:

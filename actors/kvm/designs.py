@@ -21,6 +21,7 @@ from .fault_path import SeqRetry
 from .hugepage import HugeLeaves
 from .power7 import Power7Abba, Power7Hpt
 from .power7_dirty import Power7DirtyLog
+from .lockless import UnsafePrecheck
 from .vrma import VrmaFault
 
 
@@ -354,6 +355,26 @@ DESIGNS: dict[str, Design] = {
             "huge leaves: host_pfn_mapping_level read under mmu_lock after the retry check"
             " (x86 today)",
             locked=True,
+        ),
+        # the lockless pre-check, judged in weak memory (docs/model.md 6.5)
+        UnsafePrecheck(
+            "unsafe_precheck",
+            "x86 since v6.9: mmu_invalidate_retry_gfn_unsafe before gup, no lock and no"
+            " barrier, then the check under mmu_lock",
+            base="seq_retry",
+        ),
+        UnsafePrecheck(
+            "unsafe_precheck_no_wmb",
+            "unsafe_precheck whose invalidate_range_end drops the smp_wmb between seq++"
+            " and in_progress--",
+            wmb=False,
+            base="seq_retry",
+        ),
+        UnsafePrecheck(
+            "unsafe_precheck_swapped",
+            "unsafe_precheck whose invalidate_range_end drops in_progress before it bumps seq",
+            swapped=True,
+            base="seq_retry",
         ),
     )
 }

@@ -73,7 +73,7 @@ class SeqRetry(Design):
     @step
     async def snapshot(self, ctx: ActorContext, f: Fault) -> None:
         """``mmu_seq = kvm->mmu_invalidate_seq; smp_rmb()`` (F2), before the pfn (R1)."""
-        f.mmu_seq = ctx.model.kvm.snapshot_seq()
+        f.mmu_seq = ctx.model.kvm.snapshot_seq(ctx.name)
 
     @step
     async def resolve(self, ctx: ActorContext, f: Fault) -> bool:

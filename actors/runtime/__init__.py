@@ -24,4 +24,5 @@ from .runner import (
     Runtime as Runtime,
 )
 from .schedule import Schedule as Schedule, ScheduleError as ScheduleError, sort_key as sort_key
+from .weak import MEMORY as MEMORY, is_memory_actor as is_memory_actor, weaken as weaken
 from .world import DEFAULT_MAX_RETRIES as DEFAULT_MAX_RETRIES, ActorSpec as ActorSpec, World as World

@@ -105,27 +105,45 @@ class ActorContext:
             ex.report(*problem)
 
     async def spin_lock(self, lock: SpinLock, label: str | None = None) -> None:
-        """``spin_lock``: step ``label`` starts once ``lock`` is free, holding it."""
+        """``spin_lock``: step ``label`` starts once ``lock`` is free, holding it.
+
+        In weak memory (``mmu.weak``) the lock is free once the stores its last
+        owner made before releasing it have left that CPU's store buffer, and
+        taking it is an acquire."""
+        memory = self.model.kvm.memory
+        if memory is None:
+            guard: Guard = lambda: lock.can_acquire(self.name)  # noqa: E731
+        else:
+            guard = lambda: lock.can_acquire(self.name) and memory.lock_visible(lock.name)  # noqa: E731
         await self.point(
             label or f"spin_lock({lock.name})",
-            guard=lambda: lock.can_acquire(self.name),
+            guard=guard,
             waits_for=lambda: f"{lock.name} (held by {lock.owner})",
         )
         lock.acquire(self.name)
+        if memory is not None:
+            memory.lock_acquired(self.name, lock.name)
         self._acquired(lock.klass, spins=True)
 
     def try_spin_lock(self, lock: SpinLock) -> bool:
         """``spin_trylock`` (``try_lock_hpte``): take ``lock`` in the running step if it is
-        free and say whether it was; never waits, so lockdep orders nothing before it."""
-        if not lock.can_acquire(self.name):
+        free and say whether it was; never waits, so lockdep orders nothing before it.
+        In weak memory (``mmu.weak``) it is free only once its last owner's stores
+        before the release have committed, and taking it is an acquire."""
+        memory = self.model.kvm.memory
+        if not lock.can_acquire(self.name) or (memory is not None and not memory.lock_visible(lock.name)):
             lock.fp.read(("lock", lock.name))
             return False
         lock.acquire(self.name)
+        if memory is not None:
+            memory.lock_acquired(self.name, lock.name)
         self._acquired(lock.klass, spins=True, trylock=True)
         return True
 
     def spin_unlock(self, lock: SpinLock) -> None:
         lock.release(self.name)
+        if self.model.kvm.memory is not None:
+            self.model.kvm.memory.lock_released(self.name, lock.name)
         self._execution.lockdep.released(self.thread, lock.klass)
 
     async def down_read(self, sem: RwSem, label: str | None = None) -> None:
@@ -151,6 +169,7 @@ class ActorContext:
         self._acquired(sem.name, spins=False)
         if sem.can_acquire(self.name, write=write):
             sem.acquire(self.name, write=write)
+            self._weak_acquired(sem.name)
             return
         sem.enqueue(self.name, write=write)
         slowpath = "rwsem_down_write_slowpath" if write else "rwsem_down_read_slowpath"
@@ -160,12 +179,19 @@ class ActorContext:
                 label, guard=lambda: sem.may_take(self.name), waits_for=lambda: sem.waiting(self.name)
             )
             sem.acquire(self.name, write=True)
+            self._weak_acquired(sem.name)
             return
         await self.point(
             label,
             guard=lambda: sem.held_by(self.name, write=False) and not sem.queued(self.name),
             waits_for=lambda: sem.waiting(self.name),
         )
+        self._weak_acquired(sem.name)
+
+    def _weak_acquired(self, lock: str) -> None:
+        """Taking a sleeping lock is an acquire in weak memory (``mmu.weak``)."""
+        if self.model.kvm.memory is not None:
+            self.model.kvm.memory.lock_acquired(self.name, lock)
 
     def downgrade_write(self, sem: RwSem) -> None:
         """``downgrade_write`` (``mmap_write_downgrade``): keep ``sem`` for read, letting
@@ -173,12 +199,20 @@ class ActorContext:
         sem.downgrade(self.name)
 
     def up_read(self, sem: RwSem) -> None:
+        self._full_barrier()
         sem.release(self.name, write=False)
         self._execution.lockdep.released(self.thread, sem.name)
 
     def up_write(self, sem: RwSem) -> None:
+        self._full_barrier()
         sem.release(self.name, write=True)
         self._execution.lockdep.released(self.thread, sem.name)
+
+    def _full_barrier(self) -> None:
+        """Releasing a sleeping lock drains this CPU's store buffer in weak memory
+        (stronger than a release: docs/model.md 6.3)."""
+        if self.model.kvm.memory is not None:
+            self.model.kvm.memory.mb(self.name)
 
     # ---- request/reply ----
 

@@ -219,6 +219,8 @@ class Execution:
         start = current.index if current is not None else 0
         # listed cyclically from the actor that ran last: choice 0 keeps it running
         runnable = [a for a in self._rotations[start] if a.parked and (a.guard is None or a.guard())]
+        if self.world.weak and all(a.finished or a.spec.daemon for a in self.actors):
+            runnable = []  # nobody left to see what the memory actors would still do
         if not runnable:
             if any(not a.finished and not a.spec.daemon for a in self.actors):
                 self.finding = Finding("deadlock", len(self._steps) - 1, self._deadlock_message())

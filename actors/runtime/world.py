@@ -40,6 +40,9 @@ class World:
     #: CONFIG_PROVE_LOCKING: False judges a kernel built without lockdep, where a
     #: lock bug is a finding only when a schedule hangs on it (``deadlock``)
     lockdep: bool = True
+    #: weak memory for KVM's lockless fields, with its memory actors (``actors.runtime.weak``):
+    #: the run ends when the actors it waits for have, whatever the stores still do
+    weak: bool = False
 
     def __attrs_post_init__(self) -> None:
         names = [a.name for a in self.actors]

@@ -1,0 +1,104 @@
+"""A check of seq/in_progress without ``mmu_lock``: what weak memory judges (docs/model.md 6.5).
+
+Since v6.9 x86's ``kvm_faultin_pfn`` looks before it resolves the pfn and
+before it takes ``mmu_lock``: ``mmu_invalidate_retry_gfn_unsafe`` reads
+``READ_ONCE(in_progress)`` and then ``READ_ONCE(seq)``, with no barrier
+between them, and retries at once if an invalidation is running or ran
+since the snapshot. It is only a shortcut: the check under ``mmu_lock``
+(``is_page_fault_stale``) still decides, so what the unsafe reads see, in any
+order, cannot make the fault map a stale page. The writer's half is
+``invalidate_range_end``: ``seq++; smp_wmb(); in_progress--``.
+
+``UnsafePrecheck`` has both halves' barriers as fields, so one class makes
+the kernel's design and the variants that drop a barrier or swap end's two
+stores. The lockless check on its own, with its barrier pair, is POWER7's
+``mmu_notifier_retry`` under the rmap lock (docs/model.md 1.2), which
+nothing re-checks under ``mmu_lock``: there a missing barrier is a bug.
+"""
+
+from __future__ import annotations
+
+import attrs
+
+from ..runtime.context import ActorContext
+from .design import Fault, step
+from .fault_path import SeqRetry
+
+
+@attrs.frozen
+class UnsafePrecheck(SeqRetry):
+    """``seq_retry`` with x86's lockless pre-check (v6.9+) after the seq snapshot."""
+
+    #: ``smp_rmb()`` between the check's two reads (x86's has none; POWER7's has one)
+    rmb: bool = False
+    #: ``smp_wmb()`` between end's ``seq++`` and ``in_progress--`` (the kernel has it)
+    wmb: bool = True
+    #: end drops the count before it bumps seq: the stores the barrier orders, swapped
+    swapped: bool = False
+
+    @step
+    async def fault(self, ctx: ActorContext, gfn: int, write: bool) -> bool:
+        """``seq_retry``'s attempts, each retried at once if the pre-check says so."""
+        f = Fault(gfn, write, ctx.model.kvm.memslot.gfn_to_hva(gfn))
+        while True:
+            f.attempt += 1
+            await self.enter(ctx, f)
+            if not await self.lookup(ctx, f):
+                return False
+            await self.snapshot(ctx, f)
+            if await self.precheck(ctx, f):
+                await self.retried(ctx, f)
+                continue
+            if not await self.resolve(ctx, f):
+                return False
+            await self.lock(ctx, f)
+            f.stale = await self.recheck(ctx, f)
+            if not f.stale:
+                await self.install(ctx, f)
+            await self.unlock(ctx, f)
+            await self.release(ctx, f)
+            if not f.stale:
+                return True
+            await self.retried(ctx, f)
+
+    @step
+    async def precheck(self, ctx: ActorContext, f: Fault) -> bool:
+        """``mmu_invalidate_retry_gfn_unsafe``: ``READ_ONCE(in_progress)``, then (after
+        ``smp_rmb()`` if the design has it) ``READ_ONCE(seq) != mmu_seq``, no lock held.
+        True: retry. The model checks the count for every gfn, not only the range's."""
+        await ctx.point("mmu_invalidate_retry_gfn_unsafe")
+        return await self.lockless_retry(ctx, f)
+
+    @step
+    async def lockless_retry(self, ctx: ActorContext, f: Fault) -> bool:
+        """The two reads, in the running step: the count, the barrier, seq."""
+        kvm = ctx.model.kvm
+        assert f.mmu_seq is not None, "lockless check without a seq snapshot"
+        if kvm.read_once("in_progress", ctx.name):
+            ctx.note("invalidation in progress -> retry")
+            return True
+        if self.rmb:
+            kvm.smp_rmb(ctx.name)
+        moved = kvm.read_once("seq", ctx.name) != f.mmu_seq
+        ctx.note(f"seq vs {f.mmu_seq}" + (" -> retry" if moved else " -> ok"))
+        return moved
+
+    @step
+    async def order_end(self, ctx: ActorContext, start: int, end: int) -> None:
+        """End's ``smp_wmb()``, if the design has it."""
+        if self.wmb:
+            ctx.model.kvm.smp_wmb(ctx.name)
+
+    @step
+    async def invalidate_range_end(self, ctx: ActorContext, start: int, end: int) -> None:
+        """``kvm_mmu_notifier_invalidate_range_end`` under ``mmu_lock``; with ``swapped``,
+        ``in_progress--`` before ``seq++``."""
+        if not self.swapped:
+            await SeqRetry.invalidate_range_end(self, ctx, start, end)
+            return
+        kvm = ctx.model.kvm
+        await ctx.spin_lock(kvm.mmu_lock, "mmu_lock: kvm_mmu_invalidate_end")
+        await self.drop_count(ctx, start, end)
+        await self.order_end(ctx, start, end)
+        await self.bump_seq(ctx, start, end)
+        ctx.spin_unlock(kvm.mmu_lock)
