@@ -17,6 +17,8 @@ from actors import DEFAULT_MAX_RETRIES, DEFAULT_MAX_STEPS, DESIGNS, MAX_STEPS, E
 from mmu import ORACLES, Memory
 
 from . import api, corpus, interrupt
+from .errors import UsageError
+from .litmus import NoOrderingRace, write_litmus
 from .report import count
 from .shrink import shrink
 
@@ -54,12 +56,15 @@ class RunOptions:
     max_retries: int
     threads: bool = False  # draw a column per kernel thread, not per actor
     memory: str = Memory.SC.value  # the memory model (mmu/weak.py)
+    litmus: Path | None = None  # where to write a found ordering race as a litmus test
 
 
 def make_config(
     scenario: str, design: str, opts: RunOptions, executor: str = Executor.TRIO.value
 ) -> api.Config:
     """The run configuration a command's arguments name; user mistakes raise UsageError."""
+    if opts.litmus is not None and opts.memory == Memory.SC.value:
+        raise UsageError("--litmus needs --memory weak: a run in SC memory has no ordering race to write")
     return api.configure(
         scenario, design, opts.oracles, opts.params,
         max_steps=opts.max_steps, executor=Executor(executor), max_retries=opts.max_retries,
@@ -80,8 +85,8 @@ def common_options(f: Callable[..., int]) -> Callable[..., int]:
 
     @functools.wraps(f)
     def command(*args: Any, params: tuple[str, ...], oracles: tuple[str, ...], max_steps: int,
-                max_retries: int, threads: bool, memory: str, **kwargs: Any) -> int:
-        opts = RunOptions(params, oracles, max_steps, max_retries, threads, memory)
+                max_retries: int, threads: bool, memory: str, litmus: Path | None, **kwargs: Any) -> int:
+        opts = RunOptions(params, oracles, max_steps, max_retries, threads, memory, litmus)
         return f(*args, opts=opts, **kwargs)
 
     for option in reversed((
@@ -99,6 +104,9 @@ def common_options(f: Callable[..., int]) -> Callable[..., int]:
         click.option("--memory", type=click.Choice([m.value for m in Memory]), default=Memory.SC.value,
                      show_default=True, help="memory model: sc, or weak (store buffers and late"
                      " visibility for seq/in_progress, whose moves are scheduling decisions)"),
+        click.option("--litmus", type=click.Path(dir_okay=False, path_type=Path), default=None,
+                     metavar="FILE", help="write the race found (in weak memory) as a Linux-kernel"
+                     " memory-model litmus test, for herd7"),
     )):
         command = option(command)
     return command
@@ -122,6 +130,19 @@ executor_option: Decorator = click.option(
     "--executor", type=click.Choice([e.value for e in Executor]), default=Executor.DIRECT.value,
     show_default=True, help="run actors as Trio tasks or step them directly (same traces, direct is faster)",
 )
+
+
+def emit_litmus(opts: RunOptions, config: api.Config, result: RunResult | None) -> None:
+    """Write the litmus test of ``result`` where ``--litmus`` says, if it is a finding;
+    a run with no ordering race to write, or a file that cannot be written, is a warning."""
+    if opts.litmus is None or result is None or result.finding is None:
+        return
+    try:
+        opts.litmus.write_text(write_litmus(config, result))
+    except (NoOrderingRace, OSError) as exc:
+        click.echo(f"mmurace: warning: no litmus test written: {exc}", err=True)
+        return
+    click.echo(f"litmus: {opts.litmus} (herd7 -conf linux-kernel.cfg {opts.litmus})", err=True)
 
 
 def save_options(f: Callable[..., int]) -> Callable[..., int]:

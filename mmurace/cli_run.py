@@ -22,6 +22,7 @@ from .cli_options import (
     ToSave,
     common_options,
     echo,
+    emit_litmus,
     make_config,
     out,
     progress,
@@ -77,6 +78,7 @@ def run(scenario: str, design: str | None, seed: int | None, seeds: int, opts: R
             _story(sc, hunts, shrunk, not_fewest, opts.threads, stopped=bool(stop))
         else:
             _one(hunts[0], span, opts.threads)
+            emit_litmus(opts, hunts[0].config, hunts[0].result)
         if save is not None:
             save_findings(save, _to_save(hunts, shrunk, story, bool(stop)), quiet=as_json)
     if stop.signum is not None:
@@ -177,6 +179,7 @@ def replay(scenario: str, design: str, schedule: str, opts: RunOptions, as_json:
         echo(json.dumps(to_json(config, result), indent=2) + "\n")
     else:
         echo(render_run(config, result, threads=opts.threads))
+    emit_litmus(opts, config, result)
     return ExitCode.VIOLATION if result.finding is not None else ExitCode.CLEAN
 
 

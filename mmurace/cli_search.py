@@ -24,6 +24,7 @@ from .cli_options import (
     cluster_option,
     common_options,
     echo,
+    emit_litmus,
     executor_option,
     jobs_option,
     make_config,
@@ -96,6 +97,8 @@ def stress_cmd(scenario: str, design: str, kind: str, schedules: int, seed: int,
         groups = [(g.first if no_shrink or stop else _with_shrunk(g.first), g.count) for g in outcome.groups]
     _print_stress(config, outcome, groups, kind, shrinking=not no_shrink, threads=opts.threads,
                   as_json=as_json)
+    if groups:
+        emit_litmus(opts, config, groups[0][0].shrunk or groups[0][0].result)
     save_findings(save, [ToSave(config, f.shrunk or f.result, f.result, shrunk=f.shrunk is not None)
                          for f, _ in groups], quiet=as_json)
     return _status(stop, found=bool(groups))
@@ -198,6 +201,7 @@ def explore_cmd(scenario: str, design: str, preemptions: int | None, no_reductio
                 progress=lambda n: bar.update(task, completed=n),
             ), executor=config.executor)
         _print_exploration(config, e, no_reduction, opts.threads, as_json)
+        emit_litmus(opts, config, e.result)
         if e.result is not None and save is not None:
             save_findings(save, [ToSave.shrinking(config, e.result)], quiet=as_json)
     return _status(stop, found=e.result is not None, inconclusive=e.verdict is Verdict.LIMIT)
@@ -249,6 +253,7 @@ def shrink_cmd(scenario: str, design: str, schedule: str, opts: RunOptions, as_j
         echo(f"shrunk from {schedule_note(config, original.schedule)}\n"
               f"        to {schedule_note(config, shrunk.result.schedule)} in {shrunk.runs} runs"
               f"{' (interrupted)' if stop else ''}\n({shrunk.note()})\n")
+    emit_litmus(opts, config, shrunk.result)
     return _status(stop, found=True)
 
 

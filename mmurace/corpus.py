@@ -29,6 +29,7 @@ from typing import Any
 import attrs
 
 from actors import Executor, RunResult, Schedule, ScheduleDiverged
+from mmu import Memory
 
 from . import api, interrupt
 from .errors import UsageError
@@ -88,6 +89,8 @@ def _identity(config: api.Config, result: RunResult) -> dict[str, Any]:
         "max_retries": config.max_retries,
         "oracle": result.finding.oracle,
         "schedule": config.schedule_string(result.schedule),
+        # only when not SC: the files of SC findings stay as they were
+        **({"memory": config.memory.value} if config.memory is not Memory.SC else {}),
     }
 
 
@@ -143,6 +146,9 @@ def load(path: Path) -> Entry:
         if not isinstance(data.get(name), kind):
             raise NotAFinding(f"{name!r} must be a {kind.__name__} (got {data.get(name)!r})")
     params = data["params"]
+    memory = data.get("memory", Memory.SC.value)
+    if memory not in [m.value for m in Memory]:
+        raise NotAFinding(f"'memory' must be one of {[m.value for m in Memory]} (got {memory!r})")
     if not all(isinstance(v, int) for v in params.values()):
         raise NotAFinding(f"'params' must map names to integers (got {params!r})")
     try:
@@ -150,6 +156,7 @@ def load(path: Path) -> Entry:
             data["scenario"], data["design"], [str(o) for o in data["oracles"]],
             [f"{k}={v}" for k, v in params.items()],
             max_steps=data["max_steps"], max_retries=data["max_retries"], executor=Executor.DIRECT,
+            memory=Memory(memory),
         )
         schedule = config.parse_schedule(data["schedule"])
     except UsageError as exc:

@@ -99,3 +99,13 @@ def test_jobs_prints_the_ratio_and_the_pools_cost() -> None:
         assert rows(out, rf"  {re.escape(name)} +[0-9]+ schedules/s \(median\), best [0-9]+"), (name, out)
     assert rows(out, rf"  --jobs 2 / --jobs 1: +{NUMBER}x \(q1-q3 {NUMBER}-{NUMBER}\) .*"), out
     assert rows(out, rf"  CPU in the pool: +{NUMBER}x \(q1-q3 {NUMBER}-{NUMBER}\) .*"), out
+
+
+def test_weak_prints_sc_against_weak_for_each_design() -> None:
+    out = quick("weak.py")
+    for design in ("seq_retry", "unsafe_precheck"):
+        proved = rf"  {design} +bound 1 +sc +[0-9]+ runs +{NUMBER}s +weak +[0-9]+ runs +{NUMBER}s" \
+                 rf" +x{NUMBER} runs x{NUMBER} time +exhausted / exhausted"
+        assert rows(out, proved), (design, out)
+        walked = rf"  {design} +random +sc +[0-9]+ schedules/s +weak +[0-9]+ schedules/s +x{NUMBER} slower"
+        assert rows(out, walked), (design, out)

@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from actors import Executor
 from mmu import Memory
+from mmurace import corpus
 from mmurace.api import Config, configure
+from mmurace.cli import main
 from mmurace.explore import Verdict, explore_direct
+from mmurace.litmus import write_litmus
 from mmurace.report import render_trace
 from mmurace.shrink import shrink
 from mmurace.strategies import RandomWalk, Replay
 
 from .toys import MESSAGE_PASSING, lockless
+
+GOLDEN = Path(__file__).parent / "golden"
+TOYS = Path(__file__).parent / "toys.py"
 
 BROKEN = {
     "no_rmb": lockless("no_rmb", rmb=False),
@@ -88,3 +96,36 @@ def test_x86_checks_under_mmu_lock_so_its_unsafe_reads_need_no_barrier(design: s
     lose its wmb: the check under mmu_lock still decides (docs/model.md 6.5)."""
     config = configure("race_remap", design, executor=Executor.DIRECT, memory=Memory.WEAK)
     assert explore_direct(config, preemptions=bound).verdict is Verdict.EXHAUSTED
+
+
+def test_the_race_is_written_as_a_litmus_test_of_the_kernel_memory_model() -> None:
+    """The MP pattern of tools/memory-model, as herd7 reads it: P0 the writer, P1 the
+    check, ``exists`` what the check read (tests/golden: checked by hand against
+    MP+fencewmbonceonce+fencermbonceonce with its smp_rmb dropped)."""
+    config = mp("no_rmb")
+    found = explore_direct(config, preemptions=None).result
+    assert found is not None
+    assert write_litmus(config, found) == (GOLDEN / "litmus_message_passing_no_rmb.litmus").read_text()
+
+
+def test_litmus_from_the_command_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "mp.litmus"
+    argv = ["explore", f"{TOYS}:message_passing", "--design", "no_wmb", "--memory", "weak", "--no-save",
+            "--litmus", str(out)]
+    assert main(argv) == 1
+    text = out.read_text()
+    assert "\tWRITE_ONCE(*seq, 1);\n\tWRITE_ONCE(*in_progress, 0);\n" in text  # no smp_wmb between
+    assert "\tsmp_rmb();\n" in text and text.endswith("exists (1:r0=0 /\\ 1:r1=0)\n")
+    capsys.readouterr()
+    assert main(["explore", "race_remap", "--design", "seq_retry", "--litmus", str(out)]) == 2
+    assert capsys.readouterr().err == (
+        "mmurace: error: --litmus needs --memory weak: a run in SC memory has no ordering race to write\n"
+    )
+
+
+def test_a_weak_finding_in_the_corpus_replays_in_weak_memory(tmp_path: Path) -> None:
+    config = configure(f"{TOYS}:message_passing", "no_rmb", executor=Executor.DIRECT, memory=Memory.WEAK)
+    found = explore_direct(config, preemptions=None).result
+    assert found is not None
+    entry = corpus.load(corpus.save(tmp_path, config, found))
+    assert entry.config.memory is Memory.WEAK and entry.schedule == found.schedule

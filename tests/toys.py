@@ -152,10 +152,18 @@ def message_passing(design: Design) -> World:
     return World(model, (ActorSpec("vcpu0", vcpu0), ActorSpec("qemu", qemu)), oracles={"stale_check": check_passed})
 
 
-#: message_passing as a scenario, for the search and the CLI's functions
-MESSAGE_PASSING = Scenario("message_passing", "end's stores against a lockless check", "", message_passing)
-
-
 def lockless(name: str, **barriers: bool) -> UnsafePrecheck:
     """A lockless check and an end with the barriers ``barriers`` says (default: both)."""
     return UnsafePrecheck(name, f"lockless check, {barriers or 'both barriers'}", **{"rmb": True, **barriers})
+
+
+#: the check and end with both barriers, without one, or with end's stores swapped
+BOTH = lockless("both")
+NO_RMB = lockless("no_rmb", rmb=False)
+NO_WMB = lockless("no_wmb", wmb=False)
+SWAPPED = lockless("swapped", swapped=True)
+#: message_passing as a scenario, for the search and the CLI (``tests/toys.py:message_passing``)
+MESSAGE_PASSING = Scenario(
+    "message_passing", "end's stores against a lockless check", "", message_passing,
+    designs=("both", "no_rmb", "no_wmb", "swapped"),
+)
