@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from actors import DESIGNS
+from mmu import Memory
 
 from . import api, interrupt
 from .cli_options import (
@@ -268,8 +269,10 @@ def shrink_cmd(scenario: str, design: str, schedule: str, opts: RunOptions, as_j
 @cluster_option
 @click.option("--details", is_flag=True, help="list the replay command of every broken cell")
 @click.option("--json", "as_json", is_flag=True, help="print the cells as JSON")
+@click.option("--memory", type=click.Choice([m.value for m in Memory]), default=Memory.SC.value,
+              show_default=True, help="memory model every cell is judged in (weak: docs/model.md section 6)")
 def matrix_cmd(scenarios: tuple[str, ...], designs: tuple[str, ...], budget: int, jobs: int,
-               cluster: str | None, details: bool, as_json: bool) -> int:
+               cluster: str | None, details: bool, as_json: bool, memory: str) -> int:
     """Every design against every scenario: broken (oracle, shortest schedule), survived, or exhausted.
 
     \b
@@ -284,7 +287,7 @@ def matrix_cmd(scenarios: tuple[str, ...], designs: tuple[str, ...], budget: int
         with progress(len(rows) * len(columns), "matrix") as bar:
             task = bar.add_task("", total=len(rows) * len(columns))
             cells = matrix(columns, rows, budget=budget, jobs=jobs, cluster=cluster,
-                           progress=lambda n: bar.update(task, completed=n))
+                           progress=lambda n: bar.update(task, completed=n), memory=Memory(memory))
     if as_json:
         echo(json.dumps([cell_json(c) for c in cells], indent=2) + "\n")
     else:

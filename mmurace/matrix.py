@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 import attrs
 
 from actors import Executor, RunResult, Schedule
+from mmu import Memory
 
 from . import interrupt
 from .api import Config, configure, run_sync
@@ -55,6 +56,7 @@ class Cell:
     schedules: int = 0  # schedules run for this cell, searches included
     bound: int | None = None  # the preemption bound an EXHAUSTED cell was proved for
     minimal: bool = True  # a BROKEN cell's schedule has the fewest preemptions: proved
+    memory: Memory = Memory.SC  # the memory model it was judged in (mmu/weak.py)
 
     def text(self) -> str:
         if self.outcome is Outcome.BROKEN:
@@ -71,7 +73,8 @@ class Cell:
         return "n/a"
 
     def replay(self) -> str:
-        return f"mmurace replay {self.scenario} --design {self.design} --schedule {self.schedule}"
+        memory = "" if self.memory is Memory.SC else f" --memory {self.memory.value}"
+        return f"mmurace replay {self.scenario} --design {self.design}{memory} --schedule {self.schedule}"
 
     @property
     def row(self) -> str:
@@ -93,11 +96,11 @@ def _broken(config: Config, result: RunResult, tried: int) -> Cell:
     schedule = config.schedule_string(best.schedule)
     return Cell(
         config.scenario_ref, config.design_ref, Outcome.BROKEN, best.finding.oracle, schedule,
-        tried + shrunk.runs, minimal=shrunk.minimal,
+        tried + shrunk.runs, minimal=shrunk.minimal, memory=config.memory,
     )
 
 
-def judge(scenario: str, design: str, budget: int) -> Cell:
+def judge(scenario: str, design: str, budget: int, memory: Memory = Memory.SC) -> Cell:
     """Hunt one cell (runs in a worker process: arguments and result are plain data).
 
     ``scenario`` and ``design`` are as a command line names them: catalog names,
@@ -106,8 +109,9 @@ def judge(scenario: str, design: str, budget: int) -> Cell:
     sc, scenario_file = resolve_scenario(scenario)
     candidate, _ = resolve_design_anywhere(design, scenario_file)
     if not applies(candidate, sc):
-        return Cell(scenario, design, Outcome.NA)
-    config = configure(scenario, design, executor=Executor.DIRECT)  # no event loop: Trio not even imported
+        return Cell(scenario, design, Outcome.NA, memory=memory)
+    # no event loop: Trio not even imported
+    config = configure(scenario, design, executor=Executor.DIRECT, memory=memory)
     tried = 0
     for kind in (Kind.RANDOM, Kind.PCT):
         hunt = functools.partial(stress, config, kind, schedules=budget)
@@ -124,8 +128,8 @@ def judge(scenario: str, design: str, budget: int) -> Cell:
             return _broken(config, search.result, tried)
         if search.verdict is not Verdict.EXHAUSTED:
             break
-        proved = Cell(scenario, design, Outcome.EXHAUSTED, schedules=runs, bound=bound)
-    return proved or Cell(scenario, design, Outcome.SURVIVED, schedules=tried)
+        proved = Cell(scenario, design, Outcome.EXHAUSTED, schedules=runs, bound=bound, memory=memory)
+    return proved or Cell(scenario, design, Outcome.SURVIVED, schedules=tried, memory=memory)
 
 
 def matrix(
@@ -137,6 +141,7 @@ def matrix(
     cluster: str | None = None,
     progress: Callable[[int], None] = lambda n: None,
     stop: Callable[[], bool] = interrupt.requested,
+    memory: Memory = Memory.SC,
 ) -> list[Cell]:
     """Judge every cell, ``jobs`` at a time (or on the Dask scheduler at ``cluster``);
     cells come back in table order.
@@ -154,7 +159,7 @@ def matrix(
     if jobs <= 1 and cluster is None:
         cells: list[Cell] = []
         for s, d in pairs:
-            cell = None if stop() else judge(s, d, budget)
+            cell = None if stop() else judge(s, d, budget, memory)
             if cell is None or stop():
                 break
             cells.append(cell)
@@ -165,13 +170,13 @@ def matrix(
     for i, (s, d) in enumerate(pairs):
         length = _length(s, d)
         if length is None:
-            judged[i] = Cell(s, d, Outcome.NA)
+            judged[i] = Cell(s, d, Outcome.NA, memory=memory)
         else:
             todo.append((length, i))
     progress(len(judged))
     todo.sort(key=lambda cell: (-cell[0], cell[1]))
     with pool(max(1, min(jobs, len(todo))), cluster) as (executor, _):
-        pending = {executor.submit(judge, *pairs[i], budget): i for _, i in todo}
+        pending = {executor.submit(judge, *pairs[i], budget, memory): i for _, i in todo}
         while pending and not stop():
             finished, _ = cf.wait(pending, timeout=POLL_SECONDS, return_when=cf.FIRST_COMPLETED)
             for future in finished:

@@ -13,6 +13,7 @@ from mmurace.api import Config, configure
 from mmurace.cli import main
 from mmurace.explore import Verdict, explore_direct
 from mmurace.litmus import write_litmus
+from mmurace.matrix import Outcome, matrix
 from mmurace.report import render_trace
 from mmurace.shrink import shrink
 from mmurace.strategies import RandomWalk, Replay
@@ -129,3 +130,13 @@ def test_a_weak_finding_in_the_corpus_replays_in_weak_memory(tmp_path: Path) -> 
     assert found is not None
     entry = corpus.load(corpus.save(tmp_path, config, found))
     assert entry.config.memory is Memory.WEAK and entry.schedule == found.schedule
+
+
+def test_the_matrix_judges_in_weak_memory_and_replays_there() -> None:
+    scenario = f"{TOYS}:message_passing"
+    cells = matrix([scenario], [f"{TOYS}:both", f"{TOYS}:no_rmb"], budget=50, memory=Memory.WEAK)
+    both, no_rmb = cells
+    assert (both.outcome, no_rmb.outcome, no_rmb.oracle) == (Outcome.EXHAUSTED, Outcome.BROKEN, "stale_check")
+    assert no_rmb.replay().startswith(f"mmurace replay {scenario} --design {TOYS}:no_rmb --memory weak --schedule v1:")
+    (sc,) = matrix([scenario], [f"{TOYS}:no_rmb"], budget=50)
+    assert sc.outcome is Outcome.EXHAUSTED
