@@ -25,8 +25,8 @@ from mmurace.explore import explore_direct
 from mmurace.strategies import RandomWalk
 
 #: (design, preemption bound) proved in both modes; None: unbounded
-FULL = (("seq_retry", None), ("unsafe_precheck", None), ("unsafe_precheck_no_wmb", 2))
-QUICK = (("seq_retry", 1), ("unsafe_precheck", 1))
+FULL = (("seq_retry", None), ("unsafe_precheck", None), ("unsafe_precheck_no_wmb", 2), ("power7_hpt", 3))
+QUICK = (("seq_retry", 1), ("unsafe_precheck", 1), ("power7_hpt", 1))
 SCENARIO = "race_remap"
 
 

@@ -240,23 +240,28 @@ class Hpt:
         than under kvm->mmu_lock, for scalability". The ``smp_rmb()`` that orders this
         read before ``retry_seq``'s goes between the two calls; it pairs with the
         ``smp_wmb()`` between ``seq++`` and the count's decrement at
-        invalidate_range_end (R3). The model is sequentially consistent (5.10)."""
+        invalidate_range_end (R3). In SC (5.10) the order cannot fail; in weak
+        memory (section 6) the read is what ``who`` sees, and the barriers order it."""
         kvm = self.kvm
         self._assert_held(who, self.rmap_lock(gfn))
-        kvm.fp.read(("kvm", "in_progress"))
+        in_progress = kvm.read_count(who)
         kvm.log.append(
-            f"mmu_notifier_retry: in_progress {kvm.in_progress}" + (" -> retry" if kvm.in_progress else "")
+            f"mmu_notifier_retry: in_progress {in_progress}" + (" -> retry" if in_progress else "")
         )
-        return kvm.in_progress != 0
+        return in_progress != 0
 
-    def retry_seq(self, gfn: int, mmu_seq: int, who: str) -> bool:
-        """``mmu_notifier_retry``'s second read, after ``smp_rmb()``:
-        ``if (kvm->mmu_notifier_seq != mmu_seq) return 1``, under the rmap lock of ``gfn``."""
+    def retry_seq(self, gfn: int, mmu_seq: int, who: str, *, rmb: bool = True) -> bool:
+        """``mmu_notifier_retry``'s second read, after ``smp_rmb()`` (unless ``rmb`` is False:
+        a design that drops it): ``if (kvm->mmu_notifier_seq != mmu_seq) return 1``, under
+        the rmap lock of ``gfn``."""
         kvm = self.kvm
         self._assert_held(who, self.rmap_lock(gfn))
-        kvm.fp.read(("kvm", "seq"))
-        moved = kvm.seq != mmu_seq
-        kvm.log.append(f"smp_rmb(); seq {kvm.seq} vs {mmu_seq}" + (" -> retry" if moved else " -> ok"))
+        if rmb and kvm.memory is not None:
+            kvm.memory.rmb(who)
+        seq = kvm.read_seq(who)
+        moved = seq != mmu_seq
+        barrier = "smp_rmb(); " if rmb else ""
+        kvm.log.append(f"{barrier}seq {seq} vs {mmu_seq}" + (" -> retry" if moved else " -> ok"))
         return moved
 
 

@@ -395,6 +395,14 @@ class Kvm:
             self.memory.rmb(who)
             self.log.append("smp_rmb()")
 
+    def read_count(self, who: str) -> int:
+        """``kvm->mmu_invalidate_in_progress`` read with no lock held (a lockless check)."""
+        return self._load("in_progress", who)
+
+    def read_seq(self, who: str) -> int:
+        """``kvm->mmu_invalidate_seq`` read with no lock held (a lockless check)."""
+        return self._load("seq", who)
+
     def read_once(self, loc: str, who: str) -> int:
         """``READ_ONCE(kvm->mmu_invalidate_<loc>)`` with no lock held: a lockless check's load."""
         value = self._load(loc, who)

@@ -103,7 +103,7 @@ def test_jobs_prints_the_ratio_and_the_pools_cost() -> None:
 
 def test_weak_prints_sc_against_weak_for_each_design() -> None:
     out = quick("weak.py")
-    for design in ("seq_retry", "unsafe_precheck"):
+    for design in ("seq_retry", "unsafe_precheck", "power7_hpt"):
         proved = rf"  {design} +bound 1 +sc +[0-9]+ runs +{NUMBER}s +weak +[0-9]+ runs +{NUMBER}s" \
                  rf" +x{NUMBER} runs x{NUMBER} time +exhausted / exhausted"
         assert rows(out, proved), (design, out)

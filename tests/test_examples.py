@@ -23,7 +23,7 @@ def test_matrix_shows_the_file_designs_as_rows_beside_the_catalog(capsys: pytest
     out = capsys.readouterr().out
     table = out.split("\n\n")[0].splitlines()[1:]
     rows = {line.split()[0]: line.split(None, 1)[1] for line in table}
-    assert len(rows) == 22  # every catalog design, then the file's two
+    assert len(rows) == 25  # every catalog design, then the file's two
     assert rows["seq_retry"].startswith("exhausted")
     assert rows["in_progress_only"].startswith("divergence")
     assert rows["early_count_drop"].startswith("divergence")

@@ -19,9 +19,9 @@ from ..runtime.context import ActorContext
 from .design import Design, Fault, step
 from .fault_path import SeqRetry
 from .hugepage import HugeLeaves
+from .lockless import Power7Barriers, UnsafePrecheck
 from .power7 import Power7Abba, Power7Hpt
 from .power7_dirty import Power7DirtyLog
-from .lockless import UnsafePrecheck
 from .vrma import VrmaFault
 
 
@@ -375,6 +375,25 @@ DESIGNS: dict[str, Design] = {
             "unsafe_precheck whose invalidate_range_end drops in_progress before it bumps seq",
             swapped=True,
             base="seq_retry",
+        ),
+        # POWER7's lockless mmu_notifier_retry without one of its barriers (docs/model.md 6.5)
+        Power7Barriers(
+            "power7_hpt_no_rmb",
+            "power7_hpt whose mmu_notifier_retry drops the smp_rmb between the count and seq",
+            rmb=False,
+            base="power7_hpt",
+        ),
+        Power7Barriers(
+            "power7_hpt_no_wmb",
+            "power7_hpt whose invalidate_range_end drops the smp_wmb between seq++ and in_progress--",
+            wmb=False,
+            base="power7_hpt",
+        ),
+        Power7Barriers(
+            "power7_hpt_swapped",
+            "power7_hpt whose invalidate_range_end drops in_progress before it bumps seq",
+            swapped=True,
+            base="power7_hpt",
         ),
     )
 }

@@ -23,6 +23,7 @@ import attrs
 from ..runtime.context import ActorContext
 from .design import Fault, step
 from .fault_path import SeqRetry
+from .power7 import Power7Hpt
 
 
 @attrs.frozen
@@ -93,12 +94,53 @@ class UnsafePrecheck(SeqRetry):
     async def invalidate_range_end(self, ctx: ActorContext, start: int, end: int) -> None:
         """``kvm_mmu_notifier_invalidate_range_end`` under ``mmu_lock``; with ``swapped``,
         ``in_progress--`` before ``seq++``."""
-        if not self.swapped:
-            await SeqRetry.invalidate_range_end(self, ctx, start, end)
-            return
-        kvm = ctx.model.kvm
-        await ctx.spin_lock(kvm.mmu_lock, "mmu_lock: kvm_mmu_invalidate_end")
-        await self.drop_count(ctx, start, end)
-        await self.order_end(ctx, start, end)
-        await self.bump_seq(ctx, start, end)
-        ctx.spin_unlock(kvm.mmu_lock)
+        await _end(self, ctx, start, end, swapped=self.swapped)
+
+
+@attrs.frozen
+class Power7Barriers(Power7Hpt):
+    """POWER7's fault path (``power7_hpt``) with the barrier pair of its lockless
+    ``mmu_notifier_retry`` as fields: the check's ``smp_rmb`` under the rmap lock, end's
+    ``smp_wmb``, and end's two stores in order. Nothing re-checks under ``mmu_lock``."""
+
+    rmb: bool = True
+    wmb: bool = True
+    swapped: bool = False
+
+    @step
+    async def notifier_retry(self, ctx: ActorContext, gfn: int, mmu_seq: int) -> bool:
+        """``mmu_notifier_retry`` under the rmap lock: the count, ``smp_rmb()`` if the
+        design has it, then ``seq``, each read a step of its own."""
+        hpt = ctx.model.hpt
+        if ctx.model.kvm.memory is not None:
+            await ctx.point("mmu_notifier_retry: in_progress")
+        if hpt.retry_in_progress(gfn, ctx.name):
+            return True
+        await ctx.point("mmu_notifier_retry: smp_rmb(), seq" if self.rmb else "mmu_notifier_retry: seq")
+        return hpt.retry_seq(gfn, mmu_seq, ctx.name, rmb=self.rmb)
+
+    @step
+    async def order_end(self, ctx: ActorContext, start: int, end: int) -> None:
+        """End's ``smp_wmb()``, if the design has it."""
+        if self.wmb:
+            ctx.model.kvm.smp_wmb(ctx.name)
+
+    @step
+    async def invalidate_range_end(self, ctx: ActorContext, start: int, end: int) -> None:
+        """``kvm_mmu_notifier_invalidate_range_end`` under ``mmu_lock``; with ``swapped``,
+        ``in_progress--`` before ``seq++``."""
+        await _end(self, ctx, start, end, swapped=self.swapped)
+
+
+async def _end(design: SeqRetry, ctx: ActorContext, start: int, end: int, *, swapped: bool) -> None:
+    """``invalidate_range_end`` as ``design`` orders it: seq++, the barrier, in_progress--,
+    or with ``swapped`` the count first."""
+    if not swapped:
+        await SeqRetry.invalidate_range_end(design, ctx, start, end)
+        return
+    kvm = ctx.model.kvm
+    await ctx.spin_lock(kvm.mmu_lock, "mmu_lock: kvm_mmu_invalidate_end")
+    await design.drop_count(ctx, start, end)
+    await design.order_end(ctx, start, end)
+    await design.bump_seq(ctx, start, end)
+    ctx.spin_unlock(kvm.mmu_lock)

@@ -180,8 +180,12 @@ class Power7Hpt(SeqRetry):
         """``mmu_notifier_retry`` (v3.3 include/linux/kvm_host.h; ``mmu_invalidate_retry``
         today) under the rmap lock of ``gfn``, without ``mmu_lock``: the count, then
         ``smp_rmb()``, then ``seq``, each read a step of its own, since the writer
-        (invalidate_range_end, under ``mmu_lock``) may store between them (R3)."""
+        (invalidate_range_end, under ``mmu_lock``) may store between them (R3). In weak
+        memory the count's read is a step of its own too: it need not be satisfied
+        when the rmap lock is taken (docs/model.md 6.1)."""
         hpt = ctx.model.hpt
+        if ctx.model.kvm.memory is not None:
+            await ctx.point("mmu_notifier_retry: in_progress")
         if hpt.retry_in_progress(gfn, ctx.name):
             return True
         await ctx.point("mmu_notifier_retry: smp_rmb(), seq")
@@ -223,7 +227,7 @@ class Power7Hpt(SeqRetry):
         a v3.3 that "cannot yet enforce guest read-only protection"."""
         kvm, hpt = ctx.model.kvm, ctx.model.hpt
         await ctx.point("H_ENTER: kvmppc_h_enter")
-        mmu_seq = kvm.snapshot_seq()
+        mmu_seq = kvm.snapshot_seq(ctx.name)
         pte = lookup_linux_pte(ctx.model.mm, kvm.memslot.gfn_to_hva(gfn))
         if pte is None:
             ctx.note("lookup_linux_pte: not present")
