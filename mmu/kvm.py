@@ -21,6 +21,9 @@ from .locks import LockError, SpinLock
 from .tlb import TlbEntry, Tlbs
 from .weak import WeakMemory
 
+#: the fields a lockless check reads, weak with ``--memory weak`` (docs/model.md section 6)
+WEAK_FIELDS = ("seq", "in_progress")
+
 
 @attrs.frozen
 class Memslot:

@@ -85,8 +85,8 @@ class WeakMemory:
     _epochs: dict[str, int] = attrs.field(init=False)
     #: (cpu, loc) -> index in the location's history of what the CPU sees
     _views: dict[tuple[str, str], int] = attrs.field(init=False)
-    #: lock -> serial of the last store before its release: the next owner waits for it
-    _releases: dict[str, int] = attrs.field(init=False, factory=dict)
+    #: lock -> (CPU, serial of its last store before the release): the next owner waits for it
+    _releases: dict[str, tuple[str, int]] = attrs.field(init=False, factory=dict)
     _serial: int = attrs.field(init=False, default=0)
     #: every operation issued, in order (for litmus tests)
     ops: list[Op] = attrs.field(init=False, factory=list)
@@ -192,19 +192,17 @@ class WeakMemory:
         self._epochs[cpu] += 1
         buffer = self._buffers[cpu]
         if buffer:
-            self._releases[lock] = buffer[-1].serial
+            self._releases[lock] = (cpu, buffer[-1].serial)
         else:
             self._releases.pop(lock, None)
 
     def lock_visible(self, lock: str) -> bool:
-        """Whether every store made before ``lock``'s last release has committed."""
-        serial = self._releases.get(lock)
-        if serial is None:
+        """Whether every store its last owner made before releasing ``lock`` has committed."""
+        release = self._releases.get(lock)
+        if release is None:
             return True
-        if any(p.serial <= serial for b in self._buffers.values() for p in b):
-            return False
-        del self._releases[lock]
-        return True
+        cpu, serial = release
+        return not any(p.serial <= serial for p in self._buffers[cpu])
 
     # ---- what the memory actors do ----
 

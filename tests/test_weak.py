@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import attrs
 import pytest
 
 from actors import Executor
-from mmu import Memory
+from mmu import Footprint, Memory, WeakMemory
 from mmurace import corpus
 from mmurace.api import Config, configure
 from mmurace.cli import main
@@ -186,3 +187,57 @@ def test_random_stress_finds_power7s_missing_barrier_within_2000_schedules(desig
 def test_power7_with_both_barriers_survives_weak_memory() -> None:
     """Two preemptions here; unbounded in docs/model.md 6.5 and bench/weak.py."""
     assert explore_direct(power7("power7_hpt"), preemptions=2).verdict is Verdict.EXHAUSTED
+
+
+# ---- the memory itself (mmu/weak.py), without a run ----
+
+
+@attrs.define
+class _Fields:
+    seq: int = 0
+    in_progress: int = 1
+
+
+def _memory() -> tuple[WeakMemory, _Fields]:
+    fields = _Fields()
+    return WeakMemory(fields, ("seq", "in_progress"), ("a", "b"), [], Footprint()), fields
+
+
+def test_stores_wait_in_the_buffer_and_leave_it_in_any_order_unless_ordered() -> None:
+    m, fields = _memory()
+    m.store("a", "seq", 1)
+    m.store("a", "in_progress", 0)
+    assert (m.load("a", "seq"), m.load("b", "seq"), fields.seq) == (1, 0, 0)  # store forwarding
+    assert m.committable("a", "in_progress")  # PSO: another location may overtake
+    m, _ = _memory()
+    m.store("a", "seq", 1)
+    m.wmb("a")
+    m.store("a", "in_progress", 0)
+    assert not m.committable("a", "in_progress") and m.committable("a", "seq")
+    m.commit("a", "seq")
+    assert m.committable("a", "in_progress")
+
+
+def test_a_committed_store_becomes_visible_late_unless_an_rmb_asks() -> None:
+    m, fields = _memory()
+    m.store("a", "seq", 1)
+    assert m.commit("a", "seq") == "store seq=1 by a reaches memory" and fields.seq == 1
+    assert m.visible("b", "seq") and m.load("b", "seq") == 0
+    assert m.propagate("b", "seq") == "store seq=1 becomes visible to b"
+    assert m.load("b", "seq") == 1 and not m.visible("b", "seq")
+    m.store("a", "seq", 2)
+    m.commit("a", "seq")
+    m.rmb("b")
+    assert m.load("b", "seq") == 2
+
+
+def test_a_lock_is_free_once_its_last_owners_stores_committed() -> None:
+    m, _ = _memory()
+    m.store("a", "seq", 1)
+    m.store("b", "in_progress", 0)
+    m.lock_released("a", "mmu_lock")
+    assert not m.lock_visible("mmu_lock")
+    m.commit("a", "seq")
+    assert m.lock_visible("mmu_lock")  # b's store is not a's to wait for
+    m.mb("b")
+    assert list(m.pending()) == []

@@ -16,14 +16,13 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from mmu import WeakMemory
+from mmu.kvm import WEAK_FIELDS
 
 from .context import IDLE, ActorContext, ActorFn
 from .world import ActorSpec, World
 
 #: the column memory actors' steps are drawn in, and how their names start
 MEMORY = "memory"
-#: the fields of ``struct kvm`` that are weak: what lockless checks read
-WEAK_LOCATIONS = ("seq", "in_progress")
 
 
 def is_memory_actor(name: str) -> bool:
@@ -72,10 +71,11 @@ def memory_actors(memory: WeakMemory) -> tuple[ActorSpec, ...]:
 
 
 def weaken(world: World) -> World:
-    """``world`` with weak memory for KVM's lockless fields: every actor a CPU."""
+    """``world`` with weak memory for the model's lockless fields (``mmu.kvm.WEAK_FIELDS``):
+    every actor a CPU."""
     model = world.model
     cpus = tuple(a.name for a in world.actors)
-    memory = WeakMemory(model.kvm, WEAK_LOCATIONS, cpus, model.log, model.fp)
+    memory = WeakMemory(model.kvm, WEAK_FIELDS, cpus, model.log, model.fp)
     model.kvm.memory = memory
     world.actors = world.actors + memory_actors(memory)
     world.weak = True
