@@ -69,6 +69,15 @@ class ActorContext:
         With a ``guard``, the actor is not runnable until ``guard()`` holds
         (``waits_for`` then names what it waits for in deadlock reports).
         """
+        await self._park(label, guard, waits_for)
+        if guard is not None:
+            # what the guard read is not in any footprint: the step is dependent with
+            # every step, or a reduction could reorder it past the step that enabled it
+            self.model.fp.read_unseen()
+
+    async def _park(self, label: str, guard: Guard | None, waits_for: Callable[[], str] | str = "") -> None:
+        """``point`` for the runtime's own primitives, whose guards read only what their
+        steps' footprints record (a lock's, a mailbox's, a request's key)."""
         await self._execution.point(self._actor, label, guard, waits_for)
         # the step that answers a request still ran in the requester's thread
         self._actor.thread = self.thread
@@ -106,10 +115,10 @@ class ActorContext:
 
     async def spin_lock(self, lock: SpinLock, label: str | None = None) -> None:
         """``spin_lock``: step ``label`` starts once ``lock`` is free, holding it."""
-        await self.point(
+        await self._park(
             label or f"spin_lock({lock.name})",
-            guard=lambda: lock.can_acquire(self.name),
-            waits_for=lambda: f"{lock.name} (held by {lock.owner})",
+            lambda: lock.can_acquire(self.name),
+            lambda: f"{lock.name} (held by {lock.owner})",
         )
         lock.acquire(self.name)
         self._acquired(lock.name, spins=True)
@@ -137,7 +146,7 @@ class ActorContext:
     async def _down(self, sem: RwSem, label: str, *, write: bool) -> None:
         # The wait begins in a step of its own, so that a waiter is queued at the
         # moment it starts waiting: the queue, not the scheduler, decides who is next.
-        await self.point(label)
+        await self._park(label, None)
         self._acquired(sem.name, spins=False)
         if sem.can_acquire(self.name, write=write):
             sem.acquire(self.name, write=write)
@@ -146,15 +155,13 @@ class ActorContext:
         slowpath = "rwsem_down_write_slowpath" if write else "rwsem_down_read_slowpath"
         self.relabel(f"{label}: {slowpath}, wait")
         if write:
-            await self.point(
-                label, guard=lambda: sem.may_take(self.name), waits_for=lambda: sem.waiting(self.name)
-            )
+            await self._park(label, lambda: sem.may_take(self.name), lambda: sem.waiting(self.name))
             sem.acquire(self.name, write=True)
             return
-        await self.point(
+        await self._park(
             label,
-            guard=lambda: sem.held_by(self.name, write=False) and not sem.queued(self.name),
-            waits_for=lambda: sem.waiting(self.name),
+            lambda: sem.held_by(self.name, write=False) and not sem.queued(self.name),
+            lambda: sem.waiting(self.name),
         )
 
     def downgrade_write(self, sem: RwSem) -> None:
@@ -178,17 +185,17 @@ class ActorContext:
         The code after ``call`` returns is the step ``resume``: it starts
         once the reply is in, as a synchronous callback returns to its caller.
         """
-        await self.point(label)
+        await self._park(label, None)
         fp = self.model.fp
         fp.write(("mailbox", box.name))
         request = box.post(message, self.name)
-        await self.point(resume, guard=lambda: request.answered, waits_for=f"reply from {box.name}")
+        await self._park(resume, lambda: request.answered, f"reply from {box.name}")
         fp.read(request.key)
         return request.reply
 
     async def receive(self, box: Mailbox, label: str) -> Request:
         """Step ``label`` starts with the oldest request in ``box`` taken."""
-        await self.point(label, guard=lambda: bool(box), waits_for=f"{IDLE}{box.name}")
+        await self._park(label, lambda: bool(box), f"{IDLE}{box.name}")
         self.model.fp.write(("mailbox", box.name))
         request = box.take()
         self._serving = self._actor.thread = request.sender
