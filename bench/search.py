@@ -6,6 +6,7 @@ reduction, and unbounded stateful proofs.
 
     python bench/search.py            # a few minutes on 2 cores
     python bench/search.py --quick    # a few seconds: a smoke test, figures too small to quote
+    python bench/search.py --only 5   # one section: here the unbounded stateful proofs
 
 Every time figure is printed next to a baseline measured in the same run.
 """
@@ -293,15 +294,21 @@ QUICK = Sizes(20, 2, (0,), ("race_remap",), 40, 1, 500, (1,), 1)
 def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a few seconds: every section, tiny sizes")
+    parser.add_argument("--only", type=int, choices=range(1, 6), metavar="N", help="run section N alone")
     args = parser.parse_args(argv)
     size = QUICK if args.quick else FULL
     print(f"Python {sys.version.split()[0]}, trio {trio.__version__}")
-    points(size.runs)
-    first_finding(size.seeds, 1000, size.noises)
-    pct_cells(size.scenarios, size.seeds, 1000)
-    pct_deep(DEEP_RACES[: size.deep_races], size.deep)
-    exhaustive(size.limit, [(("remaps", n),) if n > 1 else () for n in size.remaps])
-    proofs(PROOFS[: size.proofs], 1_000_000)
+    sections = {
+        1: lambda: points(size.runs),
+        2: lambda: first_finding(size.seeds, 1000, size.noises),
+        3: lambda: (pct_cells(size.scenarios, size.seeds, 1000),
+                    pct_deep(DEEP_RACES[: size.deep_races], size.deep)),
+        4: lambda: exhaustive(size.limit, [(("remaps", n),) if n > 1 else () for n in size.remaps]),
+        5: lambda: proofs(PROOFS[: size.proofs], 1_000_000),
+    }
+    for number, section in sections.items():
+        if args.only in (None, number):
+            section()
 
 
 if __name__ == "__main__":

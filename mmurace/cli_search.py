@@ -216,7 +216,8 @@ def explore_cmd(scenario: str, design: str, preemptions: int | None, no_reductio
                          " it takes no --stateless, --preemptions, --no-reduction or --jobs")
     stateless = stateless or config.executor is Executor.TRIO  # on Trio tasks the state cannot be read
     if stateless and jobs > 1:
-        raise UsageError("--jobs splits a stateful search: it cannot be combined with --stateless")
+        raise UsageError("--jobs splits a stateful search: it cannot be combined with --stateless"
+                         " or --executor trio")
     with interrupt.stoppable() as stop, ProgressLine(f"{config.describe()} explore") as line:
         if how is Order.BFS:
             e = explore_bfs(config, limit=limit, max_states=max_states, progress=line.update)

@@ -148,7 +148,6 @@ class _PathStrategy:
     _preemptions: int = 0
     table: StateTable | None = None
     _execution: Any = None  # the run, for its fingerprint (stateful search)
-    _steps: int = 0  # steps run so far
     #: the most steps a run through here would take, when cut at a state explored already
     end: int | None = None
     cut_by_bound: bool = False  # an actor was not explored because of the bound
@@ -157,6 +156,11 @@ class _PathStrategy:
     def attach(self, execution: Any) -> None:
         """Called by the direct executor at the start of a run: the state is asked of it."""
         self._execution = execution
+
+    def replaying(self) -> bool:
+        """Whether the steps now run lie before the path's last decision: an earlier run
+        ran them (the same, the executor being deterministic), judged and observed them."""
+        return self._depth < len(self.path)
 
     def _key(self, current: int | None) -> object:
         digest, opaque = self._execution.fingerprint()
@@ -175,7 +179,8 @@ class _PathStrategy:
                 current = runnable[0]  # the default, whoever ran last: any other choice costs one
             preemptions = self._preemptions
             counted = 0 if self.bound is None else preemptions  # what the table compares
-            probe = _Node(tuple(runnable), current, preemptions, dict(self._sleep), -1, steps=self._steps)
+            steps = self._execution.step_index if self._execution is not None else 0
+            probe = _Node(tuple(runnable), current, preemptions, dict(self._sleep), -1, steps=steps)
             table = self.table
             if self._depth < len(self.prefix):  # this part of a split search starts here
                 fixed = self.prefix[self._depth]
@@ -186,13 +191,13 @@ class _PathStrategy:
                 probe.key = self._key(current)
                 entry = table.entries.get(probe.key)
                 if (
-                    entry is not None and self._steps + entry[1] < table.max_steps
+                    entry is not None and steps + entry[1] < table.max_steps
                     and entry[2] <= counted
                 ):
                     asleep_then, height, used = entry
                     if asleep_then & _mask(runnable) & ~_mask(self._sleep) == 0:
                         table.hits += 1
-                        self.end = self._steps + height
+                        self.end = steps + height
                         raise PrunedRun
                     if used < counted:  # not the same visit: explored afresh
                         asleep_then = -1
@@ -217,7 +222,6 @@ class _PathStrategy:
         return node.runnable.index(node.chosen)
 
     def observe(self, actor: int, access: Access) -> None:
-        self._steps += 1
         node = self._pending
         if node is not None and actor == node.chosen:
             node.access, self._pending = access, None

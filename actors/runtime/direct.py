@@ -51,7 +51,7 @@ class DirectExecution(Execution):
     def fingerprint(self) -> tuple[bytes, set[str]]:
         """The state between two steps, as a digest (``actors.runtime.fingerprint``),
         and the types the walk could not see into (none: the digest is exact)."""
-        canon = Canon(_SPECIAL)
+        canon = Canon(_SPECIAL, _ENDS)
         form = (
             canon.form(self.model),
             canon.form(self.lockdep),
@@ -76,6 +76,10 @@ def _lockdep(lockdep: Lockdep, canon: Canon) -> object:
 def _execution(execution: DirectExecution, canon: Canon) -> object:
     return "X"  # what of the run matters is walked on its own: lockdep, each actor
 
+
+#: where an actor's await chain is cut: below ``ActorContext``, the execution parks it
+#: with the same label, guard and waits_for it was given
+_ENDS: frozenset[object] = frozenset({Execution.point.__code__})
 
 _SPECIAL: dict[type, Callable[[Any, Canon], object]] = {
     DirectExecution: _execution, Actor: _actor, Lockdep: _lockdep,

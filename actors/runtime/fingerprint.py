@@ -41,13 +41,14 @@ import dataclasses
 import enum
 import functools
 import hashlib
+import itertools
 import marshal
+import operator
 import random
 import sys
 import types
 from collections import deque
 from collections.abc import Callable, Coroutine, Iterable
-from itertools import count
 from typing import Any
 
 from mmu.footprint import Footprint
@@ -57,7 +58,7 @@ _ATOMS = frozenset({int, str, bool, float, bytes, type(None), complex})
 #: code objects (and classes), numbered in the order first met: stable within a process
 _CODES: dict[object, int] = {}
 #: tokens for what cannot be seen into: each is equal to nothing else
-_TOKENS = count()
+_TOKENS = itertools.count()
 
 
 def _static(kind: type) -> bool:
@@ -87,13 +88,20 @@ class Canon:
     """One walk: a canonical form of a graph of objects, sharing made explicit.
 
     ``special`` maps a type to how its instances are written (the runtime's
-    own records, which are not state or are state only in part).
+    own records, which are not state or are state only in part); ``ends``
+    are the code objects where an await chain stops being walked.
     """
 
-    def __init__(self, special: dict[type, Callable[[Any, Canon], object]] | None = None) -> None:
+    def __init__(
+        self,
+        special: dict[type, Callable[[Any, Canon], object]] | None = None,
+        ends: frozenset[object] = frozenset(),
+    ) -> None:
         self._memo: dict[int, int] = {}
         self._keep: list[object] = []  # memo'd objects stay alive: their ids stay theirs
-        self._special = special or {}
+        self._special = {Footprint: _footprint, **(special or {})}
+        #: code where an await chain is cut short: the runtime's own, whose locals are its caller's arguments
+        self._ends = ends
         #: types met that the walk could not see into (their states never match)
         self.opaque: set[str] = set()
 
@@ -114,10 +122,17 @@ class Canon:
         special = self._special.get(kind)
         if special is not None:
             return special(obj, self)
+        fast = _FAST.get(kind)
+        if fast is not None:  # a class of the model's, seen before: its fields in one call
+            code, getter = fast
+            try:
+                return ("o", code, *self._each(getter(obj)), None)
+            except AttributeError:  # a slot left unset: field by field
+                return self._object(obj, kind)
         if kind is list or kind is deque:
             return ("l" if kind is list else "q", *self._each(obj))  # type: ignore[arg-type]
         if kind is dict:
-            return ("d", *self._each(x for item in obj.items() for x in item))  # type: ignore[attr-defined]
+            return ("d", *self._each(itertools.chain.from_iterable(obj.items())))  # type: ignore[attr-defined]
         if kind is set:
             return ("s", *self._sorted(obj))  # type: ignore[arg-type]
         return self._object(obj, kind)
@@ -130,8 +145,6 @@ class Canon:
         return sorted((self.form(x) for x in items), key=repr)
 
     def _object(self, obj: Any, kind: type) -> object:
-        if isinstance(obj, Footprint):
-            return "fp"  # what the running step touched: empty between steps, not state
         if isinstance(obj, enum.Enum):
             return ("e", self._type(kind), obj.name)
         if isinstance(obj, types.FunctionType):
@@ -163,8 +176,13 @@ class Canon:
                 self.opaque.add(f"{kind.__module__}.{kind.__qualname__}")
                 return ("?", next(_TOKENS))
             return ("o", self._type(kind), self.form(obj.__dict__))
-        values = self._each(getattr(obj, name, _UNSET) for name in fields)
+        raw = [getattr(obj, name, _UNSET) for name in fields]
+        values = self._each(raw)
         extra = getattr(obj, "__dict__", None)
+        if extra is None and fields and _static(kind) and all(v is not _UNSET for v in raw):
+            # every field set, no __dict__: the next instance takes the fast path
+            getter = operator.attrgetter(*fields)
+            _FAST[kind] = (_code(kind), getter if len(fields) > 1 else lambda o: (getter(o),))
         return ("o", self._type(kind), *values, self.form(extra) if extra else None)
 
     def _type(self, kind: type) -> object:
@@ -189,12 +207,21 @@ class Canon:
                     self.opaque.add(type(obj).__qualname__)
                     out.append(("?", next(_TOKENS)))
                 break
+            if frame.f_code in self._ends:
+                out.append(_code(frame.f_code))
+                break
             out.append((_code(frame.f_code), frame.f_lasti, self.form(frame.f_locals)))
             obj = obj.cr_await if hasattr(obj, "cr_await") else getattr(obj, "gi_yieldfrom", None)
         return out
 
 
+def _footprint(fp: Any, canon: Canon) -> object:
+    return "fp"  # what the running step touched: empty between steps, not state
+
+
 _UNSET = ("unset",)
+#: classes whose instances are read field by field in one call: (code, getter)
+_FAST: dict[type, tuple[int, Callable[[Any], tuple[Any, ...]]]] = {}
 _FIELDS: dict[type, tuple[str, ...] | None] = {}
 
 
@@ -212,7 +239,8 @@ def _fields(kind: type) -> tuple[str, ...] | None:
         declared = [k.__dict__["__slots__"] for k in kind.__mro__ if "__slots__" in k.__dict__]
         slots = [s for d in declared for s in ((d,) if isinstance(d, str) else d)]
         names = tuple(s for s in slots if s not in ("__dict__", "__weakref__")) if declared else None
-    _FIELDS[kind] = names
+    if _static(kind):  # a class made while building a world dies with it: not kept
+        _FIELDS[kind] = names
     return names
 
 
