@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -61,3 +62,15 @@ def test_options_that_do_not_go_together_are_refused(capsys: pytest.CaptureFixtu
     status, out, err = cli(capsys, "explore", "race_remap", "--design", "seq_retry", *argv)
     assert status == 2 and out == ""
     assert len(err.strip().splitlines()) == 1 and err.startswith("mmurace: error: ")
+
+
+def test_a_plain_progress_line_when_stderr_is_no_terminal(capsys: pytest.CaptureFixture[str],
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    _, _, quiet = cli(capsys, "explore", "race_remap", "--design", "seq_retry", "--no-save")
+    assert quiet == ""  # a short search prints no progress
+    monkeypatch.setattr("mmurace.progress_line.PLAIN_SECONDS", 0.0)
+    _, _, err = cli(capsys, "explore", "race_remap", "--design", "seq_retry", "--no-save")
+    lines = err.splitlines()
+    assert lines and all(
+        re.fullmatch(r"race_remap --design seq_retry explore: [0-9,]+ states, [0-9,]+ runs, depth [0-9]+,"
+                     r" [0-9,]+ runs/s", line) for line in lines), err

@@ -21,7 +21,7 @@ import pytest
 from actors import ActorContext, ActorSpec, Executor, World
 from actors.runtime.fingerprint import Canon, digest
 from mmu import Model, SpinLock, Violation
-from mmu.footprint import Footprint
+from mmu.footprint import Access, Footprint
 from mmurace import Config
 from mmurace.explore import Verdict, explore_direct
 from mmurace.library import applies, load_file
@@ -275,3 +275,34 @@ def test_every_final_state_of_a_small_world_is_reached_statefully(name: str) -> 
     assert finals
     for final in sorted(finals):
         assert _reaches(world_fn, final), f"{name}: a reachable final state is cut by the stateful search"
+
+
+def test_a_step_after_a_guard_is_dependent_with_every_step() -> None:
+    """A guard is code whose reads no footprint records: the step it lets start must not
+    be reordered by the sleep sets past a step that may have changed what it read."""
+    flag = [False]
+
+    async def waiter(ctx: ActorContext) -> None:
+        await ctx.point("wait for the flag", guard=lambda: flag[0])
+
+    async def setter(ctx: ActorContext) -> None:
+        await ctx.point("set the flag")
+        flag[0] = True
+
+    steps = world(ActorSpec("waiter", waiter), ActorSpec("setter", setter))
+    observed: dict[str, Access] = {}
+
+    @attrs.define
+    class Observing:
+        def choose(self, runnable: Any, current: int | None) -> int:
+            return 0
+
+        def observe(self, actor: int, access: Access) -> None:
+            observed[("waiter", "setter")[actor]] = access
+
+    from actors.runtime.direct import DirectExecution
+
+    DirectExecution(steps, Observing(), 100).run()
+    assert observed["waiter"].unseen and not observed["setter"].unseen
+    assert observed["waiter"].conflicts(Access()) and Access().conflicts(observed["waiter"])
+    assert not observed["setter"].conflicts(Access())
