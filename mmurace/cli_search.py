@@ -192,8 +192,9 @@ def _with_shrunk(f: Found) -> Found:
               help="dfs: depth first, the fastest proof; bfs: a race found has the fewest steps;"
                    " preemptions: a race found has the fewest preemptions (bounds 0, 1, 2 ... in turn)")
 @click.option("--jobs", type=click.IntRange(1, 1024), default=1, show_default=True,
-              help="processes to split the search over (dfs only);"
-                   " the proof holds when every part is exhausted")
+              help="processes to split the search over (dfs only), each the subtree below some first"
+                   " decisions; the proof holds when every part is exhausted; pays only where the parts"
+                   " share few states (docs/exploring.md)")
 @executor_option
 @common_options
 @save_options

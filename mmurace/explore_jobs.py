@@ -4,7 +4,8 @@ The first decisions are expanded breadth first (``split``) until there are
 a few parts per process; every run starts with exactly one of those prefixes,
 so the parts together are the whole tree. Each part is searched on its own
 (stateful, with its own table, and sleep sets that start empty at the end of
-its prefix: a little more work than one search, never less coverage), and the
+its prefix: more work than one search wherever the parts share states, never
+less coverage; docs/exploring.md has figures), and the
 results are merged in prefix order: the violation of the first part that has
 one (the same one whatever the timing), and a proof only if every part was
 exhausted.
@@ -26,8 +27,9 @@ from .explore import DEFAULT_MAX_STATES, Exploration, Verdict, explore_direct
 from .explore_order import _Halt, _Probe
 from .workers import POLL_SECONDS, pool
 
-#: parts per process: enough that one long part does not leave the others idle
-PARTS_PER_JOB = 4
+#: parts per process: each part repeats the states it shares with the others
+#: (below the first decisions most states are reachable from every prefix), so few
+PARTS_PER_JOB = 1
 
 
 def split(config: Config, parts: int) -> list[tuple[int, ...]]:
