@@ -39,6 +39,8 @@ class TlbEntry:
     writable: bool
     #: the generation of the frame when the leaf was made (``Spte.generation``)
     generation: int
+    #: the memslot version the leaf was installed under (``Spte.slot``)
+    slot: int | None = None
 
 
 @attrs.define(eq=False)
