@@ -19,6 +19,7 @@ from ..runtime.context import ActorContext
 from .design import Design, Fault, step
 from .fault_path import SeqRetry
 from .hugepage import HugeLeaves
+from .memslots import memslot_designs
 from .vrma import VrmaFault
 
 
@@ -295,6 +296,7 @@ DESIGNS: dict[str, Design] = {
             " (x86 today)",
             locked=True,
         ),
+        *memslot_designs(),
     )
 }
 
