@@ -163,8 +163,8 @@ class Kvm:
         )
         stale = covered or self.seq != mmu_seq
         where = (
-            "" if self.range_start is None or self.range_end is None
-            else f" gfn {self.range_start:#x}-{self.range_end:#x}"
+            "" if not self.in_progress or self.range_start is None or self.range_end is None
+            else f" over gfn {self.range_start:#x}-{self.range_end:#x}"
         )
         self.log.append(
             f"mmu_invalidate_retry_gfn gfn {gfn:#x}: in_progress {self.in_progress}{where},"

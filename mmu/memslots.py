@@ -189,9 +189,9 @@ class Memslots:
             self.versions[replace.serial] = replace
             self.active[slot_id] = replace
         self.generation += 1
-        what = "deleted" if replace is None else replace.describe()
+        what = f"memslot {slot_id} deleted" if replace is None else replace.describe()
         self.log.append(
-            f"rcu_assign_pointer(kvm->memslots): slot {slot_id} {what}, generation {self.generation}"
+            f"rcu_assign_pointer(kvm->memslots): {what}, generation {self.generation}"
             f" (mn_active_invalidate_count {self.mn_active_invalidate_count})"
         )
 

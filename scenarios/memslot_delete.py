@@ -25,7 +25,11 @@ from scenarios.base import Scenario, full_world
 
 #: the catalog designs this race tells apart
 MEMSLOT_DESIGNS = (
-    "memslot_retry", "memslot_no_zap", "memslot_no_flush", "memslot_no_invalid", "memslot_no_wait",
+    "memslot_retry",
+    "memslot_no_zap",
+    "memslot_no_flush",
+    "memslot_no_invalid",
+    "memslot_no_wait",
     "memslot_no_srcu",
 )
 

@@ -4,14 +4,18 @@ each step left out is caught, and by the oracle that should catch it."""
 
 from __future__ import annotations
 
+import functools
+
 import pytest
 
-from actors import DESIGNS, Design, Executor
-from mmu import Memslots, Model, SpinLock
+from actors import DESIGNS, ActorSpec, Design, Executor, World, design_named, kvm_init_mmu_notifier, vcpu
+from actors.host import madvise_dontneed
+from actors.kvm.memslots import MemslotChange, MemslotRetry, kvm_set_user_memory_region
+from mmu import PAGE_SIZE, Memslots, Model, SpinLock
 from mmu.oracles import deleted_memslot
 from mmurace import Config
 from mmurace.explore import Verdict, explore
-from scenarios import CATALOG
+from scenarios import CATALOG, Scenario
 
 MOVE = (("move", 1),)
 
@@ -79,8 +83,12 @@ async def test_a_correct_update_is_not_flagged(params: tuple[tuple[str, int], ..
 
 @pytest.mark.parametrize(
     ("design", "oracle"),
-    [("memslot_no_zap", "deleted_memslot"), ("memslot_no_flush", "deleted_memslot"),
-     ("memslot_no_invalid", "deleted_memslot"), ("memslot_no_srcu", "deleted_memslot")],
+    [
+        ("memslot_no_zap", "deleted_memslot"),
+        ("memslot_no_flush", "deleted_memslot"),
+        ("memslot_no_invalid", "deleted_memslot"),
+        ("memslot_no_srcu", "deleted_memslot"),
+    ],
 )
 async def test_a_move_that_skips_a_step_is_caught(design: str, oracle: str) -> None:
     found = await explore(config("memslot_delete", design, MOVE), preemptions=2)
@@ -98,3 +106,38 @@ async def test_a_swap_that_does_not_wait_leaves_an_invalidation_counted() -> Non
 def test_a_memslot_scenario_needs_a_memslot_design() -> None:
     with pytest.raises(ValueError, match=r"^design 'seq_retry' knows one memslot: it needs a MemslotRetry$"):
         CATALOG["memslot_delete"].build(DESIGNS["seq_retry"])
+
+
+def _create_while_invalidating(design: Design | str) -> World:
+    """Slot 1 created over memory a balloon thread gives back, while a vcpu writes gfn 1."""
+    design_ = design_named(design)
+    assert isinstance(design_, MemslotRetry)
+    model = Model.build(npages=2)
+    hva0 = model.kvm.memslot.userspace_addr
+    model.kvm.memslots = Memslots.of(model.log, model.fp, (0, 0, 1, hva0))
+    kvm_init_mmu_notifier(model, design_)
+    hva = hva0 + PAGE_SIZE
+    change = MemslotChange("create", 1, base_gfn=1, hva=hva)
+    return World(
+        model,
+        (
+            ActorSpec("vcpu0", functools.partial(vcpu, design=design_, gfns=(1,))),
+            ActorSpec("qemu", functools.partial(kvm_set_user_memory_region, design=design_, change=change)),
+            ActorSpec("balloon", functools.partial(madvise_dontneed, start=hva, end=hva + PAGE_SIZE)),
+        ),
+    )
+
+
+async def test_a_memslot_created_under_an_invalidation_waits_for_its_end() -> None:
+    """The start found no memslot and counted nothing in in_progress: a slot published
+    before the end makes the end take away what the start never added (the kernel's
+    ``KVM_BUG_ON(kvm->mmu_invalidate_in_progress < 0)``)."""
+    proof = await explore(Config(CREATE, "memslot_retry", executor=Executor.DIRECT), preemptions=2)
+    assert proof.verdict is Verdict.EXHAUSTED, proof.result
+    found = await explore(Config(CREATE, "memslot_no_wait", executor=Executor.DIRECT), preemptions=2)
+    assert found.result is not None and found.result.finding is not None
+    finding = found.result.finding
+    assert finding.oracle == "crash" and finding.message.endswith("(in_progress < 0)"), finding
+
+
+CREATE = Scenario("memslot_create", "a memslot created under an invalidation", "", _create_while_invalidating)

@@ -19,7 +19,7 @@ from ..runtime.context import ActorContext
 from .design import Design, Fault, step
 from .fault_path import SeqRetry
 from .hugepage import HugeLeaves
-from .memslots import memslot_designs
+from .memslot_variants import memslot_designs
 from .vrma import VrmaFault
 
 
