@@ -98,8 +98,9 @@ class MemslotRetry(SeqRetry):
 
     @step
     async def enter(self, ctx: ActorContext, f: Fault) -> None:
-        """The VM exit a fault attempt starts with; a re-fault waits for what made the
-        last attempt retry: the invalidation in progress, or the INVALID slot."""
+        """The VM exit a fault attempt starts with (``kvm_mmu_page_fault``, x86 v6.8); a
+        re-fault waits for what made the last attempt retry: the invalidation in
+        progress, or the INVALID slot."""
         kvm = ctx.model.kvm
         memslots = kvm.memslots
         assert memslots is not None, "memslot_retry needs a world of several memslots"
@@ -119,22 +120,24 @@ class MemslotRetry(SeqRetry):
 
     @step
     async def srcu_lock(self, ctx: ActorContext, f: Fault) -> None:
-        """``kvm_vcpu_srcu_read_lock``: memslots seen from now on stay until the unlock."""
+        """``kvm_vcpu_srcu_read_lock`` (x86 ``vcpu_run``, v6.8): memslots seen from now on
+        stay until the unlock."""
         memslots = ctx.model.kvm.memslots
         assert memslots is not None
         memslots.srcu_read_lock(ctx.name)
 
     @step
     async def srcu_unlock(self, ctx: ActorContext, f: Fault) -> None:
-        """``kvm_vcpu_srcu_read_unlock`` before entering the guest again."""
+        """``kvm_vcpu_srcu_read_unlock`` (x86 ``vcpu_enter_guest``, v6.8) before entering
+        the guest again."""
         memslots = ctx.model.kvm.memslots
         assert memslots is not None
         memslots.srcu_read_unlock(ctx.name)
 
     @step
     async def lookup(self, ctx: ActorContext, f: Fault) -> bool:
-        """``kvm_vcpu_gfn_to_memslot`` (F1): the slot and the hva. No slot: the access is
-        emulated MMIO (``KVM_EXIT_MMIO``), False."""
+        """``kvm_vcpu_gfn_to_memslot`` (virt/kvm/kvm_main.c, v6.8; F1): the slot and the
+        hva. No slot: the access is emulated MMIO (``KVM_EXIT_MMIO``), False."""
         assert isinstance(f, SlotFault), "memslot_retry's fault path needs a SlotFault"
         memslots = ctx.model.kvm.memslots
         assert memslots is not None
@@ -165,7 +168,8 @@ class MemslotRetry(SeqRetry):
 
     @step
     async def install(self, ctx: ActorContext, f: Fault) -> None:
-        """Map the leaf (F7) under the memslot the fault found (the leaf records it)."""
+        """``direct_map``/``kvm_tdp_mmu_map`` (x86, v6.8; F7): map the leaf under the
+        memslot the fault found (the leaf records it)."""
         assert f.pfn is not None and isinstance(f, SlotFault)
         kvm = ctx.model.kvm
         stale = kvm.install_spte(f.gfn, f.pfn, f.writable, ctx.name, page_size=f.size, slot=f.slot)
@@ -174,7 +178,8 @@ class MemslotRetry(SeqRetry):
 
     @step
     async def retried(self, ctx: ActorContext, f: Fault) -> None:
-        """A lost race: an invalidation in range, or an INVALID slot; the re-fault waits for it."""
+        """``RET_PF_RETRY`` (x86, v6.8): an invalidation in range, or an INVALID slot; the
+        re-fault waits for it."""
         invalid = isinstance(f, SlotFault) and f.slot is not None and f.slot.invalid
         f.waits = refault.retry(ctx, f.gfn, f.attempt, self.retry_note)
         if isinstance(f, SlotFault):
@@ -229,7 +234,8 @@ class MemslotRetry(SeqRetry):
 
     @step
     async def zap_gfns(self, ctx: ActorContext, gfns: range) -> int:
-        """``kvm_unmap_gfn_range`` for one memslot's part of the range; how many leaves went."""
+        """``kvm_unmap_gfn_range`` (x86, v6.8) for one memslot's part of the range; how many
+        leaves went. Unlike ``Design.zap`` it never yields ``mmu_lock`` between leaves."""
         kvm = ctx.model.kvm
         leaves = kvm.leaves_in_gfns(gfns, ctx.name)
         for gfn in leaves:
@@ -266,7 +272,8 @@ class MemslotRetry(SeqRetry):
 
     @step
     async def set_memory_region(self, ctx: ActorContext, change: MemslotChange) -> None:
-        """``kvm_set_memory_region`` -> ``kvm_set_memslot`` for one change."""
+        """``kvm_set_memory_region`` -> ``kvm_set_memslot`` (virt/kvm/kvm_main.c, v6.8) for one
+        change, under ``slots_lock`` (folded away: one updater)."""
         await ctx.point(f"KVM_SET_USER_MEMORY_REGION: {change.kind} memslot {change.slot}")
         if change.kind == "delete":
             await self.delete_memslot(ctx, change.slot)
@@ -277,16 +284,17 @@ class MemslotRetry(SeqRetry):
 
     @step
     async def delete_memslot(self, ctx: ActorContext, slot_id: int) -> None:
-        """``KVM_MR_DELETE``: ``kvm_invalidate_memslot``, ``kvm_delete_memslot``
-        (publish without it), ``kvm_commit_memory_region`` (free it)."""
+        """``KVM_MR_DELETE`` (``kvm_set_memslot``, v6.8): ``kvm_invalidate_memslot``,
+        ``kvm_delete_memslot`` (publish without it), ``kvm_commit_memory_region`` (free it)."""
         old = await self.invalidate_memslot(ctx, slot_id)
         await self.swap_active_memslots(ctx, None, slot_id)
         await self.commit_memory_region(ctx, old)
 
     @step
     async def move_memslot(self, ctx: ActorContext, slot_id: int, base_gfn: int) -> None:
-        """``KVM_MR_MOVE``: ``kvm_invalidate_memslot``, ``kvm_move_memslot`` (publish it at
-        ``base_gfn``), ``kvm_commit_memory_region`` (free the old version)."""
+        """``KVM_MR_MOVE`` (``kvm_set_memslot``, v6.8): ``kvm_invalidate_memslot``,
+        ``kvm_move_memslot`` (publish it at ``base_gfn``), ``kvm_commit_memory_region``
+        (free the old version)."""
         memslots = ctx.model.kvm.memslots
         assert memslots is not None
         old = await self.invalidate_memslot(ctx, slot_id)
@@ -295,7 +303,8 @@ class MemslotRetry(SeqRetry):
 
     @step
     async def create_memslot(self, ctx: ActorContext, change: MemslotChange) -> None:
-        """``KVM_MR_CREATE``: ``kvm_create_memslot`` -> ``kvm_activate_memslot``: publish it."""
+        """``KVM_MR_CREATE`` (``kvm_set_memslot``, v6.8): ``kvm_create_memslot`` ->
+        ``kvm_activate_memslot``: publish it."""
         memslots = ctx.model.kvm.memslots
         assert memslots is not None
         new = memslots.new_slot(change.slot, change.base_gfn, change.npages, change.hva)
@@ -303,7 +312,7 @@ class MemslotRetry(SeqRetry):
 
     @step
     async def invalidate_memslot(self, ctx: ActorContext, slot_id: int) -> Slot:
-        """``kvm_invalidate_memslot``: publish the slot with ``KVM_MEMSLOT_INVALID`` (no fault
+        """``kvm_invalidate_memslot`` (v6.8): publish the slot with ``KVM_MEMSLOT_INVALID`` (no fault
         maps it from now on, once SRCU readers of the old array are gone), then
         ``kvm_arch_flush_shadow_memslot``. Returns the old version."""
         memslots = ctx.model.kvm.memslots
@@ -315,7 +324,7 @@ class MemslotRetry(SeqRetry):
 
     @step
     async def swap_active_memslots(self, ctx: ActorContext, replace: Slot | None, slot_id: int) -> None:
-        """``kvm_swap_active_memslots``: under ``mn_invalidate_lock`` wait for
+        """``kvm_swap_active_memslots`` (v6.8): under ``mn_invalidate_lock`` wait for
         ``mn_active_invalidate_count`` to be zero, publish, then
         ``synchronize_srcu_expedited``."""
         memslots = ctx.model.kvm.memslots
@@ -352,8 +361,8 @@ class MemslotRetry(SeqRetry):
 
     @step
     async def flush_shadow_memslot(self, ctx: ActorContext, slot: Slot) -> None:
-        """``kvm_arch_flush_shadow_memslot``: under ``mmu_lock`` zap every leaf of the slot,
-        and flush the TLBs before the slot can be freed."""
+        """``kvm_arch_flush_shadow_memslot`` (x86, v6.8): under ``mmu_lock`` zap the slot's
+        leaves and flush the TLBs before the slot can be freed."""
         kvm = ctx.model.kvm
         await ctx.spin_lock(kvm.mmu_lock, "kvm_arch_flush_shadow_memslot: mmu_lock")
         zapped = await self.zap_memslot(ctx, slot)
@@ -362,18 +371,20 @@ class MemslotRetry(SeqRetry):
 
     @step
     async def zap_memslot(self, ctx: ActorContext, slot: Slot) -> int:
-        """Drop every leaf of ``slot`` (x86 ``kvm_mmu_zap_memslot``); how many went."""
+        """Drop every leaf of ``slot``; how many went. x86 v6.8 zaps every root at once
+        (``kvm_mmu_zap_all_fast``, obsolete roots) where the model zaps the slot's
+        leaves, as x86's later ``kvm_mmu_zap_memslot`` does (docs/model.md section 6)."""
         return await self.zap_gfns(ctx, slot.gfns)
 
     @step
     async def flush_memslot_tlbs(self, ctx: ActorContext, slot: Slot, zapped: int) -> None:
-        """``kvm_flush_remote_tlbs`` when anything was zapped."""
+        """``kvm_flush_remote_tlbs`` (v6.8) when anything was zapped."""
         if zapped:
             ctx.model.kvm.flush_remote_tlbs(ctx.name)
 
     @step
     async def commit_memory_region(self, ctx: ActorContext, old: Slot) -> None:
-        """``kvm_commit_memory_region`` -> ``kvm_free_memslot(old)``; the ioctl returns and
+        """``kvm_commit_memory_region`` -> ``kvm_free_memslot(old)`` (v6.8); the ioctl returns and
         userspace may unmap the memory."""
         memslots = ctx.model.kvm.memslots
         assert memslots is not None
