@@ -3,9 +3,10 @@
 Field names follow ``struct kvm`` (``mmu_invalidate_seq`` is ``seq``,
 ``mmu_invalidate_in_progress`` is ``in_progress``). Both are written only
 under ``mmu_lock`` (docs/model.md 1.1), and so are sptes: the methods here
-assert it. Guest accesses need no lock: they are the hardware, using its
-TLB or walking the secondary page table (``mmu/tlb.py``); only KVM's flushes
-drop what a TLB cached.
+assert it (POWER7's HPT family writes its leaves under the HPTE and rmap lock
+bits instead, through ``mmu.hpt``). Guest accesses need no lock: they are
+the hardware, using its TLB or walking the secondary page table
+(``mmu/tlb.py``); only KVM's flushes drop what a TLB cached.
 """
 
 from __future__ import annotations
@@ -78,7 +79,8 @@ class Kvm:
     #: gfn -> pfn translated once at registration (setup_time design's slot_phys[])
     slot_phys: dict[int, int] = attrs.field(factory=dict)
     #: gfn -> pfn KVM holds a reference on for as long as the VM lives (PPC970's
-    #: ``slot_phys[]`` with ``KVMPPC_GOT_PAGE``); R6 says a notifier design holds none
+    #: ``slot_phys[]`` with ``KVMPPC_GOT_PAGE``, v3.1's ``ram_pginfo``); R6 says a
+    #: notifier design holds none
     pinned: dict[int, int] = attrs.field(factory=dict)
     #: -EFAULTs KVM_RUN returned, each with whether the host allowed the access then
     efaults: list[tuple[int, bool, bool]] = attrs.field(factory=list)
@@ -92,6 +94,10 @@ class Kvm:
     )
     #: every vcpu's TLB: the translations guest accesses cached from ``sptes``
     tlbs: Tlbs = attrs.field(default=attrs.Factory(lambda self: Tlbs(self.log, self.fp), takes_self=True))
+    #: the hardware's changed bit of each leaf (POWER's ``HPTE_R_C``), set by a guest store
+    #: through a translation that has not recorded it; kept while dirty logging is on,
+    #: the only time anything reads it (POWER7's harvest, ``mmu.hpt``)
+    changed: set[int] = attrs.field(factory=set)
     #: the VRMA page size told to the hardware (``vrma_slb_v``, LPCR VRMASD) by
     #: ``kvmppc_hv_setup_htab_rma`` at first vcpu run; None until then
     vrma_psize: int | None = None
@@ -325,7 +331,7 @@ class Kvm:
         gens = tuple(self.frames[pfn + g - gfn].generation for g in tails)
         serial = None if slot is None else slot.serial
         self.sptes[gfn] = Spte(pfn, writable, self.frames[pfn].generation, page_size, gens, serial)
-        size = "" if page_size == PAGE_SIZE else f" {page_size // 1024}K page"
+        size = "" if page_size == PAGE_SIZE else f" {self.frames.size_name(page_size)} page"
         self.log.append(f"spte gfn {gfn:#x} -> pfn {pfn:#x}{' W' if writable else ' RO'}{size}")
         if writable and self.dirty_log.logging():
             self.dirty_log.mark_page_dirty(gfn)
@@ -412,7 +418,8 @@ class Kvm:
             raise AssertionError("hpte_setup_done: the VRMA is set up once")
         self.fp.write(("kvm", "vrma"))
         self.vrma_psize = psize
-        self.log.append(f"VRMA page size {psize // 1024}K: vrma_slb_v, LPCR VRMASD, hpte_setup_done = 1")
+        name = self.frames.size_name(psize)
+        self.log.append(f"VRMA page size {name}: vrma_slb_v, LPCR VRMASD, hpte_setup_done = 1")
 
     def vrma_page_size(self) -> int | None:
         """Return the VRMA page size the hardware uses (None before first vcpu run)."""
@@ -430,6 +437,18 @@ class Kvm:
         self.fp.write(("slot_phys", gfn))
         self.slot_phys[gfn] = pfn
         self.log.append(f"slot_phys[gfn {gfn:#x}] = pfn {pfn:#x}")
+
+    def keep_page(self, gfn: int, pfn: int) -> None:
+        """Keep the registration's reference on ``pfn`` for ``gfn`` until the VM dies
+        (v3.1 ``kvmppc_core_prepare_memory_region``: ``ram_pginfo[i].pfn``, put only
+        by ``kvmppc_core_destroy_vm``). Registration runs before any vcpu, under
+        ``slots_lock``, which the model does not have: no lock is asserted."""
+        if gfn in self.pinned:
+            raise AssertionError(f"gfn {gfn:#x} is already pinned to pfn {self.pinned[gfn]:#x}")
+        self.fp.write(("pin", gfn))
+        self.fp.read(("frame", pfn))
+        self.pinned[gfn] = pfn
+        self.log.append(f"ram_pginfo[gfn {gfn:#x}] = pfn {pfn:#x}, reference kept until the VM is destroyed")
 
     def cached_translation(self, gfn: int) -> int | None:
         """Return ``slot_phys[gfn]``, or None if it was never translated."""
@@ -482,6 +501,8 @@ class Kvm:
         kind = "write" if write else "read"
         if write:
             self.dirty_log.guest_wrote(gfn)
+            if self.dirty_log.enabled and not entry.changed:
+                entry = self._set_changed(vcpu, gfn, entry)
         if not self.frames.is_current(pfn, generation):
             self.fp.write(("kvm", "bad_accesses"))
             self.bad_accesses.append(
@@ -494,6 +515,16 @@ class Kvm:
                 f"guest write of gfn {gfn:#x} landed in KSM page pfn {pfn:#x},"
                 " shared read-only by every mapping merged into it"
             )
+        return entry
+
+    def _set_changed(self, vcpu: str, gfn: int, entry: TlbEntry) -> TlbEntry:
+        """The hardware's store through a translation whose changed bit is not recorded: set
+        the leaf's C bit (``HPTE_R_C``) and record it in the TLB entry, so that later stores
+        through the entry set nothing until a ``tlbie`` drops it."""
+        self.fp.write(("changed", gfn))
+        self.changed.add(gfn)
+        entry = attrs.evolve(entry, changed=True)
+        self.tlbs.fill(vcpu, gfn, entry)
         return entry
 
     def _walk(self, gfn: int) -> TlbEntry | None:
