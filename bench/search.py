@@ -48,7 +48,7 @@ class _Yield:
 class _NoLockdep:
     """Lock validation left out of the baseline: it is the runtime's work."""
 
-    def acquired(self, thread: str, lock: str, *, spins: bool, where: str) -> None:
+    def acquired(self, thread: str, lock: str, *, spins: bool, where: str, trylock: bool = False) -> None:
         return None
 
     def released(self, thread: str, lock: str) -> None:

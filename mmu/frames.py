@@ -33,6 +33,10 @@ class Frame:
     head: int | None = None
     #: base pages of the compound page this frame heads (``folio_nr_pages``)
     nr_pages: int = 1
+    #: device memory a driver owns and maps with ``remap_pfn_range``: its one
+    #: reference is the driver's, and ``kvm_pfn_to_refcounted_page`` finds no page
+    #: to take another on (``PageReserved``, or no struct page at all)
+    reserved: bool = False
 
 
 @attrs.define(eq=False)
@@ -42,6 +46,9 @@ class FrameTable:
     frames: dict[int, Frame]
     log: list[str]
     fp: Footprint = attrs.field(factory=Footprint)
+    #: bytes of the host the model stands for per byte of its own: 1, or 16 for a
+    #: ppc64 host with 64K base pages, one model frame each (docs/model.md 5.6)
+    scale: int = 1
     _free: deque[int] = attrs.field(init=False)
     #: heads of partially mapped folios waiting to be split (``ds_queue->split_queue``), FIFO
     deferred: list[int] = attrs.field(factory=list, init=False)
@@ -56,6 +63,11 @@ class FrameTable:
         """Build ``count`` free frames numbered from ``first_pfn``."""
         frames = {pfn: Frame(pfn) for pfn in range(first_pfn, first_pfn + count)}
         return cls(frames, log, fp if fp is not None else Footprint())
+
+    def size_name(self, nbytes: int) -> str:
+        """How a size of the model reads on the host it stands for: ``16M``, ``64K``."""
+        host = nbytes * self.scale
+        return f"{host >> 20}M" if host >= 1 << 20 and host % (1 << 20) == 0 else f"{host >> 10}K"
 
     def __getitem__(self, pfn: int) -> Frame:
         return self.frames[pfn]
@@ -75,6 +87,7 @@ class FrameTable:
         frame.refcount = 1
         frame.generation += 1
         frame.ksm = False
+        frame.reserved = False
         self.log.append(f"alloc_page -> pfn {frame.pfn:#x} gen {frame.generation}")
         return frame.pfn
 
@@ -135,11 +148,55 @@ class FrameTable:
             frame = self.frames[sub]
             self.fp.write(("frame", sub))
             frame.free, frame.ksm, frame.generation = False, False, frame.generation + 1
+            frame.reserved = False
             frame.refcount, frame.head = (1, None) if sub == head else (0, head)
         self.frames[head].nr_pages = nr_pages
         gen = self.frames[head].generation
         self.log.append(f"alloc_pages(compound) -> pfn {head:#x}-{head + nr_pages - 1:#x} gen {gen}")
         return head
+
+    def alloc_device(self, nr_pages: int) -> int:
+        """Hand ``nr_pages`` contiguous frames to a driver as device memory (a BAR, a
+        buffer it will ``remap_pfn_range``): the first ``nr_pages`` of the free list,
+        which must be contiguous, each with the driver's one reference. Returns the
+        first pfn. The model gives device memory a frame of the page allocator so
+        that its reuse after release is told apart (docs/model.md 3.14)."""
+        run = list(self._free)[:nr_pages]
+        if len(run) < nr_pages or run != list(range(run[0], run[0] + nr_pages)):
+            raise MemoryError(f"no {nr_pages} contiguous frames at the head of the free list")
+        for _ in run:
+            self._free.popleft()
+        self.fp.write(("freelist",))
+        for pfn in run:
+            frame = self.frames[pfn]
+            self.fp.write(("frame", pfn))
+            frame.free, frame.ksm, frame.reserved = False, False, True
+            frame.refcount, frame.generation = 1, frame.generation + 1
+        pfns = f"{run[0]:#x}" if nr_pages == 1 else f"{run[0]:#x}-{run[-1]:#x}"
+        gen = self.frames[run[0]].generation
+        self.log.append(f"device memory pfn {pfns} assigned to the driver gen {gen}")
+        return run[0]
+
+    def release_device(self, first: int, nr_pages: int) -> None:
+        """The driver gives its device memory back (its ``vm_ops->close`` or ``release``
+        once nothing maps it): from now on it belongs to whoever is assigned it next."""
+        for pfn in range(first, first + nr_pages):
+            frame = self.frames[pfn]
+            if not frame.reserved or frame.refcount != 1:
+                msg = f"release_device of pfn {pfn:#x}: not device memory the driver alone holds"
+                raise AssertionError(msg)
+            self.fp.write(("frame", pfn))
+            frame.refcount, frame.free, frame.reserved = 0, True, False
+            self._free.append(pfn)
+        self.fp.write(("freelist",))
+        pfns = f"{first:#x}" if nr_pages == 1 else f"{first:#x}-{first + nr_pages - 1:#x}"
+        self.log.append(f"device memory pfn {pfns} released by the driver")
+
+    def is_refcounted(self, pfn: int) -> bool:
+        """Whether KVM may take a reference on ``pfn`` (``kvm_pfn_to_refcounted_page``
+        finds a page that is not ``PageReserved``): False for device memory."""
+        self.fp.read(("frame", pfn))
+        return not self.frames[pfn].reserved
 
     def page_ref_add(self, pfn: int, nr: int) -> None:
         """Take ``nr`` references at once on a frame in use (``page_ref_add``)."""

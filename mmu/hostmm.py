@@ -21,12 +21,23 @@ from .locks import LockError, RwSem, SpinLock
 
 @attrs.frozen
 class Vma:
-    """A ``vm_area_struct``: [start, end) with protections and a page size."""
+    """A ``vm_area_struct``: [start, end) with protections and a page size.
+
+    ``pgoff`` set makes it a ``VM_PFNMAP`` VMA (a driver's ``->mmap`` called
+    ``remap_pfn_range``, docs/model.md 3.14): ``vm_pgoff`` is the first pfn it
+    maps, its ptes are ``pte_special`` and hold no reference, and gup refuses it.
+    """
 
     start: int
     end: int = attrs.field()
     prot: str = attrs.field(default="rw", validator=attrs.validators.in_(("r", "rw")))
     page_size: int = 4096
+    pgoff: int | None = None  # vm_pgoff of a VM_PFNMAP VMA; None for ordinary memory
+
+    @property
+    def pfnmap(self) -> bool:
+        """``vma->vm_flags & VM_PFNMAP``."""
+        return self.pgoff is not None
 
     @end.validator
     def _end_after_start(self, attribute: attrs.Attribute, value: int) -> None:
@@ -35,6 +46,12 @@ class Vma:
 
     def contains(self, hva: int) -> bool:
         return self.start <= hva < self.end
+
+    def piece(self, start: int, end: int, prot: str | None = None) -> Vma:
+        """The part [start, end) of this VMA, as ``__split_vma`` leaves it: same page
+        size, a VM_PFNMAP piece's ``vm_pgoff`` moved by the offset; ``prot`` if given."""
+        pgoff = None if self.pgoff is None else self.pgoff + (start - self.start) // PAGE_SIZE
+        return Vma(start, end, prot or self.prot, self.page_size, pgoff)
 
 
 @attrs.frozen
@@ -49,6 +66,8 @@ class HostPte:
     pfn: int
     writable: bool
     size: int = PAGE_SIZE
+    #: ``pte_special``: a VM_PFNMAP pte, whose pfn has no struct page reference to it
+    special: bool = False
 
 
 @attrs.define(eq=False)
@@ -132,6 +151,31 @@ class HostMm:
         self.vmas.remove(vma)
         self.log.append(f"vma {vma.start:#x}-{vma.end:#x} detached")
 
+    def maps_device_memory(self) -> bool:
+        """Whether any VMA is VM_PFNMAP now, read with no lock: the model's shortcut
+        for KVM's fallback after a failed gup (docs/model.md 3.14)."""
+        self.fp.read(("vmas",))
+        return any(v.pfnmap for v in self.vmas)
+
+    def remap_pfn_range(self, vma: Vma, who: str) -> None:
+        """Map every page of the VM_PFNMAP ``vma`` at once, ``vm_pgoff + i``, with special
+        ptes that take no reference (``remap_pfn_range`` -> ``remap_pte_range``:
+        ``pte_mkspecial(pfn_pte(pfn, prot))``, v6.12); the driver's ``->mmap`` calls it
+        under ``mmap_lock`` for write."""
+        self._assert_held(who, write=True)
+        if vma.pgoff is None or vma not in self.vmas:
+            msg = f"remap_pfn_range on vma {vma.start:#x}-{vma.end:#x}: not a mapped VM_PFNMAP vma"
+            raise AssertionError(msg)
+        for i, hva in enumerate(range(vma.start, vma.end, PAGE_SIZE)):
+            if hva in self.ptes:
+                raise AssertionError(f"remap_pfn_range over a present pte at hva {hva:#x}")
+            self.fp.write(("pte", hva))
+            self.ptes[hva] = HostPte(vma.pgoff + i, "w" in vma.prot, special=True)
+        last = vma.pgoff + (vma.end - vma.start) // PAGE_SIZE - 1
+        self.log.append(
+            f"remap_pfn_range hva {vma.start:#x}-{vma.end:#x} -> pfn {vma.pgoff:#x}-{last:#x} (special ptes)"
+        )
+
     def follow_pte(self, hva: int, who: str) -> HostPte | None:
         """Return the pte mapping ``hva`` (``follow_page``); needs mmap_lock."""
         self._assert_held(who, write=False)
@@ -191,7 +235,8 @@ class HostMm:
         for sub in range(hva, hva + pte.size, PAGE_SIZE):
             self.fp.write(("pte", sub))
             del self.ptes[sub]
-        self.log.append(f"huge leaf hva {hva:#x} -> pfn {pte.pfn:#x} ({pte.size // 1024}K) cleared")
+        size = self.frames.size_name(pte.size)
+        self.log.append(f"huge leaf hva {hva:#x} -> pfn {pte.pfn:#x} ({size}) cleared")
         return pte
 
     def _folio_mapped(self, head: int) -> bool:

@@ -3,9 +3,10 @@
 Field names follow ``struct kvm`` (``mmu_invalidate_seq`` is ``seq``,
 ``mmu_invalidate_in_progress`` is ``in_progress``). Both are written only
 under ``mmu_lock`` (docs/model.md 1.1), and so are sptes: the methods here
-assert it. Guest accesses need no lock: they are the hardware, using its
-TLB or walking the secondary page table (``mmu/tlb.py``); only KVM's flushes
-drop what a TLB cached.
+assert it (POWER7's HPT family writes its leaves under the HPTE and rmap lock
+bits instead, through ``mmu.hpt``). Guest accesses need no lock: they are
+the hardware, using its TLB or walking the secondary page table
+(``mmu/tlb.py``); only KVM's flushes drop what a TLB cached.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from .dirtylog import DirtyLog
 from .footprint import Footprint
 from .frames import FrameTable
 from .locks import LockError, SpinLock
+from .memslots import Memslots, Slot
 from .tlb import TlbEntry, Tlbs
 
 
@@ -55,6 +57,9 @@ class Spte:
     page_size: int = PAGE_SIZE
     #: a huge leaf's frame generations after the first, one per base page it covers
     tail_generations: tuple[int, ...] = ()
+    #: the serial of the memslot version it was installed under (``mmu/memslots.py``);
+    #: None in a world of one memslot
+    slot: int | None = None
 
 
 @attrs.define(eq=False)
@@ -74,7 +79,8 @@ class Kvm:
     #: gfn -> pfn translated once at registration (setup_time design's slot_phys[])
     slot_phys: dict[int, int] = attrs.field(factory=dict)
     #: gfn -> pfn KVM holds a reference on for as long as the VM lives (PPC970's
-    #: ``slot_phys[]`` with ``KVMPPC_GOT_PAGE``); R6 says a notifier design holds none
+    #: ``slot_phys[]`` with ``KVMPPC_GOT_PAGE``, v3.1's ``ram_pginfo``); R6 says a
+    #: notifier design holds none
     pinned: dict[int, int] = attrs.field(factory=dict)
     #: -EFAULTs KVM_RUN returned, each with whether the host allowed the access then
     efaults: list[tuple[int, bool, bool]] = attrs.field(factory=list)
@@ -88,9 +94,19 @@ class Kvm:
     )
     #: every vcpu's TLB: the translations guest accesses cached from ``sptes``
     tlbs: Tlbs = attrs.field(default=attrs.Factory(lambda self: Tlbs(self.log, self.fp), takes_self=True))
+    #: the hardware's changed bit of each leaf (POWER's ``HPTE_R_C``), set by a guest store
+    #: through a translation that has not recorded it; kept while dirty logging is on,
+    #: the only time anything reads it (POWER7's harvest, ``mmu.hpt``)
+    changed: set[int] = attrs.field(factory=set)
     #: the VRMA page size told to the hardware (``vrma_slb_v``, LPCR VRMASD) by
     #: ``kvmppc_hv_setup_htab_rma`` at first vcpu run; None until then
     vrma_psize: int | None = None
+    #: several memslots under SRCU (``mmu/memslots.py``); None: ``memslot`` is the only one
+    memslots: Memslots | None = None
+    #: ``mmu_invalidate_range_start``/``_end`` (gfns), accumulated while ``in_progress``
+    #: is non-zero; None is ``INVALID_GPA``. Used by ``invalidate_begin_ranged``
+    range_start: int | None = None
+    range_end: int | None = None
 
     def _assert_locked(self, who: str) -> None:
         if not self.mmu_lock.held_by(who):
@@ -110,6 +126,57 @@ class Kvm:
             raise AssertionError("invalidate_range_end without start (in_progress < 0)")
         self.inc_seq(who)
         self.dec_in_progress(who)
+
+    # ---- range-based in_progress (virt/kvm/kvm_main.c, v6.8) ----
+
+    def invalidate_begin_ranged(self, who: str) -> None:
+        """``kvm_mmu_invalidate_begin`` (v6.8): in_progress++, and when it leaves zero the
+        accumulated range starts afresh (``mmu_invalidate_range_start = INVALID_GPA``)."""
+        self.invalidate_begin(who)
+        if self.in_progress == 1:
+            self.invalidate_range_reset(who)
+
+    def invalidate_range_reset(self, who: str) -> None:
+        """``mmu_invalidate_range_start = mmu_invalidate_range_end = INVALID_GPA``."""
+        self._assert_locked(who)
+        self.fp.write(("kvm", "range"))
+        self.range_start = self.range_end = None
+        self.log.append("mmu_invalidate_range = INVALID_GPA")
+
+    def invalidate_range_add(self, start: int, end: int, who: str) -> None:
+        """``kvm_mmu_invalidate_range_add`` (v6.8): widen the range in progress to cover
+        gfns [start, end), under mmu_lock with in_progress raised."""
+        self._assert_locked(who)
+        if self.in_progress <= 0:
+            raise AssertionError("kvm_mmu_invalidate_range_add without invalidate_begin")
+        self.fp.write(("kvm", "range"))
+        if self.range_start is None or self.range_end is None:
+            self.range_start, self.range_end = start, end
+        else:
+            self.range_start, self.range_end = min(self.range_start, start), max(self.range_end, end)
+        self.log.append(f"mmu_invalidate_range = gfn {self.range_start:#x}-{self.range_end:#x}")
+
+    def retry_gfn(self, mmu_seq: int, gfn: int, who: str) -> bool:
+        """``mmu_invalidate_retry_gfn`` (include/linux/kvm_host.h, v6.8; before it
+        ``mmu_invalidate_retry_hva``, on hvas): retry if an invalidation in progress
+        covers ``gfn`` (or has no range yet: a KVM bug, WARN and retry), or seq moved."""
+        self._assert_locked(who)
+        self.fp.read(("kvm", "seq"))
+        self.fp.read(("kvm", "in_progress"))
+        self.fp.read(("kvm", "range"))
+        covered = self.in_progress != 0 and (
+            self.range_start is None or self.range_end is None or self.range_start <= gfn < self.range_end
+        )
+        stale = covered or self.seq != mmu_seq
+        where = (
+            "" if not self.in_progress or self.range_start is None or self.range_end is None
+            else f" over gfn {self.range_start:#x}-{self.range_end:#x}"
+        )
+        self.log.append(
+            f"mmu_invalidate_retry_gfn gfn {gfn:#x}: in_progress {self.in_progress}{where},"
+            f" seq {self.seq} vs {mmu_seq}" + (" -> retry" if stale else " -> ok")
+        )
+        return stale
 
     def inc_seq(self, who: str) -> None:
         """``kvm->mmu_invalidate_seq++``, under mmu_lock."""
@@ -153,8 +220,11 @@ class Kvm:
         """The gfns of the leaves mapping any of [start, end), in order; a huge leaf
         counts if any page under it is in range (x86 zaps the 2M spte whole).
         Says so when there is none."""
+        return self.leaves_in_gfns(self.memslot.gfns_in(start, end), who)
+
+    def leaves_in_gfns(self, in_range: range, who: str) -> list[int]:
+        """The gfns of the leaves mapping any of the gfns ``in_range``, in order (``leaves_in``)."""
         self._assert_locked(who)
-        in_range = self.memslot.gfns_in(start, end)
         for gfn in in_range:  # absent ones too: a later install there depends on this zap
             self.fp.write(("spte", gfn))
         leaves = [gfn for gfn in sorted(self.sptes) if set(self.covered(gfn)) & set(in_range)]
@@ -190,7 +260,21 @@ class Kvm:
         if page_size is None:
             page_size = self.sptes[gfn].page_size if gfn in self.sptes else PAGE_SIZE
         end = self.memslot.base_gfn + self.memslot.npages
+        if self.memslots is not None:  # the end of the slot the leaf was installed under
+            spte = self.sptes.get(gfn)
+            if spte is not None and spte.slot is not None:
+                slot: Slot | None = self.memslots.version(spte.slot)
+            else:
+                slot = self.memslots.find(gfn)
+            end = gfn + 1 if slot is None else slot.base_gfn + slot.npages
         return range(gfn, min(gfn + page_size // PAGE_SIZE, end))
+
+    def leaf_hva(self, gfn: int, slot: int | None) -> int:
+        """The hva a leaf (or TLB entry) of ``gfn`` installed under memslot version ``slot``
+        translates: judged against the slot it was made for, not what ``gfn`` means now."""
+        if slot is None or self.memslots is None:
+            return self.memslot.gfn_to_hva(gfn)
+        return self.memslots.version(slot).gfn_to_hva(gfn)
 
     def retry(self, mmu_seq: int, who: str) -> bool:
         """``mmu_invalidate_retry``: must the fault retry? (R2: under mmu_lock)."""
@@ -205,7 +289,8 @@ class Kvm:
         return stale
 
     def install_spte(
-        self, gfn: int, pfn: int, writable: bool, who: str, *, page_size: int = PAGE_SIZE
+        self, gfn: int, pfn: int, writable: bool, who: str, *, page_size: int = PAGE_SIZE,
+        slot: Slot | None = None,
     ) -> range:
         """Map ``gfn`` to ``pfn`` in the secondary page table, under mmu_lock; return the
         gfns whose cached translations the change made stale (empty: no flush needed).
@@ -221,9 +306,12 @@ class Kvm:
         A writable leaf made while dirty logging is on marks its page dirty
         (F7: x86 ``make_spte``, PPC ``kvmppc_update_dirty_map``), so a write
         through it is always in the bitmap.
+
+        With several memslots, ``slot`` is the one the fault found (the leaf
+        records it, ``Spte.slot``).
         """
         self._assert_locked(who)
-        self.memslot.gfn_to_hva(gfn)  # raises for a gfn outside the memslot
+        (slot or self.memslot).gfn_to_hva(gfn)  # raises for a gfn outside the memslot
         # no check that the frame is live: installing a stale pfn is the bug oracles catch
         self.fp.write(("spte", gfn))
         self.fp.read(("frame", pfn))
@@ -241,8 +329,9 @@ class Kvm:
         span = max(page_size, old.page_size) if old is not None else page_size
         stale = self.covered(gfn, span) if changed else range(0)
         gens = tuple(self.frames[pfn + g - gfn].generation for g in tails)
-        self.sptes[gfn] = Spte(pfn, writable, self.frames[pfn].generation, page_size, gens)
-        size = "" if page_size == PAGE_SIZE else f" {page_size // 1024}K page"
+        serial = None if slot is None else slot.serial
+        self.sptes[gfn] = Spte(pfn, writable, self.frames[pfn].generation, page_size, gens, serial)
+        size = "" if page_size == PAGE_SIZE else f" {self.frames.size_name(page_size)} page"
         self.log.append(f"spte gfn {gfn:#x} -> pfn {pfn:#x}{' W' if writable else ' RO'}{size}")
         if writable and self.dirty_log.logging():
             self.dirty_log.mark_page_dirty(gfn)
@@ -256,7 +345,8 @@ class Kvm:
         of every vcpu is gone when it returns. Needs no lock (the notifier calls it
         under mmu_lock, the dirty-log ioctls after dropping it)."""
         slot = self.memslot
-        self.tlbs.flush("kvm_flush_remote_tlbs", range(slot.base_gfn, slot.base_gfn + slot.npages))
+        gfns = range(slot.base_gfn, slot.base_gfn + slot.npages)
+        self.tlbs.flush("kvm_flush_remote_tlbs", gfns if self.memslots is None else self.memslots.all_gfns())
 
     def flush_remote_tlbs_range(self, gfns: range, who: str) -> None:
         """``kvm_flush_remote_tlbs_gfn``/``_range`` after the fault path changed a present
@@ -328,7 +418,8 @@ class Kvm:
             raise AssertionError("hpte_setup_done: the VRMA is set up once")
         self.fp.write(("kvm", "vrma"))
         self.vrma_psize = psize
-        self.log.append(f"VRMA page size {psize // 1024}K: vrma_slb_v, LPCR VRMASD, hpte_setup_done = 1")
+        name = self.frames.size_name(psize)
+        self.log.append(f"VRMA page size {name}: vrma_slb_v, LPCR VRMASD, hpte_setup_done = 1")
 
     def vrma_page_size(self) -> int | None:
         """Return the VRMA page size the hardware uses (None before first vcpu run)."""
@@ -346,6 +437,18 @@ class Kvm:
         self.fp.write(("slot_phys", gfn))
         self.slot_phys[gfn] = pfn
         self.log.append(f"slot_phys[gfn {gfn:#x}] = pfn {pfn:#x}")
+
+    def keep_page(self, gfn: int, pfn: int) -> None:
+        """Keep the registration's reference on ``pfn`` for ``gfn`` until the VM dies
+        (v3.1 ``kvmppc_core_prepare_memory_region``: ``ram_pginfo[i].pfn``, put only
+        by ``kvmppc_core_destroy_vm``). Registration runs before any vcpu, under
+        ``slots_lock``, which the model does not have: no lock is asserted."""
+        if gfn in self.pinned:
+            raise AssertionError(f"gfn {gfn:#x} is already pinned to pfn {self.pinned[gfn]:#x}")
+        self.fp.write(("pin", gfn))
+        self.fp.read(("frame", pfn))
+        self.pinned[gfn] = pfn
+        self.log.append(f"ram_pginfo[gfn {gfn:#x}] = pfn {pfn:#x}, reference kept until the VM is destroyed")
 
     def cached_translation(self, gfn: int) -> int | None:
         """Return ``slot_phys[gfn]``, or None if it was never translated."""
@@ -398,6 +501,8 @@ class Kvm:
         kind = "write" if write else "read"
         if write:
             self.dirty_log.guest_wrote(gfn)
+            if self.dirty_log.enabled and not entry.changed:
+                entry = self._set_changed(vcpu, gfn, entry)
         if not self.frames.is_current(pfn, generation):
             self.fp.write(("kvm", "bad_accesses"))
             self.bad_accesses.append(
@@ -412,15 +517,26 @@ class Kvm:
             )
         return entry
 
+    def _set_changed(self, vcpu: str, gfn: int, entry: TlbEntry) -> TlbEntry:
+        """The hardware's store through a translation whose changed bit is not recorded: set
+        the leaf's C bit (``HPTE_R_C``) and record it in the TLB entry, so that later stores
+        through the entry set nothing until a ``tlbie`` drops it."""
+        self.fp.write(("changed", gfn))
+        self.changed.add(gfn)
+        entry = attrs.evolve(entry, changed=True)
+        self.tlbs.fill(vcpu, gfn, entry)
+        return entry
+
     def _walk(self, gfn: int) -> TlbEntry | None:
         """The hardware's walk of the secondary page table for ``gfn``: the translation
         of its leaf (or of the huge leaf covering it), or None if it has none."""
         self.fp.read(("spte", gfn))
         spte = self.sptes.get(gfn)
         if spte is not None:
-            return TlbEntry(spte.pfn, spte.writable, spte.generation)
+            return TlbEntry(spte.pfn, spte.writable, spte.generation, spte.slot)
         for base in sorted(g for g in self.sptes if g < gfn and gfn in self.covered(g)):
             self.fp.read(("spte", base))
             spte = self.sptes[base]
-            return TlbEntry(spte.pfn + gfn - base, spte.writable, spte.tail_generations[gfn - base - 1])
+            gen = spte.tail_generations[gfn - base - 1]
+            return TlbEntry(spte.pfn + gfn - base, spte.writable, gen, spte.slot)
         return None

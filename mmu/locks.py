@@ -27,6 +27,11 @@ class SpinLock:
     name: str
     owner: str | None = None
     fp: Footprint = attrs.field(factory=Footprint, repr=False)
+    #: the lockdep class (the kernel's ``lock_class_key``): every lock of a class
+    #: shares its ordering rules, as every HPTE lock bit does; by default its own
+    klass: str = attrs.field(
+        kw_only=True, default=attrs.Factory(lambda self: self.name, takes_self=True), repr=False
+    )
 
     def can_acquire(self, who: str) -> bool:
         """Return whether ``who`` could take the lock now."""

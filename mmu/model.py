@@ -9,7 +9,9 @@ from .era import Era
 from .footprint import Access, Footprint
 from .frames import FrameTable
 from .hostmm import HostMm, Vma
+from .hpt import Hpt
 from .kvm import Kvm, Memslot
+from .merges import KsmLedger
 
 #: where the guest's RAM sits in the VMM's address space
 GUEST_RAM_HVA = 0x40000000
@@ -32,6 +34,9 @@ class Region:
     #: region is hugetlb memory, populated with compound pages of that size, each
     #: mapped by one huge leaf (``hugetlb_fault``)
     page_size: int = attrs.field(default=PAGE_SIZE, validator=attrs.validators.ge(PAGE_SIZE))
+    #: device memory: a ``VM_PFNMAP`` VMA over frames a driver owns, mapped at once
+    #: by ``remap_pfn_range`` with special ptes (docs/model.md 3.14)
+    pfnmap: bool = False
 
     @page_size.validator
     def _whole_pages(self, attribute: attrs.Attribute, value: int) -> None:
@@ -56,6 +61,10 @@ class Model:
     ended: bool = False
     #: the host kernel whose notifier protocol the host operations follow (mmu/era.py)
     era: Era = Era.TODAY
+    #: POWER7's HPTEs and rmap lock bits over ``kvm`` (the ``power7_*`` designs)
+    hpt: Hpt = attrs.field(default=attrs.Factory(lambda self: Hpt(self.kvm), takes_self=True))
+    #: what KSM merged and what undid it (the bench's record)
+    ksm: KsmLedger = attrs.field(default=attrs.Factory(lambda self: KsmLedger(self.fp), takes_self=True))
 
     @classmethod
     def build(cls, *, npages: int = 1, nframes: int = 8, era: Era = Era.TODAY) -> Model:
@@ -80,16 +89,18 @@ class Model:
         return cls(log, frames, mm, kvm, fp, era=era)
 
     @classmethod
-    def build_regions(cls, *regions: Region, nframes: int = 8) -> Model:
+    def build_regions(cls, *regions: Region, nframes: int = 8, scale: int = 1) -> Model:
         """Guest RAM at gfn 0 laid out as ``regions``: one VMA per mapped region.
 
         "There is no 'the VMA'": a memslot may span several VMAs, or holes.
+        ``scale`` is ``FrameTable.scale``: what a model byte stands for.
         """
         if not regions:
             raise ValueError("'regions' must not be empty")
         log: list[str] = []
         fp = Footprint()
         frames = FrameTable.with_frames(FIRST_PFN, nframes, log, fp)
+        frames.scale = scale
         mm = HostMm(frames, log, fp)
         npages = sum(r.npages for r in regions)
         kvm = Kvm(frames, log, Memslot(0, npages, GUEST_RAM_HVA), fp)
@@ -98,7 +109,11 @@ class Model:
         hva = GUEST_RAM_HVA
         for region in regions:
             end = hva + region.npages * PAGE_SIZE
-            if region.mapped:
+            if region.mapped and region.pfnmap:
+                vma = Vma(hva, end, region.prot, pgoff=frames.alloc_device(region.npages))
+                mm.insert_vma(vma, setup)
+                mm.remap_pfn_range(vma, setup)
+            elif region.mapped:
                 if hva % region.page_size:
                     raise ValueError(
                         f"a region of {region.page_size:#x} pages must start aligned (at {hva:#x})"
@@ -118,8 +133,17 @@ class Model:
 
     def kvm_run_efault(self, gfn: int, *, write: bool) -> None:
         """KVM_RUN returns -EFAULT for ``gfn``: record whether the host's VMA at that
-        moment allowed the access (a design that refuses an allowed access is wrong)."""
-        hva = self.kvm.memslot.gfn_to_hva(gfn)
+        moment allowed the access (a design that refuses an allowed access is wrong).
+        With several memslots, a gfn no memslot holds is emulated MMIO instead
+        (``KVM_EXIT_MMIO``), no error."""
+        memslots = self.kvm.memslots
+        if memslots is not None:
+            self.fp.read(("kvm", "memslots"))
+            slot = memslots.find(gfn)
+            if slot is None:
+                self.log.append(f"KVM_RUN returns KVM_EXIT_MMIO: no memslot holds gfn {gfn:#x}")
+                return
+        hva = self.kvm.memslot.gfn_to_hva(gfn) if memslots is None or slot is None else slot.gfn_to_hva(gfn)
         self.fp.read(("vmas",))
         self.fp.write(("kvm", "efaults"))
         vma = next((v for v in self.mm.vmas if v.contains(hva)), None)

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 import attrs
 
 from .constants import PAGE_SIZE
+from .hostmm import HostPte
 from .kvm import Spte
 from .model import Model
 
@@ -31,6 +32,15 @@ def _pages(model: Model, gfn: int, spte: Spte) -> Iterator[tuple[int, int, int]]
     one for a base leaf, each page under a huge one (``Kvm.covered``)."""
     for i, g in enumerate(model.kvm.covered(gfn)):
         yield g, spte.pfn + i, spte.generation if i == 0 else spte.tail_generations[i - 1]
+
+
+def _host_pte(model: Model, hva: int) -> HostPte | None:
+    """The host pte a leaf at ``hva`` is judged against: the present one, or the one a
+    migration entry replaced. Until ``remove_migration_ptes`` the page is still the
+    one the entry stands for: a migration that finds an extra reference (a pin)
+    fails and puts it back, and one that succeeds is judged when the entry is
+    replaced by the new page's pte or the old page is freed."""
+    return model.mm.ptes.get(hva) or model.mm.migration.get(hva)
 
 
 def in_window(model: Model) -> bool:
@@ -72,13 +82,13 @@ def divergence(model: Model) -> Violation | None:
     """With no invalidation in progress, a leaf disagrees with the host pte of its hva
     (each page of a huge leaf with the pte of its own address), or a vcpu's TLB
     entry does."""
-    kvm, mm = model.kvm, model.mm
+    kvm = model.kvm
     if in_window(model):
         return None
     for gfn in sorted(kvm.sptes):
         for g, pfn, _ in _pages(model, gfn, kvm.sptes[gfn]):
-            hva = kvm.memslot.gfn_to_hva(g)
-            pte = mm.ptes.get(hva)
+            hva = kvm.leaf_hva(g, kvm.sptes[gfn].slot)
+            pte = _host_pte(model, hva)
             if pte is None or pte.pfn != pfn:
                 host = "not present" if pte is None else f"-> pfn {pte.pfn:#x}"
                 return Violation(
@@ -98,7 +108,7 @@ def writable_spte(model: Model) -> Violation | None:
     that survives lets the guest write a page the host write-protected
     (mprotect, KSM, a COW or dirty-logging page).
     """
-    kvm, mm = model.kvm, model.mm
+    kvm = model.kvm
     if in_window(model):
         return None
     for gfn in sorted(kvm.sptes):
@@ -106,8 +116,8 @@ def writable_spte(model: Model) -> Violation | None:
         if not spte.writable:
             continue
         for g, pfn, _ in _pages(model, gfn, spte):
-            hva = kvm.memslot.gfn_to_hva(g)
-            pte = mm.ptes.get(hva)
+            hva = kvm.leaf_hva(g, spte.slot)
+            pte = _host_pte(model, hva)
             if pte is None or not pte.writable:
                 host = "not present" if pte is None else f"read-only -> pfn {pte.pfn:#x}"
                 return Violation(
@@ -141,12 +151,14 @@ def leaked_refs(model: Model) -> Violation | None:
     Every transient reference (gup's, mmu_gather's, migration's isolation)
     must be dropped by then; with notifiers KVM holds none (R6), and a
     pinning design's pins are counted (``pinned_pages`` reports those).
+    Device memory holds its driver's one reference and no pte's (3.14).
     """
     if not model.ended:
         return None
     expected: dict[int, int] = {}
     # the base hvas under a huge leaf are no mappings of their own: the leaf holds one reference
-    ptes = [pte for pte in model.mm.ptes.values() if pte.size == PAGE_SIZE]
+    # a special pte (VM_PFNMAP) holds none: its frame's one reference is the driver's
+    ptes = [pte for pte in model.mm.ptes.values() if pte.size == PAGE_SIZE and not pte.special]
     for pfn in [*(pte.pfn for pte in ptes + list(model.mm.migration.values())), *model.mm.pmds.values()]:
         # a pte of a compound page holds its reference on the head
         head = model.frames[pfn].head
@@ -154,6 +166,9 @@ def leaked_refs(model: Model) -> Violation | None:
         expected[pfn] = expected.get(pfn, 0) + 1
     for pfn in model.kvm.pinned.values():
         expected[pfn] = expected.get(pfn, 0) + 1
+    for pfn in sorted(model.frames.frames):
+        if model.frames[pfn].reserved and not model.frames[pfn].free:
+            expected[pfn] = expected.get(pfn, 0) + 1
     for pfn in sorted(model.frames.frames):
         have, want = model.frames[pfn].refcount, expected.get(pfn, 0)
         if have != want:
@@ -242,8 +257,9 @@ def vrma_psize(model: Model) -> Violation | None:
         if spte.page_size > host:
             return Violation(
                 "vrma_psize",
-                f"spte gfn {gfn:#x} -> pfn {spte.pfn:#x} maps a {spte.page_size // 1024}K page,"
-                f" but hva {hva:#x} is backed by {host // 1024}K pages: the leaf"
+                f"spte gfn {gfn:#x} -> pfn {spte.pfn:#x} maps a"
+                f" {model.frames.size_name(spte.page_size)} page, but hva {hva:#x} is backed by"
+                f" {model.frames.size_name(host)} pages: the leaf"
                 " covers host memory that is not this page",
             )
     return None
@@ -293,8 +309,8 @@ def huge_spte(model: Model) -> Violation | None:
             freed = f"; pfn {', '.join(f'{p:#x}' for p in gone)} under it freed" if gone else ""
             return Violation(
                 "huge_spte",
-                f"spte gfn {gfn:#x} -> pfn {spte.pfn:#x} maps a {spte.page_size // 1024}K page, but the"
-                f" host maps hva {hva:#x} with {host // 1024}K{freed}",
+                f"spte gfn {gfn:#x} -> pfn {spte.pfn:#x} maps a {model.frames.size_name(spte.page_size)}"
+                f" page, but the host maps hva {hva:#x} with {model.frames.size_name(host)}{freed}",
             )
     return None
 
@@ -323,10 +339,10 @@ def _stale_tlb_entry(model: Model) -> Violation | None:
 
 
 def _diverged_tlb_entry(model: Model) -> Violation | None:
-    kvm, mm = model.kvm, model.mm
+    kvm = model.kvm
     for vcpu, gfn, entry in kvm.tlbs.cached():
-        hva = kvm.memslot.gfn_to_hva(gfn)
-        pte = mm.ptes.get(hva)
+        hva = kvm.leaf_hva(gfn, entry.slot)
+        pte = _host_pte(model, hva)
         if pte is None or pte.pfn != entry.pfn:
             host = "not present" if pte is None else f"-> pfn {pte.pfn:#x}"
             return Violation(
@@ -338,10 +354,10 @@ def _diverged_tlb_entry(model: Model) -> Violation | None:
 
 
 def _writable_tlb_entry(model: Model) -> Violation | None:
-    kvm, mm = model.kvm, model.mm
+    kvm = model.kvm
     for vcpu, gfn, entry in kvm.tlbs.cached():
-        hva = kvm.memslot.gfn_to_hva(gfn)
-        pte = mm.ptes.get(hva)
+        hva = kvm.leaf_hva(gfn, entry.slot)
+        pte = _host_pte(model, hva)
         if entry.writable and (pte is None or not pte.writable):
             host = "not present" if pte is None else f"read-only -> pfn {pte.pfn:#x}"
             return Violation(
@@ -350,6 +366,86 @@ def _writable_tlb_entry(model: Model) -> Violation | None:
                 f" {hva:#x} is {host} and no invalidation is in progress",
             )
     return None
+
+
+# ---- several memslots (mmu/memslots.py, docs/model.md section 6) ----
+
+
+def deleted_memslot(model: Model) -> Violation | None:
+    """A leaf or TLB entry installed under a memslot that has been freed (deleted, or
+    the old place of a moved one).
+
+    Once ``KVM_SET_USER_MEMORY_REGION`` returns, userspace may unmap the memory;
+    no memslot maps its hva any more, so no notifier invalidation will find the
+    leaf, and the guest keeps the frame after the host frees it. A correct
+    deletion zaps the slot's leaves and flushes the TLBs
+    (``kvm_arch_flush_shadow_memslot``) after the INVALID slot is published and
+    SRCU readers of the old one are gone, so none is left here.
+    """
+    memslots = model.kvm.memslots
+    if memslots is None or not memslots.freed:
+        return None
+    kvm = model.kvm
+    for gfn in sorted(kvm.sptes):
+        spte = kvm.sptes[gfn]
+        if spte.slot is not None and memslots.is_freed(spte.slot):
+            return Violation(
+                "deleted_memslot",
+                f"spte gfn {gfn:#x} -> pfn {spte.pfn:#x} outlives {memslots.version(spte.slot).describe()},"
+                " freed: no invalidation of its hva will find it",
+            )
+    for vcpu, gfn, entry in kvm.tlbs.cached():
+        if entry.slot is not None and memslots.is_freed(entry.slot):
+            return Violation(
+                "deleted_memslot",
+                f"{_tlb_entry(vcpu, gfn, entry.pfn, model)} outlives"
+                f" {memslots.version(entry.slot).describe()}, freed: no invalidation of its hva will find it",
+            )
+    return None
+
+
+def invalidate_leak(model: Model) -> Violation | None:
+    """At the end of a run, an invalidation KVM counted never ended (``in_progress`` or
+    ``mn_active_invalidate_count`` stays raised): every later fault in its range
+    retries for ever. It happens when ``range_start`` and ``range_end`` of one
+    invalidation see different memslots, so only one of them takes ``mmu_lock``
+    and counts: what ``kvm_swap_active_memslots`` waiting for
+    ``mn_active_invalidate_count`` prevents. Judged only with several memslots.
+    """
+    memslots = model.kvm.memslots
+    if memslots is None or not model.ended:
+        return None
+    if model.kvm.in_progress or memslots.mn_active_invalidate_count:
+        return Violation(
+            "invalidate_leak",
+            f"mmu_invalidate_in_progress {model.kvm.in_progress}, mn_active_invalidate_count"
+            f" {memslots.mn_active_invalidate_count} at the end of the run: an invalidation's end"
+            " did not undo its start, and faults in its range retry for ever",
+        )
+    return None
+
+
+def ksm_undone(model: Model) -> Violation | None:
+    """A guest read fault broke COW on a KSM page: the merge undone by a read.
+
+    A guest write must break COW on a KSM page; a read must not. A design that
+    asks get_user_pages for write on every fault (POWER7 as merged in v3.3,
+    which could not yet map a page read-only) breaks COW on guest reads, and the
+    merge is undone with nothing written: Avi Kivity's "no ksm for you"
+    (``mmu.merges``). ksmd's own ``break_cow`` and host writes are not read faults.
+    """
+    breaks = model.ksm.read_breaks
+    if not breaks:
+        return None
+    first = breaks[0]
+    gfns = model.kvm.memslot.gfns_in(first.hva, first.hva + 1)
+    page = f"gfn {gfns[0]:#x}" if gfns else f"hva {first.hva:#x}"
+    return Violation(
+        "ksm_undone",
+        f"{first.thread}'s read fault on {page} broke COW: do_wp_page copied KSM page pfn"
+        f" {first.kpage:#x} into a private page, undoing the merge for a guest that only read"
+        " (no ksm for you)",
+    )
 
 
 Oracle = Callable[[Model], Violation | None]
@@ -369,4 +465,7 @@ ORACLES: dict[str, Oracle] = {
     "pinned_pages": pinned_pages,
     "lost_dirty": lost_dirty,
     "ksm_write": ksm_write,
+    "ksm_undone": ksm_undone,
+    "deleted_memslot": deleted_memslot,
+    "invalidate_leak": invalidate_leak,
 }

@@ -24,6 +24,7 @@ from pathlib import Path
 from types import ModuleType
 
 import attrs
+import cloudpickle
 
 from actors import DESIGNS, Design, World
 from actors.kvm.design import validate
@@ -104,6 +105,8 @@ def _import(path: Path, path_text: str) -> ModuleType:
     except Exception as exc:
         del sys.modules[name]
         raise UsageError(f"file {path_text!r} does not load: {type(exc).__name__}: {exc}") from None
+    # by value: a worker process, above all a Dask worker elsewhere, has no module of that name
+    cloudpickle.register_pickle_by_value(module)
     return module
 
 

@@ -13,7 +13,10 @@ waits for the vcpu to finish its writes) and harvests one last time. Every
 guest write made after logging started must be in a bitmap harvested after
 it, or still dirty (``lost_dirty``, docs/model.md O3). ``wp_ignore`` keeps
 writable sptes, so writes through them are never logged; ``wp_zap_refault``
-makes them absent, and the re-fault marks the page dirty (F7); ``wp_readonly``
+(the thread's proposal) makes them absent, and the re-fault marks the page
+dirty (F7); ``power7_dirty`` (POWER7 as merged in v3.6) write-protects
+nothing and harvests the HPTEs' hardware C bits, each HPTE absent briefly
+with ``tlbie`` while its C is cleared (docs/model.md 3.12); ``wp_readonly``
 (x86) keeps them read-only, and the write fault makes them writable again and
 marks the page. Both flush the vcpus' TLBs after dropping mmu_lock, so a write
 may still go through a stale writable entry before the ioctl returns: into a
@@ -107,7 +110,7 @@ SCENARIO = Scenario(
         "and live migration? ... removing access for live migration is painful.\""
     ),
     build=build,
-    designs=("wp_ignore", "wp_zap_refault", "wp_readonly"),
+    designs=("wp_ignore", "wp_zap_refault", "wp_readonly", "power7_dirty"),
 )
 
 

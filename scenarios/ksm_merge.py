@@ -88,7 +88,7 @@ SCENARIO = Scenario(
         "must never land in the shared KSM page."
     ),
     build=build,
-    designs=("setup_time", "no_retry", "seq_retry", "pin"),
+    designs=("setup_time", "no_retry", "seq_retry", "pin", "power7_hpt"),
 )
 
 

@@ -43,7 +43,7 @@ SCENARIO = Scenario(
         " KVM's callback must change or drop the leaf and bump seq in one mmu_lock section."
     ),
     build=build,
-    designs=("setup_time", "no_retry", "seq_retry", "pin"),  # ksm_merge's
+    designs=("setup_time", "no_retry", "seq_retry", "pin", "always_write"),
 )
 
 

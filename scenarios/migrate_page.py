@@ -84,7 +84,7 @@ SCENARIO = Scenario(
         "old one, with only the notifier to tell KVM."
     ),
     build=build,
-    designs=("setup_time", "no_retry", "seq_retry"),
+    designs=("setup_time", "no_retry", "seq_retry", "power7_hpt", "always_write"),
 )
 
 

@@ -38,7 +38,7 @@ SCENARIO = Scenario(
         " after kvm_unmap_hva returned\"."
     ),
     build=build,
-    designs=("setup_time", "no_retry", "seq_retry"),  # migrate_page's
+    designs=("setup_time", "no_retry", "seq_retry", "power7_hpt", "always_write"),
 )
 
 

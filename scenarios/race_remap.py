@@ -91,11 +91,16 @@ SCENARIO = Scenario(
     summary="host userspace remaps guest RAM while a vcpu faults on it",
     story=(
         "Avi: \"You could do all the checks you want here, only to have host userspace "
-        "remap it under your feet. This needs to be done on a per-page basis at fault time.\""
+        "remap it under your feet. This needs to be done on a per-page basis at fault time.\" "
+        "The patch under review pinned RAM at registration: no use after free, but the guest "
+        "keeps the old page (divergence) and the page is never freed; its passthrough slots, "
+        "which pin nothing, are passthrough_remap's."
     ),
     build=build,
     # pin has its own scenario, pin_ppc970
-    designs=("setup_time", "no_retry", "seq_retry", "gup_in_lock"),
+    designs=(
+        "setup_time", "no_retry", "seq_retry", "gup_in_lock", "power7_hpt", "always_write", "power7_abba",
+    ),
 )
 
 

@@ -59,7 +59,7 @@ def test_search_prints_every_section() -> None:
     first = rows(out, rf"   noise=0 +(no_retry|setup_time) +random{spread} +pct{spread} +hypothesis{spread}")
     assert [m[1] for m in first] == ["no_retry", "setup_time"]
     cells = rows(out, rf"   race_remap +(\w+) +pct{spread} +random{spread}")
-    assert [m[1] for m in cells] == ["setup_time", "no_retry", "gup_in_lock"]
+    assert [m[1] for m in cells] == ["setup_time", "no_retry", "gup_in_lock", "power7_abba"]
     assert rows(out, r"   race_remap --design setup_time -p move=1 --oracle spurious_efault +"
                      r"depth 2 +[0-9]+ +depth 3 +[0-9]+ +depth 4 +[0-9]+")
     run = rf">? *[0-9]+ \(\+[0-9]+ *\) +{NUMBER}s"

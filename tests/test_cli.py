@@ -28,14 +28,16 @@ def test_story_covers_every_design_and_exits_1(capsys: pytest.CaptureFixture[str
     for design in ("setup_time", "no_retry", "seq_retry"):
         assert f"== {design}:" in out
     assert "survived 300 schedules" in out
-    assert out.count("VIOLATION stale_spte") == 1  # setup_time
+    # setup_time pinned RAM at registration: the guest keeps the old page, nothing is freed
+    assert out.count("VIOLATION stale_spte") == 0
     # no_retry's first race: the fault takes the page lockless (gup-fast) inside QEMU's
     # window and maps it after the window closed, behind no host pte
-    assert out.count("VIOLATION divergence") == 1
+    assert out.count("VIOLATION divergence") == 2
     assert "found by seed 4 as v1:10:1=1,3=1,4=1,9=1@99959b, shrunk to 1 preemption:" \
         " mmurace replay race_remap --design no_retry --schedule v1:11:2=1@99959b" in out
-    # gup_in_lock's first lock bug now comes after a whole remap: gup-fast took its first page
-    assert len(out.splitlines()) <= 68, "the story must fit one screen"
+    # gup_in_lock's first lock bug now comes after a whole remap: gup-fast took its first page;
+    # POWER7's three designs (the thread's own architecture) add a race and two verdicts
+    assert len(out.splitlines()) <= 96, "the story must fit one (tall) screen"
 
 
 def test_design_hunt_prints_trace_verdict_and_replay(capsys: pytest.CaptureFixture[str]) -> None:

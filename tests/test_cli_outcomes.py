@@ -138,7 +138,7 @@ def test_what_escapes_a_command_becomes_one_line(
 def test_a_design_that_does_not_apply_is_not_unknown(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli(capsys, "run", "race_remap", "--design", "pin") == (
         2, "", "mmurace: error: design 'pin' does not apply to race_remap:"
-        " it judges setup_time, no_retry, seq_retry, gup_in_lock\n",
+        " it judges setup_time, no_retry, seq_retry, gup_in_lock, power7_hpt, always_write, power7_abba\n",
     )
 
 
@@ -146,7 +146,9 @@ def test_list_json(capsys: pytest.CaptureFixture[str]) -> None:
     status, out, _ = cli(capsys, "list", "--json")
     listing = json.loads(out)
     assert status == 0
-    assert listing["scenarios"]["race_remap"]["designs"] == ["setup_time", "no_retry", "seq_retry", "gup_in_lock"]
+    assert listing["scenarios"]["race_remap"]["designs"] == [
+        "setup_time", "no_retry", "seq_retry", "gup_in_lock", "power7_hpt", "always_write", "power7_abba",
+    ]
     assert listing["scenarios"]["race_remap"]["params"]["remaps"] == 1
     assert "seq_retry" in listing["designs"] and "stale_spte" in listing["oracles"]
     assert "deadlock" in listing["runtime_findings"]
@@ -187,7 +189,7 @@ def test_story_json_gives_the_shrunk_run_beside_the_one_found(capsys: pytest.Cap
     assert status == 1
     found, shrunk = hunts["setup_time"]["run"], hunts["setup_time"]["shrunk"]
     assert found["schedule"] != shrunk["schedule"] and shrunk["preemptions"] < found["preemptions"]
-    assert shrunk["finding"]["oracle"] == found["finding"]["oracle"] == "stale_spte"
+    assert shrunk["finding"]["oracle"] == found["finding"]["oracle"] == "divergence"
     assert (hunts["seq_retry"]["run"], hunts["seq_retry"]["shrunk"]) == (None, None)
 
 

@@ -6,8 +6,10 @@ loopback address, started once for this module.
 
 from __future__ import annotations
 
+import shutil
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -66,6 +68,25 @@ def test_the_commands_take_a_cluster(cluster: str, capsys: pytest.CaptureFixture
         return [line for line in out.splitlines() if "schedules/s" not in line]
 
     assert "found by pct --depth 2 --seed 589 as " in here and runs(here) == runs(there)
+
+
+def test_a_design_from_a_users_file_runs_on_the_cluster(
+    cluster: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # a file workers never saw, loaded under a module name only this process knows
+    mine = tmp_path / "my_design.py"
+    shutil.copy(Path(__file__).parent.parent / "examples" / "in_progress_only.py", mine)
+    argv = ["stress", "race_remap", "--design", str(mine), "--strategy", "random", "--seed", "7",
+            "--schedules", "300", "--keep-going", "--no-shrink", "--save", str(tmp_path / "found")]
+    assert main([*argv, "--jobs", "1"]) == 1
+    here = capsys.readouterr().out
+    assert main([*argv, "--cluster", cluster]) == 1
+    there = capsys.readouterr().out
+
+    def runs(out: str) -> list[str]:
+        return [line for line in out.splitlines() if "schedules/s" not in line]
+
+    assert "divergence" in here and runs(here) == runs(there)
 
 
 @pytest.mark.parametrize(

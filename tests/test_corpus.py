@@ -96,7 +96,7 @@ def test_save_dir_and_no_save(capsys: pytest.CaptureFixture[str], tmp_path: Path
     assert status == 1 and json.loads(out), "JSON on stdout stays JSON"
     names = [p.name.rsplit("-", 1)[0] for p in _files(tmp_path / "mine")]
     assert names == ["race_remap-gup_in_lock-lock_order", "race_remap-no_retry-divergence",
-                     "race_remap-setup_time-stale_spte"]
+                     "race_remap-power7_abba-lock_order", "race_remap-setup_time-divergence"]
     status, _, _ = cli(capsys, "run", "race_remap", "--design", "no_retry", "--no-save")
     assert status == 1 and not (tmp_path / "findings").exists()
 

@@ -23,15 +23,15 @@ RUNTIME = {
 }
 SURFACE = {
     mmu: {
-        "Access", "Era", "Footprint", "Frame", "FrameTable", "HostMm", "HostPte", "Kvm", "LockError", "Memslot", "Model", "ORACLES",
+        "Access", "Era", "Footprint", "Frame", "FrameTable", "HostMm", "HostPte", "Kvm", "LockError", "Memslot", "Memslots", "Model", "ORACLES",
         "PAGE_SIZE", "RwSem", "SpinLock", "Spte", "Violation", "Vma", "corruption", "divergence", "stale_spte",
-        "Region", "leaked_refs", "pinned_pages", "spurious_efault", "writable_spte",
+        "Region", "Slot", "leaked_refs", "pinned_pages", "spurious_efault", "writable_spte",
     },
     actors.runtime: RUNTIME,
     actors.host: {
         "change_pte", "deferred_split_scan", "do_wp_page", "get_user_page", "get_user_page_fast_only", "get_user_pages",
         "get_user_pages_locked", "invalidate_end", "invalidate_page", "invalidate_start", "ksm_merge", "madvise_dontneed",
-        "migrate_page", "mmap", "mmap_fixed", "mmu_notifier_register", "mprotect_readonly", "subscribers", "mremap_move",
+        "follow_pfnmap_pte", "migrate_page", "mmap", "mmap_device_fixed", "mmap_fixed", "mmu_notifier_register", "mprotect_readonly", "subscribers", "mremap_move",
         "munmap", "remapper", "split_huge_page", "thp_collapse", "thp_split",
     },
     actors.kvm: {

@@ -16,13 +16,28 @@ def config(design: str, *oracles: str) -> Config:
     return Config(SCENARIO, design, oracles)
 
 
-@pytest.mark.parametrize("design", ["setup_time", "no_retry"])
-@pytest.mark.parametrize("oracle", ["stale_spte", "corruption", "divergence"])
+@pytest.mark.parametrize(
+    ("design", "oracle"),
+    [
+        ("no_retry", "stale_spte"),
+        ("no_retry", "corruption"),
+        ("no_retry", "divergence"),
+        ("setup_time", "divergence"),
+        ("setup_time", "pinned_pages"),
+    ],
+)
 async def test_buggy_designs_are_caught_by_each_oracle(design: str, oracle: str) -> None:
     found = await hunt(config(design, oracle), range(200))
     assert found.result is not None, f"{design} survived 200 seeds under {oracle}"
     assert found.result.finding is not None
     assert found.result.finding.oracle == oracle
+
+
+@pytest.mark.parametrize("oracle", ["stale_spte", "corruption", "leaked_refs"])
+async def test_the_patch_under_review_pins_ram_so_nothing_is_freed_under_the_guest(oracle: str) -> None:
+    """v3.1's ``ram_pginfo`` keeps the reference gup took at registration: a remap
+    leaves the guest on the old page, which stays allocated (and counted)."""
+    assert (await hunt(config("setup_time", oracle), range(200))).result is None
 
 
 async def test_no_retry_race_is_the_remap_between_gup_and_map() -> None:

@@ -134,6 +134,67 @@ async def test_a_served_request_takes_locks_in_the_senders_thread(executor: Exec
     assert result.finding.message.startswith("c takes A while holding B, but B was taken while holding A at step")
 
 
+async def test_locks_of_one_class_share_one_order(executor: Executor) -> None:
+    """Lockdep keys locks by class: taking two different HPTE lock bits in two orders
+    against one rmap lock bit is one inversion (rmap[0] -> hpte[1], hpte[0] -> rmap[0])."""
+    from mmu import SpinLock
+
+    h0, h1 = SpinLock("hpte[0x0]", klass="HPTE"), SpinLock("hpte[0x1]", klass="HPTE")
+    rmap = SpinLock("rmap[0x0]", klass="RMAP")
+
+    async def fault(ctx: ActorContext) -> None:
+        await ctx.spin_lock(h0)
+        await ctx.spin_lock(rmap)
+        ctx.spin_unlock(rmap)
+        ctx.spin_unlock(h0)
+
+    async def unmap(ctx: ActorContext) -> None:
+        await ctx.spin_lock(rmap)
+        await ctx.spin_lock(h1)
+        ctx.spin_unlock(h1)
+        ctx.spin_unlock(rmap)
+
+    result = await Runtime(executor=executor).run(world(ActorSpec("f", fault), ActorSpec("u", unmap)), Fixed([]))
+    assert result.finding is not None and result.finding.oracle == "lock_order"
+    assert result.finding.message == (
+        "u takes HPTE while holding RMAP, but RMAP was taken while holding HPTE at step 1 (f): possible ABBA deadlock"
+    )
+
+
+async def test_a_trylock_takes_a_free_lock_in_its_step_and_orders_nothing(executor: Executor) -> None:
+    """try_lock_hpte under the rmap lock, against HPTE -> rmap elsewhere: no inversion, since a
+    trylock never waits; a failed one leaves the lock to its owner."""
+    from mmu import SpinLock
+
+    hpte, rmap = SpinLock("hpte", klass="HPTE"), SpinLock("rmap", klass="RMAP")
+    got: list[bool] = []
+
+    async def fault(ctx: ActorContext) -> None:
+        await ctx.spin_lock(hpte)
+        await ctx.spin_lock(rmap)
+        ctx.spin_unlock(rmap)
+        await ctx.point("still holding the HPTE")
+        ctx.spin_unlock(hpte)
+
+    async def unmap(ctx: ActorContext) -> None:
+        while True:
+            await ctx.spin_lock(rmap, "lock_rmap")
+            got.append(ctx.try_spin_lock(hpte))
+            ctx.spin_unlock(rmap)
+            if got[-1]:
+                ctx.spin_unlock(hpte)
+                return
+            await ctx.point("spin while the HPTE is locked", guard=lambda: hpte.owner is None)
+
+    # f takes both and keeps the HPTE; u tries then, fails, and spins until f is done
+    result = await Runtime(executor=executor).run(
+        world(ActorSpec("f", fault), ActorSpec("u", unmap)), Fixed([0, 0, 1])
+    )
+    assert result.finding is None, result.finding
+    assert got == [False, True]
+    assert hpte.owner is None and rmap.owner is None
+
+
 async def test_actor_crash_is_a_finding_not_a_crash(executor: Executor) -> None:
     async def boom(ctx: ActorContext) -> None:
         await ctx.point("about to fail")

@@ -77,10 +77,11 @@ async def test_replay_gives_the_identical_run(design: str) -> None:
         assert render_run(config(design), again) == render_run(config(design), first)
 
 
-def test_the_catalog_judges_the_three_dirty_log_designs() -> None:
+def test_the_catalog_judges_the_four_dirty_log_designs() -> None:
     """Every design has a write_protect step (the base one drops access, as the thread
-    proposed), but only the designs about dirty logging are columns of the matrix."""
-    assert SCENARIO.designs == ("wp_ignore", "wp_zap_refault", "wp_readonly")
+    proposed), but only the designs about dirty logging are columns of the matrix;
+    power7_dirty is POWER7's as merged (tests/test_scenario_power7_dirty.py)."""
+    assert SCENARIO.designs == ("wp_ignore", "wp_zap_refault", "wp_readonly", "power7_dirty")
 
 
 # ---- the model and the oracle on their own ----

@@ -36,9 +36,11 @@ def test_pin_never_frees_under_the_guest_nor_leaks_uncounted_refs(oracle: str) -
     assert first_finding("pin_ppc970", "pin", oracle, range(500)) is None
 
 
-def test_setup_time_without_the_pin_is_a_use_after_free() -> None:
-    found = first_finding("pin_ppc970", "setup_time", "stale_spte", range(50))
-    assert found is not None
+def test_setup_time_pins_ram_as_ppc970_does() -> None:
+    """The reviewed patch kept ``ram_pginfo``'s references: divergence, no use after free."""
+    assert first_finding("pin_ppc970", "setup_time", "divergence", range(50)) is not None
+    assert first_finding("pin_ppc970", "setup_time", "pinned_pages", range(50)) is not None
+    assert first_finding("pin_ppc970", "setup_time", "stale_spte", range(200)) is None
 
 
 async def test_seq_retry_survives_500_seeds_under_every_oracle() -> None:

@@ -17,7 +17,7 @@ from mmurace import Config, RandomWalk, Replay, hunt
 from mmurace.explore import Verdict, explore
 from mmurace.report import render_run
 from scenarios import CATALOG
-from scenarios.vrma_psize import LARGE_PAGE
+from scenarios.vrma_psize import LARGE_PAGE, SCALE
 
 SCENARIO = CATALOG["vrma_psize"]
 
@@ -26,12 +26,12 @@ def config(design: str, **params: int) -> Config:
     return Config(SCENARIO, design, params=tuple(params.items()), executor=Executor.DIRECT)
 
 
-async def test_vrma_once_maps_a_64k_page_over_4k_backing() -> None:
+async def test_vrma_once_maps_a_16m_page_over_64k_backing() -> None:
     found = await hunt(config("vrma_once"), range(20))
     assert found.result is not None, "vrma_once survived 20 seeds"
     finding = found.result.finding
     assert finding is not None and finding.oracle == "vrma_psize"
-    assert "maps a 64K page, but hva 0x40000000 is backed by 4K pages" in finding.message
+    assert "maps a 16M page, but hva 0x40000000 is backed by 64K pages" in finding.message
     steps = found.result.steps
     labels = [s.label for s in steps]
     assert labels.index("kvmppc_map_vrma, kvmppc_update_lpcr(VRMASD)") < labels.index(
@@ -53,7 +53,7 @@ async def test_vrma_checked_is_exhausted(params: dict[str, int]) -> None:
 
 async def test_vrma_checked_refuses_the_fault_as_the_kernel_does() -> None:
     events = [e for seed in range(30) for s in (await config("vrma_checked").run(RandomWalk(seed))).steps for e in s.events]
-    assert "psize 64K > pte_size 4K: -EFAULT (out_put)" in events
+    assert "psize 16M > pte_size 64K: -EFAULT (out_put)" in events
     assert "KVM_RUN returns -EFAULT to userspace" in events
 
 
@@ -79,11 +79,21 @@ async def test_replay_gives_the_identical_run(design: str) -> None:
 )
 def test_vrma_page_size_is_the_largest_supported_that_fits(host: int, vrma: int) -> None:
     assert vrma_page_size(host) == vrma
+    assert vrma_page_size(host // SCALE, SCALE) == vrma // SCALE, "the same on a 64K-page host, in model bytes"
+
+
+def test_the_scenario_has_power7_sizes() -> None:
+    """A 16M hugetlbfs page at gpa 0 and 64K base pages: what a POWER7 host had."""
+    m = CATALOG["vrma_psize"].build("vrma_once").model
+    hva = m.kvm.memslot.gfn_to_hva(0)
+    assert m.frames.size_name(m.mm.mapping_size(hva)) == "16M"
+    assert m.frames.size_name(PAGE_SIZE) == "64K"
+    assert vrma_page_size(m.mm.mapping_size(hva), m.frames.scale) == m.mm.mapping_size(hva)
 
 
 def _with_vrma_leaf(backing: int) -> Model:
     npages = LARGE_PAGE // PAGE_SIZE
-    m = Model.build_regions(Region(npages, page_size=backing), nframes=2 * npages)
+    m = Model.build_regions(Region(npages, page_size=backing), nframes=2 * npages, scale=SCALE)
     pfn = m.mm.ptes[m.kvm.memslot.gfn_to_hva(0)].pfn
     m.kvm.setup_vrma(LARGE_PAGE)
     m.kvm.mmu_lock.acquire("vcpu0")
@@ -104,14 +114,14 @@ def test_vrma_psize_fires_over_smaller_backing_but_not_inside_an_invalidation() 
 
 
 def test_vrma_psize_reads_the_host_page_table_not_the_vma() -> None:
-    """A VMA that says 64K over base ptes (no hugetlb leaf) backs gpa 0 with 4K pages."""
+    """A VMA that says 16M over base ptes (no hugetlb leaf) backs gpa 0 with 64K pages."""
     m = _with_vrma_leaf(PAGE_SIZE)
     (vma,) = m.mm.vmas
     m.mm.mmap_lock.acquire("t", write=True)
     m.mm.change_vma(vma, (Vma(vma.start, vma.end, vma.prot, LARGE_PAGE),), "t")
     m.mm.mmap_lock.release("t", write=True)
     violation = vrma_psize(m)
-    assert violation is not None and "is backed by 4K pages" in violation.message
+    assert violation is not None and "is backed by 64K pages" in violation.message
 
 
 def test_the_fault_path_reads_the_size_of_the_page_gup_returned() -> None:

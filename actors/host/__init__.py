@@ -3,7 +3,8 @@
 Each operation is a sequence of steps in the kernel's order, labelled with
 the kernel function each step stands for: ``get_user_pages``, fast and slow
 (``gup``), and the COW break it may run (``cow``); the syscalls host userspace makes
-(``syscalls``: munmap, mmap, mmap(MAP_FIXED), mprotect, madvise; ``mremap``);
+(``syscalls``: munmap, mmap, mmap(MAP_FIXED), mprotect, madvise; ``mremap``;
+device memory mapped ``VM_PFNMAP``, ``pfnmap``);
 what the kernel does on its own (``migrate``, ``ksm``, ``thp``: the PMD
 split, the deferred folio split, the collapse); and the
 MMU-notifier chain they all call (``notifier``, as ``mm/mmu_notifier.c``).
@@ -30,6 +31,10 @@ from .notifier import (
     invalidate_start as invalidate_start,
     mmu_notifier_register as mmu_notifier_register,
     subscribers as subscribers,
+)
+from .pfnmap import (
+    follow_pfnmap_pte as follow_pfnmap_pte,
+    mmap_device_fixed as mmap_device_fixed,
 )
 from .remapper import remapper as remapper
 from .syscalls import (

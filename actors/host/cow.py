@@ -83,6 +83,8 @@ async def wp_page_copy(ctx: ActorContext, hva: int, old: int, orig_writable: boo
     if pte is not None and pte.pfn == old and pte.writable == orig_writable:
         drop = mm.zap_pte(hva, ctx.name).pfn  # ptep_clear_flush: hands over the mapping's reference
         mm.set_pte(hva, new, True, ctx.name)  # the allocation's reference becomes the pte's
+        if frames.is_ksm(old):
+            ctx.model.ksm.cow_broken(ctx.thread, hva, old)
     else:
         ctx.note("!pte_same: somebody changed the pte meanwhile, drop the copy")
     await invalidate_end(

@@ -103,6 +103,8 @@ async def do_wp_page_copy(ctx: ActorContext, hva: int, old: int, orig_writable: 
         mapped = mm.zap_pte(hva, ctx.name)  # hands over the mapping's reference
         mm.set_pte(hva, new, True, ctx.name)  # the allocation's reference becomes the pte's
         frames.put_page(mapped.pfn)  # page_remove_rmap; the release after unlock, in the kernel
+        if frames.is_ksm(old):
+            ctx.model.ksm.cow_broken(ctx.thread, hva, old)
         resume = "do_wp_page: pte_unmap_unlock, page_cache_release(old)"
         await change_pte(ctx, hva, mm.ptes[hva], resume=resume)
     else:

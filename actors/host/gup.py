@@ -40,6 +40,9 @@ async def get_user_page_fast_only(ctx: ActorContext, hva: int, write: bool) -> i
     mm, frames = ctx.model.mm, ctx.model.frames
     await ctx.point("get_user_page_fast_only")
     pte = mm.gup_fast_pte(hva)
+    if pte is not None and pte.special:  # gup_fast_pte_range: pte_special, goto pte_unmap
+        ctx.note(f"gup_fast: special pte at hva {hva:#x}, fall back to the slow path")
+        return None
     if pte is None or (write and not pte.writable):
         what = "no present pte" if pte is None else "read-only pte"
         ctx.note(f"gup_fast: {what} at hva {hva:#x}, fall back to the slow path")
@@ -58,6 +61,9 @@ def get_user_page(ctx: ActorContext, hva: int, write: bool) -> tuple[int, bool] 
     vma: Vma | None = mm.find_vma(hva, ctx.name)
     if vma is None or (write and "w" not in vma.prot):
         ctx.note(f"no {'writable ' if write else ''}vma at hva {hva:#x}: -EFAULT")
+        return None
+    if vma.pfnmap:  # check_vma_flags: gup never takes device memory
+        ctx.note(f"check_vma_flags: VM_PFNMAP vma at hva {hva:#x}: -EFAULT")
         return None
     if mm.migration_entry(hva, ctx.name) is not None:  # only get_user_pages can wait
         raise AssertionError(f"get_user_page found a migration entry at hva {hva:#x}")

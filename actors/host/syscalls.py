@@ -46,6 +46,8 @@ async def zap_range(
     clear = zap or mm.clear_pte
     await invalidate_start(ctx, start, end, resume="zap_pte_range: ptep_get_and_clear")
     cleared = [clear(h, ctx.name) for h in range(start, end, PAGE_SIZE) if h in mm.ptes]
+    # a special pte (VM_PFNMAP) has no page to put: vm_normal_page() is NULL (3.14)
+    cleared = [pte for pte in cleared if not pte.special]
     if not late_free:
         await ctx.point("tlb_flush_mmu: put_page")
         for pte in cleared:
@@ -94,9 +96,9 @@ async def munmap(ctx: ActorContext, start: int, end: int, *, late_free: bool = F
         if (lo, hi) != (vma.start, vma.end):
             edges = [(vma.start, lo), (lo, hi), (hi, vma.end)]
             mm.change_vma(
-                vma, tuple(Vma(a, b, vma.prot, vma.page_size) for a, b in edges if a < b), ctx.name
+                vma, tuple(vma.piece(a, b) for a, b in edges if a < b), ctx.name
             )
-        mm.detach_vma(Vma(lo, hi, vma.prot, vma.page_size), ctx.name)
+        mm.detach_vma(vma.piece(lo, hi), ctx.name)
     if downgrade:
         ctx.downgrade_write(mm.mmap_lock)
         ctx.note("mmap_write_downgrade: readers may run, the vmas are gone")
@@ -188,7 +190,7 @@ async def mprotect_readonly(ctx: ActorContext, start: int, end: int) -> bool:
         ctx.up_write(mm.mmap_lock)
         return False
     edges = [(vma.start, start, vma.prot), (start, end, "r"), (end, vma.end, vma.prot)]
-    mm.change_vma(vma, tuple(Vma(a, b, p, vma.page_size) for a, b, p in edges if a < b), ctx.name)
+    mm.change_vma(vma, tuple(vma.piece(a, b, p) for a, b, p in edges if a < b), ctx.name)
     present = [h for h in range(start, end, PAGE_SIZE) if mm.follow_pte(h, ctx.name) is not None]
     if not present:
         ctx.note("change_protection: no present pte, no notifier")

@@ -64,6 +64,9 @@ class Fault:
     size: int = PAGE_SIZE  # the page size of the leaf to install
     stale: bool = False  # the recheck said: retry
     waits: bool = False  # the next attempt waits for the invalidation in progress to end
+    #: whether ``pfn`` carries a reference for ``release`` to drop: False for device
+    #: memory (``kvm_try_get_pfn`` finds no refcounted page)
+    refcounted: bool = True
 
 
 @attrs.frozen

@@ -12,42 +12,78 @@ from typing import ClassVar
 
 import attrs
 
-from mmu import HostPte
+from mmu import PAGE_SIZE, HostPte
 
 from ..host.gup import get_user_page, get_user_pages, get_user_pages_locked
 from ..runtime.context import ActorContext
 from .design import Design, Fault, step
 from .fault_path import SeqRetry
 from .hugepage import HugeLeaves
+from .memslot_variants import memslot_designs
+from .power7 import Power7Abba, Power7Hpt
+from .power7_dirty import Power7DirtyLog
 from .vrma import VrmaFault
 
 
 @attrs.frozen
 class SetupTime(SeqRetry):
-    """Translate once at registration into ``slot_phys[]``; the fault maps what it says."""
+    """The patch under review: translate every page once, at registration, into
+    ``slot_phys[]``; the fault maps what it says and asks the host nothing.
+
+    As v3.1/v3.2 ``book3s_hv.c`` had it, with patch 01/11 of the series (its
+    VM_PFNMAP part merged as 9d0ef5ea043d): RAM is pinned at registration,
+    device memory translated from ``vm_pgoff`` with no reference, and no MMU
+    notifier zaps anything (Book3S HV had none before 342d3db763f2, v3.3).
+    So a remap of RAM leaves the guest on the old page, pinned until the VM
+    dies (``divergence``, ``pinned_pages``: no use after free), while a remap of
+    device memory leaves it on memory the driver has given back (``stale_spte``).
+    """
 
     lock_label: ClassVar[str] = "mmu_lock: map slot_phys[gfn]"
 
     @step
     async def prepare(self, ctx: ActorContext) -> None:
-        """``kvmppc_core_prepare_memory_region`` as first posted: look up "the VMA",
-        check it is rw, translate every page once into ``slot_phys[]``.
+        """``kvmppc_core_prepare_memory_region`` (v3.1/v3.2) with the reviewed patch:
+        under ``mmap_lock`` for read, for each page of the slot, "the VMA" at its
+        hva decides. A VM_PFNMAP VMA gives ``pfn = vma->vm_pgoff + offset``, no
+        reference (the patch's passthrough slots); anything else is RAM:
+        ``hva_to_page`` -> ``get_user_pages_fast(hva, 1, 1)``, whose reference
+        ``ram_pginfo`` keeps until ``kvmppc_core_destroy_vm`` ("so it doesn't go
+        away underneath us"). A page with no writable VMA is left untranslated.
 
-        The reference gup took is dropped at once: with MMU notifiers KVM holds no
-        reference on mapped pages (R6), so nothing keeps these frames alive, and
-        nothing re-translates them when the host remaps the hva (Avi: "There is
-        no 'the VMA' ... remap it under your feet").
+        Nothing re-translates a page when the host remaps its hva (Avi: "There
+        is no 'the VMA' ... remap it under your feet").
         """
-        kvm, mm, frames = ctx.model.kvm, ctx.model.mm, ctx.model.frames
-        await ctx.down_read(mm.mmap_lock, "kvm_arch_prepare_memory_region")
+        kvm, mm = ctx.model.kvm, ctx.model.mm
+        await ctx.down_read(mm.mmap_lock, "kvmppc_core_prepare_memory_region")
         slot = kvm.memslot
         for gfn in range(slot.base_gfn, slot.base_gfn + slot.npages):
-            got = get_user_page(ctx, slot.gfn_to_hva(gfn), write=True)
+            hva = slot.gfn_to_hva(gfn)
+            vma = mm.find_vma(hva, ctx.name)
+            if vma is not None and vma.pgoff is not None:
+                pfn = vma.pgoff + (hva - vma.start) // PAGE_SIZE
+                ctx.note(f"VM_PFNMAP vma: pfn = vm_pgoff + offset = {pfn:#x}, no reference")
+                kvm.record_translation(gfn, pfn)
+                continue
+            got = get_user_page(ctx, hva, write=True)
             if got is None:
                 continue
             kvm.record_translation(gfn, got[0])
-            frames.put_page(got[0])
+            kvm.keep_page(gfn, got[0])
         ctx.up_read(mm.mmap_lock)
+
+    @step
+    async def zap(self, ctx: ActorContext, start: int, end: int) -> int:
+        """No MMU notifiers on Book3S HV before v3.3: the generic code counts the
+        invalidation, but no HPTE goes."""
+        ctx.note("Book3S HV v3.2: no kvm_unmap_hva, nothing zapped")
+        return 0
+
+    @step
+    async def set_spte_hva(self, ctx: ActorContext, hva: int, pte: HostPte) -> int:
+        """No ``change_pte`` on Book3S HV before v3.3 either: the HPTE stays."""
+        ctx.note("Book3S HV v3.2: no kvm_set_spte_hva, HPTE kept")
+        return 0
 
     @step
     async def fault(self, ctx: ActorContext, gfn: int, write: bool) -> bool:
@@ -243,7 +279,11 @@ class WriteProtectReadOnly(SeqRetry):
 DESIGNS: dict[str, Design] = {
     d.name: d
     for d in (
-        SetupTime("setup_time", "translate once at memslot registration (the patch under review)"),
+        SetupTime(
+            "setup_time",
+            "the patch under review: translate once at registration, pinning RAM,"
+            " device memory from vm_pgoff; no notifier",
+        ),
         NoRetry("no_retry", "get_user_pages per page at fault time, no seq/in_progress recheck"),
         SeqRetry("seq_retry", "per page at fault time, seq snapshot + recheck under mmu_lock (KVM today)"),
         GupInLock(
@@ -257,6 +297,22 @@ DESIGNS: dict[str, Design] = {
             " trusts the lock to keep munmap out",
         ),
         Pin("pin", "PPC970: pin each page when first given to the guest, never release, ignore notifiers"),
+        Power7Hpt(
+            "power7_hpt",
+            "POWER7 HPT: H_ENTER and the fault under HPTE and rmap lock bits, lockless"
+            " mmu_notifier_retry, never mmu_lock",
+        ),
+        Power7Hpt(
+            "always_write",
+            "POWER7 HPT as merged in v3.3: every fault asks get_user_pages for write (guest"
+            " reads break COW)",
+            always_write=True,
+        ),
+        Power7Abba(
+            "power7_abba",
+            "POWER7 HPT whose unmap waits for the HPTE lock holding the rmap lock: ABBA"
+            " with the fault path",
+        ),
         VrmaFault(
             "vrma_once",
             "POWER7: VRMA page size read once at first vcpu run and trusted at fault time",
@@ -275,8 +331,13 @@ DESIGNS: dict[str, Design] = {
         ),
         SeqRetry(
             "wp_zap_refault",
-            "POWER7: dirty logging drops access (HPTE absent) and re-faults with write,"
-            " marking the page dirty",
+            "the thread's proposal for POWER7 (not what was merged): dirty logging drops"
+            " access (HPTE absent) and re-faults with write, marking the page dirty",
+        ),
+        Power7DirtyLog(
+            "power7_dirty",
+            "POWER7 as merged in v3.6: the HPTEs' hardware C bits harvested, each HPTE made"
+            " absent briefly with tlbie to clear C and valid again, no re-fault",
         ),
         WriteProtectReadOnly(
             "wp_readonly",
@@ -295,6 +356,7 @@ DESIGNS: dict[str, Design] = {
             " (x86 today)",
             locked=True,
         ),
+        *memslot_designs(),
     )
 }
 

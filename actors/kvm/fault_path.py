@@ -18,6 +18,7 @@ from typing import ClassVar
 import attrs
 
 from ..host.gup import get_user_page_fast_only, get_user_pages
+from ..host.pfnmap import follow_pfnmap_pte
 from ..runtime.context import ActorContext
 from . import refault
 from .design import Design, Fault, step
@@ -79,6 +80,7 @@ class SeqRetry(Design):
         """``__gfn_to_pfn_memslot`` -> ``hva_to_pfn`` (F3): the pfn with a reference,
         lockless if it can (``resolve_fast``), else under ``mmap_lock``
         (``resolve_slow``); False for -EFAULT."""
+        f.refcounted = True  # until resolve_remapped says otherwise, for this attempt
         if await self.resolve_fast(ctx, f):
             return True
         return await self.resolve_slow(ctx, f)
@@ -103,9 +105,34 @@ class SeqRetry(Design):
         False for -EFAULT (no VMA, or a write to a read-only one)."""
         got = await get_user_pages(ctx, f.hva, f.write)
         if got is None:
-            return False
+            return await self.resolve_remapped(ctx, f)
         f.pfn, f.writable = got
         return True
+
+    @step
+    async def resolve_remapped(self, ctx: ActorContext, f: Fault) -> bool:
+        """``hva_to_pfn`` once gup failed (virt/kvm/kvm_main.c, v6.9): ``mmap_read_lock``,
+        ``vma_lookup``, and for a VM_IO|VM_PFNMAP VMA ``hva_to_pfn_remapped``: the pfn
+        of the pte ``follow_pte`` finds, writable as ``pte_write`` says (a write to a
+        read-only pte is -EFAULT), and ``kvm_try_get_pfn``, which takes a reference
+        only on a refcounted page: none on device memory, whose only keeper is the
+        notifier ("Whoever called remap_pfn_range is also going to call e.g.
+        unmap_mapping_range before the underlying pages are freed, causing a call
+        to our MMU notifier"). PPC's ``kvmppc_book3s_hv_page_fault`` had the same
+        fallback from v3.3 (9d0ef5ea043d): ``pfn = vma->vm_pgoff + offset``,
+        ``write_ok = vm_flags & VM_WRITE``. A process with no VM_PFNMAP VMA skips
+        the step: its lookup could only fail (docs/model.md 3.14)."""
+        mm, frames = ctx.model.mm, ctx.model.frames
+        if not mm.maps_device_memory():
+            return False
+        await ctx.down_read(mm.mmap_lock, "hva_to_pfn: mmap_read_lock, hva_to_pfn_remapped")
+        pte = follow_pfnmap_pte(ctx, f.hva, f.write)
+        if pte is not None:
+            f.pfn, f.writable, f.refcounted = pte.pfn, pte.writable, frames.is_refcounted(pte.pfn)
+            if f.refcounted:
+                frames.get_page(pte.pfn)  # kvm_try_get_pfn
+        ctx.up_read(mm.mmap_lock)
+        return pte is not None
 
     @step
     async def lock(self, ctx: ActorContext, f: Fault) -> None:
@@ -139,7 +166,10 @@ class SeqRetry(Design):
         """``kvm_release_pfn_clean`` (F8): drop gup's reference; KVM keeps none (R6)."""
         assert f.pfn is not None, "release without a pfn"
         await ctx.point(self.release_label)
-        ctx.model.frames.put_page(f.pfn)
+        if f.refcounted:
+            ctx.model.frames.put_page(f.pfn)
+        else:
+            ctx.note(f"pfn {f.pfn:#x} is not a refcounted page: nothing to put")
 
     @step
     async def retried(self, ctx: ActorContext, f: Fault) -> None:

@@ -28,6 +28,9 @@ async def vcpu(
             await ctx.point(f"guest {kind} gfn {gfn:#x}")
             if kvm.guest_access(ctx.name, gfn, write=is_write) is not None:
                 break
-            if not await design.fault(ctx, gfn, is_write):
+            ctx.model.ksm.fault(ctx.thread, kvm.memslot.gfn_to_hva(gfn), write=is_write)
+            handled = await design.fault(ctx, gfn, is_write)
+            ctx.model.ksm.fault_done(ctx.thread)
+            if not handled:
                 ctx.model.kvm_run_efault(gfn, write=is_write)
                 return

@@ -27,13 +27,16 @@ from ..runtime.context import ActorContext
 from .design import Fault, step
 from .fault_path import SeqRetry
 
-#: "We can handle 4k, 64k or 16M pages in the VRMA", largest first
-VRMA_PAGE_SIZES = (0x1000000, 0x10000, PAGE_SIZE)
+#: "We can handle 4k, 64k or 16M pages in the VRMA", largest first, in host bytes
+VRMA_PAGE_SIZES = (0x1000000, 0x10000, 0x1000)
 
 
-def vrma_page_size(host_psize: int) -> int:
-    """The VRMA page size for a host page size: the largest supported one that fits."""
-    return next(size for size in VRMA_PAGE_SIZES if host_psize >= size)
+def vrma_page_size(host_psize: int, scale: int = 1) -> int:
+    """The VRMA page size for a host page size, both in model bytes (``scale`` is
+    ``FrameTable.scale``): the largest supported one that fits, as
+    ``kvmppc_hv_setup_htab_rma`` clamps ``vma_kernel_pagesize`` (v3.6+; v3.3
+    refused any other size with -EINVAL)."""
+    return next(size for size in VRMA_PAGE_SIZES if host_psize * scale >= size) // scale
 
 
 async def setup_htab_rma(ctx: ActorContext) -> None:
@@ -55,33 +58,39 @@ async def setup_htab_rma(ctx: ActorContext) -> None:
     if host_psize is None:
         ctx.note("no vma at gpa 0: -EINVAL")
         return
-    ctx.note(f"vma_kernel_pagesize = {host_psize // 1024}K")
+    frames = ctx.model.frames
+    ctx.note(f"vma_kernel_pagesize = {frames.size_name(host_psize)}")
     await ctx.point("kvmppc_map_vrma, kvmppc_update_lpcr(VRMASD)")
-    kvm.setup_vrma(vrma_page_size(host_psize))
+    kvm.setup_vrma(vrma_page_size(host_psize, frames.scale))
 
 
 def host_page_size(ctx: ActorContext, pfn: int) -> int:
-    """The size of the host page gup returned (v3.3 ``kvmppc_book3s_hv_page_fault``:
-    ``if (PageHuge(page)) { page = compound_head(page); pte_size <<= compound_order(page); }``).
+    """The size of the host page gup returned, as v3.3 ``kvmppc_book3s_hv_page_fault``
+    reads it: ``pte_size = PAGE_SIZE; if (PageHuge(page)) { page = compound_head(page);
+    pte_size <<= compound_order(page); }``, after ``get_user_pages_fast`` returned.
 
-    The compound frame's, never the VMA's page size: read in the step of the
-    gup that took the reference, with no lock (the reference keeps the page
-    from being split or freed). Today's kernel walks the host page table
-    instead (``find_kvm_host_pte`` under ``kvm->mmu_lock`` after
-    ``mmu_invalidate_retry``); for hugetlb pages, the only compound pages a
-    v3.3 ppc64 host had (THP came to ppc64 in v3.11), both give the same size.
+    The compound frame's, never the VMA's page size, under no lock at all: in
+    v3.3 neither ``mmap_lock`` nor ``kvm->mmu_lock`` is held here, and what keeps
+    the answer true is the reference gup took (a hugetlb page is never split,
+    and is not freed while referenced). The model reads it in the step of the
+    gup that took that reference, which is the same. v5.x and later walk the
+    host page table instead, with ``kvm->mmu_lock`` held after
+    ``mmu_invalidate_retry`` (``find_kvm_host_pte``, which asserts that lock and
+    relies on the notifier to keep the walk valid); for hugetlb pages, the only
+    compound pages a v3.3 ppc64 host had (THP came to ppc64 in v3.11), both
+    give the same size. Neither era's reader takes ``mmap_lock``.
     """
     return ctx.model.frames.folio_nr_pages(pfn) * PAGE_SIZE
 
 
 @attrs.frozen
 class VrmaFault(SeqRetry):
-    """``kvmppc_book3s_hv_page_fault`` on an absent VRMA HPTE, in the kernel's order.
+    """``kvmppc_book3s_hv_page_fault`` on an absent VRMA HPTE, in v3.3's order.
 
     The HPTE's page size is the VRMA's (``lookup``); seq snapshot (R1);
-    ``__gfn_to_pfn_memslot``; with ``checked``, the size of the host page gup
-    returned, after the snapshot, and -EFAULT if the VRMA page is larger
-    (``resolve``);
+    ``get_user_pages_fast``; with ``checked``, the size of the host page gup
+    returned (``host_page_size``: ``PageHuge``, under no lock), after the
+    snapshot, and -EFAULT if the VRMA page is larger (``resolve``);
     ``lock_rmap`` (mmu_lock here) and ``mmu_invalidate_retry`` before entering
     the HPTE (R2); ``put_page``. Like ``seq_retry``, a re-fault waits out an
     invalidation in progress.
@@ -106,7 +115,7 @@ class VrmaFault(SeqRetry):
         if psize is None:
             ctx.note("hpte_setup_done == 0: KVM_RUN fails")
             return False
-        ctx.note(f"VRMA HPTE: psize {psize // 1024}K")
+        ctx.note(f"VRMA HPTE: psize {ctx.model.frames.size_name(psize)}")
         f.size = psize
         return True
 
@@ -119,7 +128,8 @@ class VrmaFault(SeqRetry):
             assert f.pfn is not None
             pte_size = host_page_size(ctx, f.pfn)
             if f.size > pte_size:
-                ctx.note(f"psize {f.size // 1024}K > pte_size {pte_size // 1024}K: -EFAULT (out_put)")
+                name = ctx.model.frames.size_name
+                ctx.note(f"psize {name(f.size)} > pte_size {name(pte_size)}: -EFAULT (out_put)")
                 ctx.model.frames.put_page(f.pfn)
                 return False
         return True

@@ -106,10 +106,10 @@ class ActorContext:
         """The kernel thread this actor runs in now (a served request runs in its sender's)."""
         return self._serving or self.name
 
-    def _acquired(self, lock: str, *, spins: bool) -> None:
+    def _acquired(self, lock: str, *, spins: bool, trylock: bool = False) -> None:
         ex = self._execution
         where = f"step {ex.step_index} ({self.name})"
-        problem = ex.lockdep.acquired(self.thread, lock, spins=spins, where=where)
+        problem = ex.lockdep.acquired(self.thread, lock, spins=spins, where=where, trylock=trylock)
         if problem is not None:
             ex.report(*problem)
 
@@ -121,11 +121,21 @@ class ActorContext:
             lambda: f"{lock.name} (held by {lock.owner})",
         )
         lock.acquire(self.name)
-        self._acquired(lock.name, spins=True)
+        self._acquired(lock.klass, spins=True)
+
+    def try_spin_lock(self, lock: SpinLock) -> bool:
+        """``spin_trylock`` (``try_lock_hpte``): take ``lock`` in the running step if it is
+        free and say whether it was; never waits, so lockdep orders nothing before it."""
+        if not lock.can_acquire(self.name):
+            lock.fp.read(("lock", lock.name))
+            return False
+        lock.acquire(self.name)
+        self._acquired(lock.klass, spins=True, trylock=True)
+        return True
 
     def spin_unlock(self, lock: SpinLock) -> None:
         lock.release(self.name)
-        self._execution.lockdep.released(self.thread, lock.name)
+        self._execution.lockdep.released(self.thread, lock.klass)
 
     async def down_read(self, sem: RwSem, label: str | None = None) -> None:
         """``down_read``: step ``label`` starts holding ``sem`` for read.

@@ -15,6 +15,12 @@ wait, as the kernel's ``lock_acquire`` is), whatever the interleaving:
   the schedule that interleaves the two (lockdep's "possible circular
   locking dependency").
 
+Locks are named by their class (``SpinLock.klass``), as lockdep keys them:
+every HPTE lock bit is one class, every rmap lock bit another. A trylock
+(``try_lock_hpte``) adds no ordering of its own, since it cannot wait
+("trylock can be done in any order"), but locks taken while it is held are
+ordered after it.
+
 A thread is an actor (an actor serving a request runs in the requester's
 thread). KVM's notifier callbacks run in the host actor that calls them:
 QEMU holding ``mmap_lock`` while KVM's ``invalidate_range_start`` takes
@@ -36,7 +42,9 @@ class Lockdep:
     _held: dict[str, list[tuple[str, bool]]] = attrs.field(factory=dict)  # thread -> (lock, spins)
     _order: dict[tuple[str, str], str] = attrs.field(factory=dict)  # (outer, inner) -> where first seen
 
-    def acquired(self, thread: str, lock: str, *, spins: bool, where: str) -> tuple[str, str] | None:
+    def acquired(
+        self, thread: str, lock: str, *, spins: bool, where: str, trylock: bool = False
+    ) -> tuple[str, str] | None:
         """Record ``thread`` taking ``lock``; return (kind, message) if that breaks a rule.
 
         An inconsistent order is reported before a sleep in atomic context
@@ -52,7 +60,7 @@ class Lockdep:
                 f"{thread} takes {lock}, which it already holds: possible recursive locking",
             )
         for outer, _ in held:
-            if outer == lock:
+            if trylock or outer == lock:  # a trylock never waits; one class has no order within
                 continue
             self._order.setdefault((outer, lock), where)
             reverse = self._order.get((lock, outer))

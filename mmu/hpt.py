@@ -1,0 +1,272 @@
+"""POWER7's hashed page table as KVM HV keeps it: HPTEs, rmap chains, their lock bits.
+
+On POWER7 (Book3S HV with MMU notifiers, as merged in v3.3 and, for the hash
+MMU, in the same shape today) the guest's leaves are HPTEs in a hashed page
+table the guest fills itself with the H_ENTER hypercall, and KVM's fault
+path never takes ``kvm->mmu_lock``. It serialises with the notifier's zap
+through two bit spinlocks instead (docs/model.md 1.1 and 1.5), both in
+arch/powerpc/include/asm/kvm_book3s_64.h:
+
+- ``HPTE_V_HVLOCK``, a bit in the first dword of each HPTE
+  (``try_lock_hpte``; released by the store that writes the HPTE back);
+- ``KVMPPC_RMAP_LOCK_BIT``, a bit of each guest page's reverse-map word
+  ``memslot->rmap[gfn]``, whose chain lists the valid HPTEs that map the
+  page (``lock_rmap``: ``test_and_set_bit_lock`` in a spin loop).
+
+The model keeps one HPTE per guest page, the guest's slot for it: none until
+the guest enters one; then absent (``HPTE_V_ABSENT``: the guest's entry, but
+KVM maps nothing, so an access faults to KVM) or valid. A valid HPTE is the
+page's leaf in ``Kvm.sptes``, as for every other design, and is on the
+page's rmap chain: "chain present" is "leaf present". Every store to an HPTE
+bumps its version, which stands for the two dwords and ``guest_rpte`` the
+fault path compares ("HPTE has been changed under us"). Each method asserts
+the lock bits the kernel holds for it and records its footprint; none
+asserts ``mmu_lock``.
+"""
+
+from __future__ import annotations
+
+import attrs
+
+from .hostmm import HostMm, HostPte
+from .kvm import Kvm, Spte
+from .locks import LockError, SpinLock
+
+#: the lockdep class of every HPTE lock bit
+HPTE_LOCK = "HPTE_V_HVLOCK"
+#: the lockdep class of every rmap lock bit
+RMAP_LOCK = "KVMPPC_RMAP_LOCK_BIT"
+
+
+@attrs.define(eq=False)
+class Hpt:
+    """The guest's HPTEs and KVM's rmap words for the memslot, with their lock bits."""
+
+    kvm: Kvm = attrs.field(repr=False)
+    #: gfn -> the version of the guest's HPTE for it; no key: the guest entered none
+    versions: dict[int, int] = attrs.field(factory=dict)
+    #: ``KVMPPC_RMAP_CHANGED`` of each rmap word: the C bit of an HPTE ``kvm_unmap_rmapp``
+    #: took off the chain, kept for the next dirty-log harvest (v3.6)
+    rmap_changed: set[int] = attrs.field(factory=set)
+    _hpte_locks: dict[int, SpinLock] = attrs.field(init=False, repr=False)
+    _rmap_locks: dict[int, SpinLock] = attrs.field(init=False, repr=False)
+
+    def __attrs_post_init__(self) -> None:
+        slot, fp = self.kvm.memslot, self.kvm.fp
+        gfns = range(slot.base_gfn, slot.base_gfn + slot.npages)
+        self._hpte_locks = {g: SpinLock(f"hpte[{g:#x}]", fp=fp, klass=HPTE_LOCK) for g in gfns}
+        self._rmap_locks = {g: SpinLock(f"rmap[{g:#x}]", fp=fp, klass=RMAP_LOCK) for g in gfns}
+
+    def hpte_lock(self, gfn: int) -> SpinLock:
+        """The ``HPTE_V_HVLOCK`` bit of the guest's HPTE for ``gfn``."""
+        return self._hpte_locks[gfn]
+
+    def rmap_lock(self, gfn: int) -> SpinLock:
+        """The ``KVMPPC_RMAP_LOCK_BIT`` of ``memslot->rmap[gfn]``."""
+        return self._rmap_locks[gfn]
+
+    def _assert_held(self, who: str, *locks: SpinLock) -> None:
+        for lock in locks:
+            if not lock.held_by(who):
+                raise LockError(f"{who} must hold {lock.name}")
+
+    def _store(self, gfn: int) -> None:
+        self.kvm.fp.write(("hpte", gfn))
+        self.versions[gfn] = self.versions.get(gfn, 0) + 1
+
+    # ---- the guest's HPTE ----
+
+    def guest_hpte(self, gfn: int) -> int | None:
+        """What the hardware's HPT search found for ``gfn`` at the access that left
+        the guest (``kvmppc_hpte_hv_fault`` saves it in ``pgfault_hpte``): the
+        HPTE's version, or None if the guest has no HPTE for the page (a fault
+        the guest's own hash-fault handler takes, ending in H_ENTER).
+
+        No lock asserted: the real-mode search takes and drops the lock bit
+        within the one step of the access."""
+        self.kvm.fp.read(("hpte", gfn))
+        return self.versions.get(gfn)
+
+    def read_hpte(self, gfn: int, who: str) -> int:
+        """``kvmppc_book3s_hv_page_fault`` (v3.3): ``hpte[0] = hptep[0]; hpte[1] = hptep[1];
+        hpte[2] = rev->guest_rpte``, under the HPTE lock: the version of the HPTE, which
+        the guest must have entered."""
+        self._assert_held(who, self.hpte_lock(gfn))
+        self.kvm.fp.read(("hpte", gfn))
+        if gfn not in self.versions:
+            raise AssertionError(f"read of the HPTE for gfn {gfn:#x}, which the guest never entered")
+        return self.versions[gfn]
+
+    def hpte_changed(self, gfn: int, seen: int, who: str) -> bool:
+        """``kvmppc_book3s_hv_page_fault`` (v3.3): ``if (hptep[0] != hpte[0] || hptep[1] !=
+        hpte[1] || rev->guest_rpte != hpte[2])``, under the HPTE lock: has the HPTE
+        changed since the fault read it as ``seen``?"""
+        now = self.read_hpte(gfn, who)
+        if now != seen:
+            self.kvm.log.append("HPTE has been changed under us; let the guest retry")
+        return now != seen
+
+    def enter_hpte(self, gfn: int, pfn: int, writable: bool, who: str) -> None:
+        """Make the HPTE for ``gfn`` valid, mapping ``pfn``: ``kvmppc_add_revmap_chain`` then
+        the HPTE stores (v3.3: the fault path's ``hptep[1] = r; hptep[0] = hpte[0]``,
+        ``kvmppc_h_enter``'s ``hpte[0] = pteh``), under the HPTE lock and the rmap lock.
+        A valid HPTE it replaces (a write fault on a read-only one) is made absent and
+        flushed first (``kvmppc_invalidate_hpte``: a ``tlbie`` that every vcpu's TLB has
+        completed when it returns), and stays on the chain."""
+        kvm = self.kvm
+        self._assert_held(who, self.hpte_lock(gfn), self.rmap_lock(gfn))
+        kvm.memslot.gfn_to_hva(gfn)  # raises for a gfn outside the memslot
+        # no check that the frame is live: entering a stale pfn is the bug oracles catch
+        kvm.fp.write(("spte", gfn))
+        kvm.fp.read(("frame", pfn))
+        if kvm.sptes.pop(gfn, None) is not None:
+            kvm.log.append("HPTE was previously valid: HPTE_V_ABSENT")
+            kvm.tlbs.flush("kvmppc_invalidate_hpte: tlbie", range(gfn, gfn + 1))
+        else:
+            kvm.log.append(f"kvmppc_add_revmap_chain: HPTE on rmap[{gfn:#x}]")
+        kvm.sptes[gfn] = Spte(pfn, writable, kvm.frames[pfn].generation)
+        self._store(gfn)
+        kvm.log.append(f"HPTE gfn {gfn:#x} -> pfn {pfn:#x}{' W' if writable else ' RO'} valid")
+
+    def enter_absent(self, gfn: int, who: str) -> None:
+        """``kvmppc_h_enter``'s ``pteh |= HPTE_V_ABSENT`` (v3.3), under the HPTE lock: the guest's entry with
+        nothing mapped, so that its next access faults to ``kvmppc_book3s_hv_page_fault``."""
+        self._assert_held(who, self.hpte_lock(gfn))
+        self.kvm.fp.read(("spte", gfn))
+        if gfn in self.kvm.sptes:
+            raise AssertionError(f"H_ENTER over the valid HPTE of gfn {gfn:#x}")
+        self._store(gfn)
+        self.kvm.log.append(f"HPTE gfn {gfn:#x} absent (HPTE_V_ABSENT)")
+
+    # ---- the rmap chain ----
+
+    def rmap_present(self, gfn: int, who: str) -> bool:
+        """``kvm_unmap_rmapp``'s ``*rmapp & KVMPPC_RMAP_PRESENT`` (v3.3), under the rmap lock:
+        is a valid HPTE on the chain?"""
+        self._assert_held(who, self.rmap_lock(gfn))
+        self.kvm.fp.read(("spte", gfn))
+        return gfn in self.kvm.sptes
+
+    def unmap_hpte(self, gfn: int, who: str) -> None:
+        """``kvm_unmap_rmapp``'s body for one HPTE (split out as ``kvmppc_unmap_hpte`` later): take it
+        off the chain, ``HPTE_V_ABSENT``, ``kvmppc_invalidate_hpte`` (a ``tlbie`` every vcpu's
+        TLB has completed when it returns, so no flush is left to the caller), harvest
+        C into the rmap word (v3.6: ``KVMPPC_RMAP_CHANGED``, which the next dirty-log
+        harvest reports; R is not modelled). "Must be called with both HPTE and rmap
+        locked"."""
+        kvm = self.kvm
+        self._assert_held(who, self.hpte_lock(gfn), self.rmap_lock(gfn))
+        kvm.fp.write(("spte", gfn))
+        spte = kvm.sptes.pop(gfn)
+        self._store(gfn)
+        kvm.log.append(f"HPTE gfn {gfn:#x} -> pfn {spte.pfn:#x} off rmap[{gfn:#x}]: HPTE_V_ABSENT")
+        kvm.tlbs.flush("kvmppc_invalidate_hpte: tlbie", range(gfn, gfn + 1))
+        kvm.fp.read(("changed", gfn))
+        if gfn in kvm.changed:
+            kvm.fp.write(("changed", gfn))
+            # v3.6: "Harvest R and C": *rmapp |= rcbits << KVMPPC_RMAP_RC_SHIFT
+            kvm.changed.discard(gfn)
+            kvm.fp.write(("rmap_changed", gfn))
+            self.rmap_changed.add(gfn)
+            kvm.log.append(f"harvest C: rmap[{gfn:#x}] |= KVMPPC_RMAP_CHANGED")
+
+    # ---- dirty logging: the C bits (v3.6 kvm_test_clear_dirty) ----
+
+    def take_rmap_changed(self, gfn: int, who: str) -> bool:
+        """``kvm_test_clear_dirty`` (v3.6): ``if (*rmapp & KVMPPC_RMAP_CHANGED) { *rmapp &=
+        ~KVMPPC_RMAP_CHANGED; ret = 1; }``, under the rmap lock: was a changed HPTE
+        unmapped since the last harvest?"""
+        self._assert_held(who, self.rmap_lock(gfn))
+        self.kvm.fp.write(("rmap_changed", gfn))
+        if gfn not in self.rmap_changed:
+            return False
+        self.rmap_changed.discard(gfn)
+        self.kvm.log.append(f"rmap[{gfn:#x}] & KVMPPC_RMAP_CHANGED: dirty, cleared")
+        return True
+
+    def hpte_c(self, gfn: int, who: str) -> bool:
+        """``kvm_test_clear_dirty`` (v3.6): the chained HPTE's ``hptep[1] & HPTE_R_C``, read
+        under the rmap lock without its own lock (the HPTE is on the chain: valid)."""
+        self._assert_held(who, self.rmap_lock(gfn))
+        self.kvm.fp.read(("spte", gfn))
+        self.kvm.fp.read(("changed", gfn))
+        return gfn in self.kvm.sptes and gfn in self.kvm.changed
+
+    def make_absent(self, gfn: int, who: str) -> Spte:
+        """``hptep[0] |= HPTE_V_ABSENT`` of a valid HPTE (v3.6 ``kvm_test_clear_dirty``: "need
+        to make it temporarily absent to clear C"), under both lock bits: the hardware's
+        search no longer finds it; it stays on the chain. Returns the leaf, to restore."""
+        kvm = self.kvm
+        self._assert_held(who, self.hpte_lock(gfn), self.rmap_lock(gfn))
+        kvm.fp.write(("spte", gfn))
+        spte = kvm.sptes.pop(gfn)
+        kvm.log.append(f"HPTE gfn {gfn:#x} -> pfn {spte.pfn:#x}: HPTE_V_ABSENT, to clear C")
+        return spte
+
+    def tlbie(self, gfn: int, who: str) -> None:
+        """``kvmppc_invalidate_hpte``: ``tlbie`` of the HPTE's translation, complete on every
+        vcpu when it returns (a store in flight has set C by then), under the HPTE lock."""
+        self._assert_held(who, self.hpte_lock(gfn))
+        self.kvm.tlbs.flush("kvmppc_invalidate_hpte: tlbie", range(gfn, gfn + 1))
+
+    def clear_c(self, gfn: int, who: str) -> None:
+        """``hptep[1] &= ~HPTE_R_C`` (v3.6), under the HPTE lock; ``rev->guest_rpte |= HPTE_R_C``
+        keeps it in the guest's view, which the model does not hold."""
+        self._assert_held(who, self.hpte_lock(gfn))
+        self.kvm.fp.write(("changed", gfn))
+        self.kvm.changed.discard(gfn)
+        self.kvm.log.append(f"HPTE gfn {gfn:#x}: clear HPTE_R_C")
+
+    def make_valid(self, gfn: int, spte: Spte, who: str) -> None:
+        """``eieio(); hptep[0] = (hptep[0] & ~HPTE_V_ABSENT) | HPTE_V_VALID`` (v3.6): the same
+        translation again, with no fault and no rmap change, under both lock bits."""
+        kvm = self.kvm
+        self._assert_held(who, self.hpte_lock(gfn), self.rmap_lock(gfn))
+        kvm.fp.write(("spte", gfn))
+        if gfn in kvm.sptes:
+            raise AssertionError(f"the HPTE of gfn {gfn:#x} became valid while absent and locked")
+        kvm.sptes[gfn] = spte
+        self._store(gfn)
+        kvm.log.append(f"HPTE gfn {gfn:#x} -> pfn {spte.pfn:#x} valid again")
+
+    # ---- mmu_notifier_retry without mmu_lock ----
+
+    def retry_in_progress(self, gfn: int, who: str) -> bool:
+        """``mmu_notifier_retry``'s first read (v3.3 include/linux/kvm_host.h, a355aa54f1d2;
+        ``mmu_invalidate_retry`` today): ``if (kvm->mmu_notifier_count) return 1``.
+
+        Asserted: the rmap lock of ``gfn``, not ``mmu_lock``, which the writers of the
+        count hold: "PowerPC Book3s HV KVM calls this under a per-page lock rather
+        than under kvm->mmu_lock, for scalability". The ``smp_rmb()`` that orders this
+        read before ``retry_seq``'s goes between the two calls; it pairs with the
+        ``smp_wmb()`` between ``seq++`` and the count's decrement at
+        invalidate_range_end (R3). The model is sequentially consistent (5.10)."""
+        kvm = self.kvm
+        self._assert_held(who, self.rmap_lock(gfn))
+        kvm.fp.read(("kvm", "in_progress"))
+        kvm.log.append(
+            f"mmu_notifier_retry: in_progress {kvm.in_progress}" + (" -> retry" if kvm.in_progress else "")
+        )
+        return kvm.in_progress != 0
+
+    def retry_seq(self, gfn: int, mmu_seq: int, who: str) -> bool:
+        """``mmu_notifier_retry``'s second read, after ``smp_rmb()``:
+        ``if (kvm->mmu_notifier_seq != mmu_seq) return 1``, under the rmap lock of ``gfn``."""
+        kvm = self.kvm
+        self._assert_held(who, self.rmap_lock(gfn))
+        kvm.fp.read(("kvm", "seq"))
+        moved = kvm.seq != mmu_seq
+        kvm.log.append(f"smp_rmb(); seq {kvm.seq} vs {mmu_seq}" + (" -> retry" if moved else " -> ok"))
+        return moved
+
+
+def lookup_linux_pte(mm: HostMm, hva: int) -> HostPte | None:
+    """H_ENTER's ``lookup_linux_pte`` (v3.3 arch/powerpc/kvm/book3s_hv_rm_mmu.c): the host pte
+    of ``hva``, read in real mode with no lock and no page reference
+    (``find_linux_pte_or_hugepte``, ``kvmppc_read_update_linux_pte``); None unless present.
+
+    A pte change is one step in the model (docs/model.md 5.13), so this sees it
+    before or after, never half done; only the retry check under the rmap lock
+    makes what it read safe to map."""
+    mm.fp.read(("pte", hva))
+    return mm.ptes.get(hva)
