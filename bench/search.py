@@ -1,10 +1,12 @@
 """Search benchmarks: the runtime against hand-driven coroutines, schedules to
 the first finding per strategy (plain and with the race buried), PCT on every
-broken cell and on races that need two preemptions, and the executions an
-exhaustive search needs with and without partial-order reduction.
+broken cell and on races that need two preemptions, the executions an
+exhaustive search needs stateful and stateless, with and without partial-order
+reduction, and unbounded stateful proofs.
 
     python bench/search.py            # a few minutes on 2 cores
     python bench/search.py --quick    # a few seconds: a smoke test, figures too small to quote
+    python bench/search.py --only 5   # one section: here the unbounded stateful proofs
 
 Every time figure is printed next to a baseline measured in the same run.
 """
@@ -25,7 +27,7 @@ import trio
 
 from actors import DEFAULT_MAX_RETRIES, ActorContext, Executor, World
 from mmurace import Config
-from mmurace.explore import Verdict, explore
+from mmurace.explore import Verdict, explore, explore_direct
 from mmurace.strategies import RandomWalk
 from mmurace.stress import Kind, stress
 from scenarios import CATALOG
@@ -226,25 +228,47 @@ def pct_deep(races: Sequence[tuple[str, str, tuple[tuple[str, int], ...], str]],
 # ---- 4. exhaustive search ----
 
 
+def _searched(config: Config, bound: int | None, limit: int, **how: bool) -> tuple[str, str]:
+    t = time.perf_counter()
+    e = trio.run(functools.partial(explore, config, preemptions=bound, limit=limit, **how))
+    more = ">" if e.verdict is Verdict.LIMIT else " "
+    return f"{more}{e.executions:>6} (+{e.pruned:<5}) {time.perf_counter() - t:5.2f}s", e.verdict.value
+
+
 def exhaustive(limit: int, sizes: Sequence[tuple[tuple[str, int], ...]]) -> None:
-    print("\n4. exhaustive search on race_remap: complete executions (+ pruned), with and without sleep sets"
-          f" ('>': stopped at {limit} runs)")
+    print("\n4. exhaustive search on race_remap: complete executions (+ pruned), stateful (the default),"
+          f" stateless with and without sleep sets ('>': stopped at {limit} runs)")
     for params in sizes:
         for design in RACE.designs:
             for bound in (1, 2, None):
                 config = Config(RACE, design, params=params, executor=Executor.DIRECT)
-                row, verdicts = [], []
-                for reduce in (True, False):
-                    t = time.perf_counter()
-                    e = trio.run(
-                        functools.partial(explore, config, preemptions=bound, reduce=reduce, limit=limit)
-                    )
-                    more = ">" if e.verdict is Verdict.LIMIT else " "
-                    row.append(f"{more}{e.executions:>6} (+{e.pruned:<5}) {time.perf_counter() - t:5.2f}s")
-                    verdicts.append(e.verdict.value)
+                stateful, verdict = _searched(config, bound, limit)
+                por, _ = _searched(config, bound, limit, stateful=False)
+                no_por, _ = _searched(config, bound, limit, stateful=False, reduce=False)
                 label = f"{' '.join(f'{k}={v}' for k, v in params) or 'default':<9} {design:<11}"
                 bound_s = "unbounded" if bound is None else f"bound {bound}"
-                print(f"   {label} {bound_s:<10} POR {row[0]}   no POR {row[1]}   {verdicts[0]}")
+                print(f"   {label} {bound_s:<10} stateful {stateful}   POR {por}   no POR {no_por}"
+                      f"   {verdict}")
+
+
+#: unbounded proofs the stateful search is measured on (scenario, design, parameters)
+PROOFS = (
+    *(("race_remap", "seq_retry", (("remaps", n),)) for n in range(1, 6)),
+    ("ksm_merge", "seq_retry", ()),
+    ("migrate_page", "seq_retry", (("migrations", 2),)),
+)
+
+
+def proofs(cases: Sequence[tuple[str, str, tuple[tuple[str, int], ...]]], limit: int) -> None:
+    print(f"\n5. unbounded stateful proofs, in this process (no start-up): states remembered, runs, time"
+          f" ('>': stopped at {limit} runs)")
+    for scenario, design, params in cases:
+        config = Config(CATALOG[scenario], design, params=params, executor=Executor.DIRECT)
+        t = time.perf_counter()
+        e = explore_direct(config, preemptions=None, limit=limit)
+        more = ">" if e.verdict is Verdict.LIMIT else " "
+        print(f"   {config.describe():<52} {e.states:>8} states {more}{e.executions + e.pruned:>7} runs"
+              f" {time.perf_counter() - t:7.2f}s   {e.verdict.value}")
 
 
 @attrs.frozen
@@ -259,24 +283,32 @@ class Sizes:
     deep_races: int  # 3: how many of DEEP_RACES
     limit: int  # 4: run limit of one exhaustive search
     remaps: tuple[int, ...]  # 4: race_remap sizes
+    proofs: int  # 5: how many of PROOFS
 
 
-FULL = Sizes(400, 30, (0, 40), tuple(CATALOG), 2000, len(DEEP_RACES), 20_000, (1, 2))
+FULL = Sizes(400, 30, (0, 40), tuple(CATALOG), 2000, len(DEEP_RACES), 20_000, (1, 2), len(PROOFS))
 #: a smoke run (the test suite's): every section, figures too small to quote
-QUICK = Sizes(20, 2, (0,), ("race_remap",), 40, 1, 500, (1,))
+QUICK = Sizes(20, 2, (0,), ("race_remap",), 40, 1, 500, (1,), 1)
 
 
 def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a few seconds: every section, tiny sizes")
+    parser.add_argument("--only", type=int, choices=range(1, 6), metavar="N", help="run section N alone")
     args = parser.parse_args(argv)
     size = QUICK if args.quick else FULL
     print(f"Python {sys.version.split()[0]}, trio {trio.__version__}")
-    points(size.runs)
-    first_finding(size.seeds, 1000, size.noises)
-    pct_cells(size.scenarios, size.seeds, 1000)
-    pct_deep(DEEP_RACES[: size.deep_races], size.deep)
-    exhaustive(size.limit, [(("remaps", n),) if n > 1 else () for n in size.remaps])
+    sections = {
+        1: lambda: points(size.runs),
+        2: lambda: first_finding(size.seeds, 1000, size.noises),
+        3: lambda: (pct_cells(size.scenarios, size.seeds, 1000),
+                    pct_deep(DEEP_RACES[: size.deep_races], size.deep)),
+        4: lambda: exhaustive(size.limit, [(("remaps", n),) if n > 1 else () for n in size.remaps]),
+        5: lambda: proofs(PROOFS[: size.proofs], 1_000_000),
+    }
+    for number, section in sections.items():
+        if args.only in (None, number):
+            section()
 
 
 if __name__ == "__main__":

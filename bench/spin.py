@@ -1,7 +1,7 @@
 """mmurace against SPIN on the same race: race_remap with one vcpu and N remaps.
 
     python bench/spin.py                      # remaps 1-3, seq_retry: both prove it
-    python bench/spin.py --remaps 1,2,3,4     # larger sizes (mmurace takes minutes at 4)
+    python bench/spin.py --remaps 1,2,3,4,5   # larger sizes (stateless only up to --stateless-up-to)
     python bench/spin.py --design no_retry    # both must find the race
     python bench/spin.py --quick              # remaps 1-2: a smoke test
     python bench/spin.py --emit 2             # print the Promela model for 2 remaps
@@ -10,16 +10,17 @@ For each size it writes a Promela model of ``race_remap`` (``promela``:
 one vcpu writing one guest page twice, QEMU mmap(MAP_FIXED)-ing over it N
 times, KVM's notifier callbacks, and the stale-spte assertion), runs SPIN
 end to end on it (``spin -a``, ``gcc -o pan pan.c``, ``./pan``), then
-``mmurace explore race_remap --design D -p remaps=N`` end to end, and prints
-SPIN's stored states, mmurace's runs, both times and their ratio. Both are
+``mmurace explore race_remap --design D -p remaps=N`` end to end, stateful
+(the default) and, at small sizes, ``--stateless``, and prints SPIN's stored
+states, mmurace's states and runs, the times and their ratio. Both are
 whole commands in fresh processes, start-up and compilation included: what
 a user waits for.
 
 SPIN is optional (Debian package ``spin``); without it the script prints
 mmurace's figures alone and says so. Each step of the model is one atomic
 Promela block standing for one step of mmurace's trace, so both search the
-same interleavings; SPIN stores states (and reduces partial orders its own
-way), mmurace re-runs schedules (with sleep sets).
+same interleavings; both store states, SPIN reduces partial orders its own
+way, mmurace with sleep sets, and re-reaches a state by replaying its prefix.
 """
 
 from __future__ import annotations
@@ -182,11 +183,12 @@ class Spin:
 
 @attrs.frozen
 class Mmurace:
-    """``mmurace explore`` end to end: runs (complete + pruned), verdict, time."""
+    """``mmurace explore`` end to end: runs (complete + pruned), states remembered, verdict, time."""
 
     runs: int
     verdict: str
     seconds: float
+    states: int | None = None  # None: stateless
 
 
 def run_spin(spin: str, model: str) -> Spin:
@@ -214,16 +216,17 @@ def run_spin(spin: str, model: str) -> Spin:
     return Spin(int(states[1]), int(errors[1]) > 0, seconds)
 
 
-def run_mmurace(design: str, remaps: int) -> Mmurace:
+def run_mmurace(design: str, remaps: int, *, stateless: bool = False) -> Mmurace:
     argv = [sys.executable, "-c", "from mmurace.cli import entry; entry()",
-            "explore", "race_remap", "--design", design, "-p", f"remaps={remaps}", "--json"]
+            "explore", "race_remap", "--design", design, "-p", f"remaps={remaps}", "--json", "--no-save"]
+    argv += ["--stateless"] if stateless else []
     t = time.perf_counter()
     proc = subprocess.run(argv, capture_output=True, text=True, check=False)
     seconds = time.perf_counter() - t
-    if proc.returncode not in (0, 1):
+    if proc.returncode not in (0, 1, 3):  # 3: stopped at its run limit, inconclusive
         raise RuntimeError(f"mmurace explore failed:\n{proc.stderr}")
     e = json.loads(proc.stdout)
-    return Mmurace(e["executions"] + e["pruned"], e["verdict"], seconds)
+    return Mmurace(e["executions"] + e["pruned"], e["verdict"], seconds, e.get("states"))
 
 
 def main(argv: list[str]) -> int:
@@ -234,7 +237,12 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--quick", action="store_true",
                         help=f"default sizes {','.join(map(str, QUICK_SIZES))}: a smoke test")
     parser.add_argument("--emit", type=int, metavar="N", help="print the Promela model for N remaps and stop")
+    parser.add_argument("--stateless-up-to", type=int, default=None, metavar="N",
+                        help="also run the stateless search (--stateless) up to N remaps (default 2,"
+                             " 1 with --quick; at 3 it stops at its 100,000-run limit after minutes)")
     args = parser.parse_args(argv)
+    if args.stateless_up_to is None:
+        args.stateless_up_to = 1 if args.quick else 2
     retry = args.design == "seq_retry"
     if args.emit is not None:
         print(promela(args.emit, retry=retry), end="")
@@ -251,19 +259,29 @@ def main(argv: list[str]) -> int:
         missing = "spin" if spin is None else "gcc"
         print(f"{missing} was not found (Debian package {missing}): mmurace's figures alone")
     print(f"  {'remaps':>6} {'spin states':>12} {'spin -a':>8} {'gcc':>6} {'pan':>6} {'spin':>7}"
-          f"   {'mmurace runs':>12} {'mmurace':>8}   {'mmurace/spin':>12}   verdicts (spin; mmurace)")
+          f"   {'states':>8} {'runs':>7} {'mmurace':>8}   {'mmurace/spin':>12}"
+          f"   {'stateless runs':>14} {'stateless':>9}   verdicts (spin; mmurace; stateless)")
     for n in sizes:
         ours = run_mmurace(args.design, n)
+        if n <= args.stateless_up_to:
+            old = run_mmurace(args.design, n, stateless=True)
+            runs = f"{'>' if old.verdict == 'limit' else ''}{old.runs}"
+            before = f"{runs:>14} {old.seconds:8.2f}s"
+            old_verdict = old.verdict
+        else:
+            before, old_verdict = f"{'-':>14} {'-':>9}", "-"
+        mine = f"{ours.states if ours.states is not None else '-':>8} {ours.runs:>7} {ours.seconds:7.2f}s"
         if spin is None or gcc is None:
             print(f"  {n:>6} {'-':>12} {'-':>8} {'-':>6} {'-':>6} {'-':>7}"
-                  f"   {ours.runs:>12} {ours.seconds:7.2f}s   {'-':>12}   -; {ours.verdict}")
+                  f"   {mine}   {'-':>12}   {before}   -; {ours.verdict}; {old_verdict}")
             continue
         theirs = run_spin(spin, promela(n, retry=retry))
         s = theirs.seconds
         verdict = "assertion violated" if theirs.found else "no violation"
         print(f"  {n:>6} {theirs.states:>12} {s['spin -a']:7.2f}s {s['gcc']:5.2f}s {s['pan']:5.2f}s"
-              f" {theirs.total:6.2f}s   {ours.runs:>12} {ours.seconds:7.2f}s"
-              f"   {ours.seconds / theirs.total:11.2f}x   {verdict}; {ours.verdict}")
+              f" {theirs.total:6.2f}s   {mine}"
+              f"   {ours.seconds / theirs.total:11.2f}x   {before}"
+              f"   {verdict}; {ours.verdict}; {old_verdict}")
     return 0
 
 

@@ -15,6 +15,7 @@ from .frames import Frame as Frame, FrameTable as FrameTable
 from .hostmm import HostMm as HostMm, HostPte as HostPte, Vma as Vma
 from .kvm import Kvm as Kvm, Memslot as Memslot, Spte as Spte
 from .locks import LockError as LockError, RwSem as RwSem, SpinLock as SpinLock
+from .memslots import Memslots as Memslots, Slot as Slot
 from .model import PAGE_SIZE as PAGE_SIZE, Model as Model, Region as Region
 from .oracles import (
     ORACLES as ORACLES,

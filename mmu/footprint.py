@@ -24,9 +24,14 @@ class Access:
 
     reads: frozenset[Key] = frozenset()
     writes: frozenset[Key] = frozenset()
+    #: the step waited on a guard whose reads no footprint records (``Footprint.unseen``):
+    #: it is dependent with every step
+    unseen: bool = False
 
     def conflicts(self, other: Access) -> bool:
         """Return whether the two steps are dependent (one writes what the other touches)."""
+        if self.unseen or other.unseen:
+            return True
         return not (
             self.writes.isdisjoint(other.writes)
             and self.writes.isdisjoint(other.reads)
@@ -40,6 +45,7 @@ class Footprint:
 
     reads: set[Key] = attrs.field(factory=set)
     writes: set[Key] = attrs.field(factory=set)
+    unseen: bool = False
 
     def read(self, key: Key) -> None:
         self.reads.add(key)
@@ -47,13 +53,19 @@ class Footprint:
     def write(self, key: Key) -> None:
         self.writes.add(key)
 
+    def read_unseen(self) -> None:
+        """The step depends on state read where no footprint is kept (a guard that is
+        arbitrary code): whatever another step touches may have enabled it, so it is
+        dependent with every step (a partial-order reduction must not reorder it)."""
+        self.unseen = True
+
     def drain(self) -> Access:
         """Return what was touched since the last drain, and start afresh."""
-        access = Access(frozenset(self.reads), frozenset(self.writes))
-        self.reads.clear()
-        self.writes.clear()
+        access = Access(frozenset(self.reads), frozenset(self.writes), self.unseen)
+        self.clear()
         return access
 
     def clear(self) -> None:
         self.reads.clear()
         self.writes.clear()
+        self.unseen = False

@@ -18,6 +18,7 @@ from .dirtylog import DirtyLog
 from .footprint import Footprint
 from .frames import FrameTable
 from .locks import LockError, SpinLock
+from .memslots import Memslots, Slot
 from .tlb import TlbEntry, Tlbs
 from .weak import WeakMemory
 
@@ -60,6 +61,9 @@ class Spte:
     page_size: int = PAGE_SIZE
     #: a huge leaf's frame generations after the first, one per base page it covers
     tail_generations: tuple[int, ...] = ()
+    #: the serial of the memslot version it was installed under (``mmu/memslots.py``);
+    #: None in a world of one memslot
+    slot: int | None = None
 
 
 @attrs.define(eq=False)
@@ -104,6 +108,12 @@ class Kvm:
     #: with ``--memory weak``, where ``seq`` and ``in_progress`` are loaded and stored
     #: (mmu/weak.py); None: sequentially consistent, the attributes themselves
     memory: WeakMemory | None = None
+    #: several memslots under SRCU (``mmu/memslots.py``); None: ``memslot`` is the only one
+    memslots: Memslots | None = None
+    #: ``mmu_invalidate_range_start``/``_end`` (gfns), accumulated while ``in_progress``
+    #: is non-zero; None is ``INVALID_GPA``. Used by ``invalidate_begin_ranged``
+    range_start: int | None = None
+    range_end: int | None = None
 
     def _assert_locked(self, who: str) -> None:
         if not self.mmu_lock.held_by(who):
@@ -127,6 +137,57 @@ class Kvm:
         self.inc_seq(who)
         self.smp_wmb(who)
         self.dec_in_progress(who)
+
+    # ---- range-based in_progress (virt/kvm/kvm_main.c, v6.8) ----
+
+    def invalidate_begin_ranged(self, who: str) -> None:
+        """``kvm_mmu_invalidate_begin`` (v6.8): in_progress++, and when it leaves zero the
+        accumulated range starts afresh (``mmu_invalidate_range_start = INVALID_GPA``)."""
+        self.invalidate_begin(who)
+        if self.in_progress == 1:
+            self.invalidate_range_reset(who)
+
+    def invalidate_range_reset(self, who: str) -> None:
+        """``mmu_invalidate_range_start = mmu_invalidate_range_end = INVALID_GPA``."""
+        self._assert_locked(who)
+        self.fp.write(("kvm", "range"))
+        self.range_start = self.range_end = None
+        self.log.append("mmu_invalidate_range = INVALID_GPA")
+
+    def invalidate_range_add(self, start: int, end: int, who: str) -> None:
+        """``kvm_mmu_invalidate_range_add`` (v6.8): widen the range in progress to cover
+        gfns [start, end), under mmu_lock with in_progress raised."""
+        self._assert_locked(who)
+        if self.in_progress <= 0:
+            raise AssertionError("kvm_mmu_invalidate_range_add without invalidate_begin")
+        self.fp.write(("kvm", "range"))
+        if self.range_start is None or self.range_end is None:
+            self.range_start, self.range_end = start, end
+        else:
+            self.range_start, self.range_end = min(self.range_start, start), max(self.range_end, end)
+        self.log.append(f"mmu_invalidate_range = gfn {self.range_start:#x}-{self.range_end:#x}")
+
+    def retry_gfn(self, mmu_seq: int, gfn: int, who: str) -> bool:
+        """``mmu_invalidate_retry_gfn`` (include/linux/kvm_host.h, v6.8; before it
+        ``mmu_invalidate_retry_hva``, on hvas): retry if an invalidation in progress
+        covers ``gfn`` (or has no range yet: a KVM bug, WARN and retry), or seq moved."""
+        self._assert_locked(who)
+        self.fp.read(("kvm", "seq"))
+        self.fp.read(("kvm", "in_progress"))
+        self.fp.read(("kvm", "range"))
+        covered = self.in_progress != 0 and (
+            self.range_start is None or self.range_end is None or self.range_start <= gfn < self.range_end
+        )
+        stale = covered or self.seq != mmu_seq
+        where = (
+            "" if not self.in_progress or self.range_start is None or self.range_end is None
+            else f" over gfn {self.range_start:#x}-{self.range_end:#x}"
+        )
+        self.log.append(
+            f"mmu_invalidate_retry_gfn gfn {gfn:#x}: in_progress {self.in_progress}{where},"
+            f" seq {self.seq} vs {mmu_seq}" + (" -> retry" if stale else " -> ok")
+        )
+        return stale
 
     def inc_seq(self, who: str) -> None:
         """``kvm->mmu_invalidate_seq++``, under mmu_lock."""
@@ -176,8 +237,11 @@ class Kvm:
         """The gfns of the leaves mapping any of [start, end), in order; a huge leaf
         counts if any page under it is in range (x86 zaps the 2M spte whole).
         Says so when there is none."""
+        return self.leaves_in_gfns(self.memslot.gfns_in(start, end), who)
+
+    def leaves_in_gfns(self, in_range: range, who: str) -> list[int]:
+        """The gfns of the leaves mapping any of the gfns ``in_range``, in order (``leaves_in``)."""
         self._assert_locked(who)
-        in_range = self.memslot.gfns_in(start, end)
         for gfn in in_range:  # absent ones too: a later install there depends on this zap
             self.fp.write(("spte", gfn))
         leaves = [gfn for gfn in sorted(self.sptes) if set(self.covered(gfn)) & set(in_range)]
@@ -213,7 +277,21 @@ class Kvm:
         if page_size is None:
             page_size = self.sptes[gfn].page_size if gfn in self.sptes else PAGE_SIZE
         end = self.memslot.base_gfn + self.memslot.npages
+        if self.memslots is not None:  # the end of the slot the leaf was installed under
+            spte = self.sptes.get(gfn)
+            if spte is not None and spte.slot is not None:
+                slot: Slot | None = self.memslots.version(spte.slot)
+            else:
+                slot = self.memslots.find(gfn)
+            end = gfn + 1 if slot is None else slot.base_gfn + slot.npages
         return range(gfn, min(gfn + page_size // PAGE_SIZE, end))
+
+    def leaf_hva(self, gfn: int, slot: int | None) -> int:
+        """The hva a leaf (or TLB entry) of ``gfn`` installed under memslot version ``slot``
+        translates: judged against the slot it was made for, not what ``gfn`` means now."""
+        if slot is None or self.memslots is None:
+            return self.memslot.gfn_to_hva(gfn)
+        return self.memslots.version(slot).gfn_to_hva(gfn)
 
     def retry(self, mmu_seq: int, who: str) -> bool:
         """``mmu_invalidate_retry``: must the fault retry? (R2: under mmu_lock)."""
@@ -228,7 +306,8 @@ class Kvm:
         return stale
 
     def install_spte(
-        self, gfn: int, pfn: int, writable: bool, who: str, *, page_size: int = PAGE_SIZE
+        self, gfn: int, pfn: int, writable: bool, who: str, *, page_size: int = PAGE_SIZE,
+        slot: Slot | None = None,
     ) -> range:
         """Map ``gfn`` to ``pfn`` in the secondary page table, under mmu_lock; return the
         gfns whose cached translations the change made stale (empty: no flush needed).
@@ -244,9 +323,12 @@ class Kvm:
         A writable leaf made while dirty logging is on marks its page dirty
         (F7: x86 ``make_spte``, PPC ``kvmppc_update_dirty_map``), so a write
         through it is always in the bitmap.
+
+        With several memslots, ``slot`` is the one the fault found (the leaf
+        records it, ``Spte.slot``).
         """
         self._assert_locked(who)
-        self.memslot.gfn_to_hva(gfn)  # raises for a gfn outside the memslot
+        (slot or self.memslot).gfn_to_hva(gfn)  # raises for a gfn outside the memslot
         # no check that the frame is live: installing a stale pfn is the bug oracles catch
         self.fp.write(("spte", gfn))
         self.fp.read(("frame", pfn))
@@ -264,7 +346,8 @@ class Kvm:
         span = max(page_size, old.page_size) if old is not None else page_size
         stale = self.covered(gfn, span) if changed else range(0)
         gens = tuple(self.frames[pfn + g - gfn].generation for g in tails)
-        self.sptes[gfn] = Spte(pfn, writable, self.frames[pfn].generation, page_size, gens)
+        serial = None if slot is None else slot.serial
+        self.sptes[gfn] = Spte(pfn, writable, self.frames[pfn].generation, page_size, gens, serial)
         size = "" if page_size == PAGE_SIZE else f" {self.frames.size_name(page_size)} page"
         self.log.append(f"spte gfn {gfn:#x} -> pfn {pfn:#x}{' W' if writable else ' RO'}{size}")
         if writable and self.dirty_log.logging():
@@ -279,7 +362,8 @@ class Kvm:
         of every vcpu is gone when it returns. Needs no lock (the notifier calls it
         under mmu_lock, the dirty-log ioctls after dropping it)."""
         slot = self.memslot
-        self.tlbs.flush("kvm_flush_remote_tlbs", range(slot.base_gfn, slot.base_gfn + slot.npages))
+        gfns = range(slot.base_gfn, slot.base_gfn + slot.npages)
+        self.tlbs.flush("kvm_flush_remote_tlbs", gfns if self.memslots is None else self.memslots.all_gfns())
 
     def flush_remote_tlbs_range(self, gfns: range, who: str) -> None:
         """``kvm_flush_remote_tlbs_gfn``/``_range`` after the fault path changed a present
@@ -513,9 +597,10 @@ class Kvm:
         self.fp.read(("spte", gfn))
         spte = self.sptes.get(gfn)
         if spte is not None:
-            return TlbEntry(spte.pfn, spte.writable, spte.generation)
+            return TlbEntry(spte.pfn, spte.writable, spte.generation, spte.slot)
         for base in sorted(g for g in self.sptes if g < gfn and gfn in self.covered(g)):
             self.fp.read(("spte", base))
             spte = self.sptes[base]
-            return TlbEntry(spte.pfn + gfn - base, spte.writable, spte.tail_generations[gfn - base - 1])
+            gen = spte.tail_generations[gfn - base - 1]
+            return TlbEntry(spte.pfn + gfn - base, spte.writable, gen, spte.slot)
         return None

@@ -133,8 +133,17 @@ class Model:
 
     def kvm_run_efault(self, gfn: int, *, write: bool) -> None:
         """KVM_RUN returns -EFAULT for ``gfn``: record whether the host's VMA at that
-        moment allowed the access (a design that refuses an allowed access is wrong)."""
-        hva = self.kvm.memslot.gfn_to_hva(gfn)
+        moment allowed the access (a design that refuses an allowed access is wrong).
+        With several memslots, a gfn no memslot holds is emulated MMIO instead
+        (``KVM_EXIT_MMIO``), no error."""
+        memslots = self.kvm.memslots
+        if memslots is not None:
+            self.fp.read(("kvm", "memslots"))
+            slot = memslots.find(gfn)
+            if slot is None:
+                self.log.append(f"KVM_RUN returns KVM_EXIT_MMIO: no memslot holds gfn {gfn:#x}")
+                return
+        hva = self.kvm.memslot.gfn_to_hva(gfn) if memslots is None or slot is None else slot.gfn_to_hva(gfn)
         self.fp.read(("vmas",))
         self.fp.write(("kvm", "efaults"))
         vma = next((v for v in self.mm.vmas if v.contains(hva)), None)

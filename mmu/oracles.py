@@ -87,7 +87,7 @@ def divergence(model: Model) -> Violation | None:
         return None
     for gfn in sorted(kvm.sptes):
         for g, pfn, _ in _pages(model, gfn, kvm.sptes[gfn]):
-            hva = kvm.memslot.gfn_to_hva(g)
+            hva = kvm.leaf_hva(g, kvm.sptes[gfn].slot)
             pte = _host_pte(model, hva)
             if pte is None or pte.pfn != pfn:
                 host = "not present" if pte is None else f"-> pfn {pte.pfn:#x}"
@@ -116,7 +116,7 @@ def writable_spte(model: Model) -> Violation | None:
         if not spte.writable:
             continue
         for g, pfn, _ in _pages(model, gfn, spte):
-            hva = kvm.memslot.gfn_to_hva(g)
+            hva = kvm.leaf_hva(g, spte.slot)
             pte = _host_pte(model, hva)
             if pte is None or not pte.writable:
                 host = "not present" if pte is None else f"read-only -> pfn {pte.pfn:#x}"
@@ -341,7 +341,7 @@ def _stale_tlb_entry(model: Model) -> Violation | None:
 def _diverged_tlb_entry(model: Model) -> Violation | None:
     kvm = model.kvm
     for vcpu, gfn, entry in kvm.tlbs.cached():
-        hva = kvm.memslot.gfn_to_hva(gfn)
+        hva = kvm.leaf_hva(gfn, entry.slot)
         pte = _host_pte(model, hva)
         if pte is None or pte.pfn != entry.pfn:
             host = "not present" if pte is None else f"-> pfn {pte.pfn:#x}"
@@ -356,7 +356,7 @@ def _diverged_tlb_entry(model: Model) -> Violation | None:
 def _writable_tlb_entry(model: Model) -> Violation | None:
     kvm = model.kvm
     for vcpu, gfn, entry in kvm.tlbs.cached():
-        hva = kvm.memslot.gfn_to_hva(gfn)
+        hva = kvm.leaf_hva(gfn, entry.slot)
         pte = _host_pte(model, hva)
         if entry.writable and (pte is None or not pte.writable):
             host = "not present" if pte is None else f"read-only -> pfn {pte.pfn:#x}"
@@ -365,6 +365,63 @@ def _writable_tlb_entry(model: Model) -> Violation | None:
                 f"{_tlb_entry(vcpu, gfn, entry.pfn, model)} is writable, but host pte of hva"
                 f" {hva:#x} is {host} and no invalidation is in progress",
             )
+    return None
+
+
+# ---- several memslots (mmu/memslots.py, docs/model.md section 7) ----
+
+
+def deleted_memslot(model: Model) -> Violation | None:
+    """A leaf or TLB entry installed under a memslot that has been freed (deleted, or
+    the old place of a moved one).
+
+    Once ``KVM_SET_USER_MEMORY_REGION`` returns, userspace may unmap the memory;
+    no memslot maps its hva any more, so no notifier invalidation will find the
+    leaf, and the guest keeps the frame after the host frees it. A correct
+    deletion zaps the slot's leaves and flushes the TLBs
+    (``kvm_arch_flush_shadow_memslot``) after the INVALID slot is published and
+    SRCU readers of the old one are gone, so none is left here.
+    """
+    memslots = model.kvm.memslots
+    if memslots is None or not memslots.freed:
+        return None
+    kvm = model.kvm
+    for gfn in sorted(kvm.sptes):
+        spte = kvm.sptes[gfn]
+        if spte.slot is not None and memslots.is_freed(spte.slot):
+            return Violation(
+                "deleted_memslot",
+                f"spte gfn {gfn:#x} -> pfn {spte.pfn:#x} outlives {memslots.version(spte.slot).describe()},"
+                " freed: no invalidation of its hva will find it",
+            )
+    for vcpu, gfn, entry in kvm.tlbs.cached():
+        if entry.slot is not None and memslots.is_freed(entry.slot):
+            return Violation(
+                "deleted_memslot",
+                f"{_tlb_entry(vcpu, gfn, entry.pfn, model)} outlives"
+                f" {memslots.version(entry.slot).describe()}, freed: no invalidation of its hva will find it",
+            )
+    return None
+
+
+def invalidate_leak(model: Model) -> Violation | None:
+    """At the end of a run, an invalidation KVM counted never ended (``in_progress`` or
+    ``mn_active_invalidate_count`` stays raised): every later fault in its range
+    retries for ever. It happens when ``range_start`` and ``range_end`` of one
+    invalidation see different memslots, so only one of them takes ``mmu_lock``
+    and counts: what ``kvm_swap_active_memslots`` waiting for
+    ``mn_active_invalidate_count`` prevents. Judged only with several memslots.
+    """
+    memslots = model.kvm.memslots
+    if memslots is None or not model.ended:
+        return None
+    if model.kvm.in_progress or memslots.mn_active_invalidate_count:
+        return Violation(
+            "invalidate_leak",
+            f"mmu_invalidate_in_progress {model.kvm.in_progress}, mn_active_invalidate_count"
+            f" {memslots.mn_active_invalidate_count} at the end of the run: an invalidation's end"
+            " did not undo its start, and faults in its range retry for ever",
+        )
     return None
 
 
@@ -409,4 +466,6 @@ ORACLES: dict[str, Oracle] = {
     "lost_dirty": lost_dirty,
     "ksm_write": ksm_write,
     "ksm_undone": ksm_undone,
+    "deleted_memslot": deleted_memslot,
+    "invalidate_leak": invalidate_leak,
 }

@@ -39,6 +39,8 @@ class TlbEntry:
     writable: bool
     #: the generation of the frame when the leaf was made (``Spte.generation``)
     generation: int
+    #: the memslot version the leaf was installed under (``Spte.slot``)
+    slot: int | None = None
     #: the entry has recorded that its leaf's changed bit is set (POWER's HPTE C bit):
     #: a store through it sets nothing, so a harvest that clears C must flush it first
     changed: bool = False

@@ -2,9 +2,11 @@
 
 from .base import Scenario as Scenario
 from .dirty_log import SCENARIO as _dirty_log
+from .invalidate_ranges import SCENARIO as _invalidate_ranges
 from .ksm_merge import SCENARIO as _ksm_merge
 from .ksm_merge_2011 import SCENARIO as _ksm_merge_2011
 from .ksm_reads import SCENARIO as _ksm_reads
+from .memslot_delete import SCENARIO as _memslot_delete
 from .migrate_page import SCENARIO as _migrate_page
 from .migrate_page_2011 import SCENARIO as _migrate_page_2011
 from .mprotect_ro import SCENARIO as _mprotect_ro
@@ -34,5 +36,7 @@ CATALOG: dict[str, Scenario] = {
         _migrate_page,
         _migrate_page_2011,
         _thp_split,
+        _memslot_delete,
+        _invalidate_ranges,
     )
 }

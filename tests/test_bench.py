@@ -62,23 +62,33 @@ def test_search_prints_every_section() -> None:
     assert [m[1] for m in cells] == ["setup_time", "no_retry", "gup_in_lock", "power7_abba"]
     assert rows(out, r"   race_remap --design setup_time -p move=1 --oracle spurious_efault +"
                      r"depth 2 +[0-9]+ +depth 3 +[0-9]+ +depth 4 +[0-9]+")
-    searched = rows(out, rf"   default +(\w+) +(bound [12]|unbounded) +POR +[0-9]+ \(\+[0-9]+ *\) +{NUMBER}s"
-                         rf" +no POR +>? *[0-9]+ \(\+[0-9]+ *\) +{NUMBER}s +(.+)")
+    run = rf">? *[0-9]+ \(\+[0-9]+ *\) +{NUMBER}s"
+    searched = rows(out, rf"   default +(\w+) +(bound [12]|unbounded) +stateful +{run} +POR +{run}"
+                         rf" +no POR +{run} +(.+)")
     verdicts = {(m[1], m[2]): m[3] for m in searched}
     assert len(verdicts) == 3 * len(CATALOG["race_remap"].designs)
     assert verdicts["seq_retry", "unbounded"] == "exhausted"
     assert verdicts["no_retry", "unbounded"] == "found a violation"
+    proved = rows(out, r"   race_remap --design seq_retry -p remaps=1 +[0-9]+ states +[0-9]+ runs +[0-9.]+s +exhausted")
+    assert len(proved) == 1, out
 
 
 
-SPIN_ROW = rf" +([0-9]+) +[0-9]+ +{NUMBER}s +{NUMBER}s +{NUMBER}s +{NUMBER}s +([0-9]+) +{NUMBER}s +{NUMBER}x +(.+)"
-ALONE_ROW = rf" +([0-9]+) +- +- +- +- +- +([0-9]+) +{NUMBER}s +- +(.+)"
+#: remaps, spin: states, spin -a, gcc, pan, total; mmurace: states, runs, time; ratio; stateless: runs, time; verdicts
+SPIN_ROW = (rf" +([0-9]+) +[0-9]+ +{NUMBER}s +{NUMBER}s +{NUMBER}s +{NUMBER}s +[0-9]+ +([0-9]+) +{NUMBER}s"
+            rf" +{NUMBER}x +[0-9]+ +{NUMBER}s +(.+)")
+ALONE_ROW = rf" +([0-9]+) +- +- +- +- +- +[0-9]+ +([0-9]+) +{NUMBER}s +- +[0-9]+ +{NUMBER}s +(.+)"
+#: the same rows past --stateless-up-to: no stateless figures
+SPIN_LATER = (rf" +([0-9]+) +[0-9]+ +{NUMBER}s +{NUMBER}s +{NUMBER}s +{NUMBER}s +[0-9]+ +([0-9]+) +{NUMBER}s"
+              rf" +{NUMBER}x +- +- +(.+)")
+ALONE_LATER = rf" +([0-9]+) +- +- +- +- +- +[0-9]+ +([0-9]+) +{NUMBER}s +- +- +- +(.+)"
 
 
 def test_spin_without_spin_prints_mmurace_alone() -> None:
     out = quick("spin.py", "--spin", "no-such-spin")
     assert "spin was not found (Debian package spin): mmurace's figures alone" in out
-    assert [(m[1], m[3]) for m in rows(out, ALONE_ROW)] == [("1", "-; exhausted"), ("2", "-; exhausted")]
+    assert [(m[1], m[3]) for m in rows(out, ALONE_ROW)] == [("1", "-; exhausted; exhausted")]
+    assert [(m[1], m[3]) for m in rows(out, ALONE_LATER)] == [("2", "-; exhausted; -")]
 
 
 def test_spin_and_mmurace_prove_seq_retry_and_both_find_no_retry() -> None:
@@ -87,10 +97,12 @@ def test_spin_and_mmurace_prove_seq_retry_and_both_find_no_retry() -> None:
     if shutil.which("spin") is None or shutil.which("gcc") is None:
         assert "spin was not found" in quick("spin.py")
         return
-    proved = rows(quick("spin.py"), SPIN_ROW)
-    assert [(m[1], m[3]) for m in proved] == [("1", "no violation; exhausted"), ("2", "no violation; exhausted")]
+    out = quick("spin.py")
+    proved = rows(out, SPIN_ROW)
+    assert [(m[1], m[3]) for m in proved] == [("1", "no violation; exhausted; exhausted")]
+    assert [(m[1], m[3]) for m in rows(out, SPIN_LATER)] == [("2", "no violation; exhausted; -")]
     found = rows(quick("spin.py", "--design", "no_retry", "--remaps", "1"), SPIN_ROW)
-    assert [(m[1], m[3]) for m in found] == [("1", "assertion violated; found")]
+    assert [(m[1], m[3]) for m in found] == [("1", "assertion violated; found; found")]
 
 
 def test_jobs_prints_the_ratio_and_the_pools_cost() -> None:

@@ -6,6 +6,7 @@ import re
 
 import pytest
 
+from actors import DESIGNS
 from mmurace.cli import main
 from mmurace.testing import assert_no_race, assert_race
 
@@ -23,7 +24,7 @@ def test_matrix_shows_the_file_designs_as_rows_beside_the_catalog(capsys: pytest
     out = capsys.readouterr().out
     table = out.split("\n\n")[0].splitlines()[1:]
     rows = {line.split()[0]: line.split(None, 1)[1] for line in table}
-    assert len(rows) == 25  # every catalog design, then the file's two
+    assert len(rows) == len(DESIGNS) + 2  # every catalog design, then the file's two
     assert rows["seq_retry"].startswith("exhausted")
     assert rows["in_progress_only"].startswith("divergence")
     assert rows["early_count_drop"].startswith("divergence")

@@ -23,9 +23,9 @@ RUNTIME = {
 }
 SURFACE = {
     mmu: {
-        "Access", "Era", "Footprint", "Frame", "FrameTable", "HostMm", "HostPte", "Kvm", "LockError", "Memslot", "Model", "ORACLES",
+        "Access", "Era", "Footprint", "Frame", "FrameTable", "HostMm", "HostPte", "Kvm", "LockError", "Memslot", "Memslots", "Model", "ORACLES",
         "PAGE_SIZE", "RwSem", "SpinLock", "Spte", "Violation", "Vma", "corruption", "divergence", "stale_spte",
-        "Region", "leaked_refs", "pinned_pages", "spurious_efault", "writable_spte", "Memory", "WeakMemory",
+        "Region", "Slot", "leaked_refs", "pinned_pages", "spurious_efault", "writable_spte", "Memory", "WeakMemory",
     },
     actors.runtime: RUNTIME,
     actors.host: {

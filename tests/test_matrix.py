@@ -91,6 +91,16 @@ EXPECTED = {
     ("thp_split", "level_early"): (Outcome.BROKEN, "huge_spte"),
     # too big to exhaust unbounded within EXPLORE_LIMIT: proved for two preemptions
     ("thp_split", "level_locked"): (Outcome.EXHAUSTED, ""),
+    # several memslots (docs/model.md section 7): a correct deletion is not flagged, each broken step is
+    ("memslot_delete", "memslot_retry"): (Outcome.EXHAUSTED, ""),
+    ("memslot_delete", "memslot_no_zap"): (Outcome.BROKEN, "deleted_memslot"),
+    ("memslot_delete", "memslot_no_flush"): (Outcome.BROKEN, "deleted_memslot"),
+    ("memslot_delete", "memslot_no_invalid"): (Outcome.BROKEN, "deleted_memslot"),
+    # the invalidation's end finds no memslot: in_progress stays 1 and the vcpu's re-fault waits for ever
+    ("memslot_delete", "memslot_no_wait"): (Outcome.BROKEN, "deadlock"),
+    ("memslot_delete", "memslot_no_srcu"): (Outcome.BROKEN, "deleted_memslot"),
+    ("invalidate_ranges", "memslot_retry"): (Outcome.EXHAUSTED, ""),
+    ("invalidate_ranges", "range_last"): (Outcome.BROKEN, "stale_spte"),
 }
 
 

@@ -991,6 +991,7 @@ def test_oracles_registry_order() -> None:
     assert list(ORACLES) == [
         "vrma_psize", "huge_spte", "stale_spte", "corruption", "divergence", "writable_spte",
         "spurious_efault", "leaked_refs", "pinned_pages", "lost_dirty", "ksm_write", "ksm_undone",
+        "deleted_memslot", "invalidate_leak",
     ]
     assert (ORACLES["stale_spte"], ORACLES["corruption"], ORACLES["divergence"]) == (stale_spte, corruption, divergence)
 

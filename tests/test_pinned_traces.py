@@ -33,6 +33,7 @@ REPLAYS = {
     "pin_ppc970": "pin",
     "migrate_page": "no_retry",  # setup_time pins RAM: the migration fails, nothing breaks
     "thp_split": "level_early",
+    "memslot_delete": "memslot_no_invalid",
 }
 
 CASES: dict[str, tuple[str, ...]] = {

@@ -53,8 +53,8 @@ async def test_independent_steps_are_explored_once_with_sleep_sets() -> None:
     only aabb runs to the end: abba and bbaa are cut short when the sleeping
     a is forced to run, and abab, baab, baba are never started."""
     toy = _toy({"a": _private("a"), "b": _private("b")})
-    full = await explore(toy, preemptions=None, reduce=False)
-    reduced = await explore(toy, preemptions=None)
+    full = await explore(toy, preemptions=None, reduce=False, stateful=False)
+    reduced = await explore(toy, preemptions=None, stateful=False)
     assert (full.verdict, full.executions) == (Verdict.EXHAUSTED, 6)
     assert (reduced.verdict, reduced.executions, reduced.pruned) == (Verdict.EXHAUSTED, 1, 2)
 
@@ -116,8 +116,8 @@ async def test_explore_exhausts_seq_retry_unbounded_and_the_reduction_pays() -> 
     # Without gup-fast: a lockless fault may run anywhere in the remap's window,
     # which multiplies the unreduced space by fourteen (33k runs), not the reduced one.
     slow = Config(RACE, DESIGNS["seq_retry"].replace(resolve_fast=_slow_gup_only), executor=Executor.DIRECT)
-    reduced = await explore(slow, preemptions=None)
-    full = await explore(slow, preemptions=None, reduce=False)
+    reduced = await explore(slow, preemptions=None, stateful=False)
+    full = await explore(slow, preemptions=None, reduce=False, stateful=False)
     assert reduced.verdict is full.verdict is Verdict.EXHAUSTED
     assert reduced.executions * 10 < full.executions, (reduced.executions, full.executions)
     assert (await explore(config("seq_retry"), preemptions=None)).verdict is Verdict.EXHAUSTED

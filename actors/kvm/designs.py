@@ -20,6 +20,7 @@ from .design import Design, Fault, step
 from .fault_path import SeqRetry
 from .hugepage import HugeLeaves
 from .lockless import Power7Barriers, UnsafePrecheck
+from .memslot_variants import memslot_designs
 from .power7 import Power7Abba, Power7Hpt
 from .power7_dirty import Power7DirtyLog
 from .vrma import VrmaFault
@@ -395,6 +396,7 @@ DESIGNS: dict[str, Design] = {
             swapped=True,
             base="power7_hpt",
         ),
+        *memslot_designs(),
     )
 }
 

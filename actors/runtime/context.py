@@ -69,6 +69,15 @@ class ActorContext:
         With a ``guard``, the actor is not runnable until ``guard()`` holds
         (``waits_for`` then names what it waits for in deadlock reports).
         """
+        await self._park(label, guard, waits_for)
+        if guard is not None:
+            # what the guard read is not in any footprint: the step is dependent with
+            # every step, or a reduction could reorder it past the step that enabled it
+            self.model.fp.read_unseen()
+
+    async def _park(self, label: str, guard: Guard | None, waits_for: Callable[[], str] | str = "") -> None:
+        """``point`` for the runtime's own primitives, whose guards read only what their
+        steps' footprints record (a lock's, a mailbox's, a request's key)."""
         await self._execution.point(self._actor, label, guard, waits_for)
         # the step that answers a request still ran in the requester's thread
         self._actor.thread = self.thread
@@ -109,17 +118,19 @@ class ActorContext:
 
         In weak memory (``mmu.weak``) the lock is free once the stores its last
         owner made before releasing it have left that CPU's store buffer, and
-        taking it is an acquire."""
+        taking it is an acquire. That guard reads the buffers, which no footprint
+        records, so there the step goes through ``point`` (dependent with every step)."""
         memory = self.model.kvm.memory
+        name = label or f"spin_lock({lock.name})"
+        waits_for = lambda: f"{lock.name} (held by {lock.owner})"  # noqa: E731
         if memory is None:
-            guard: Guard = lambda: lock.can_acquire(self.name)  # noqa: E731
+            await self._park(name, lambda: lock.can_acquire(self.name), waits_for)
         else:
-            guard = lambda: lock.can_acquire(self.name) and memory.lock_visible(lock.name)  # noqa: E731
-        await self.point(
-            label or f"spin_lock({lock.name})",
-            guard=guard,
-            waits_for=lambda: f"{lock.name} (held by {lock.owner})",
-        )
+            await self.point(
+                name,
+                guard=lambda: lock.can_acquire(self.name) and memory.lock_visible(lock.name),
+                waits_for=waits_for,
+            )
         lock.acquire(self.name)
         if memory is not None:
             memory.lock_acquired(self.name, lock.name)
@@ -165,7 +176,7 @@ class ActorContext:
     async def _down(self, sem: RwSem, label: str, *, write: bool) -> None:
         # The wait begins in a step of its own, so that a waiter is queued at the
         # moment it starts waiting: the queue, not the scheduler, decides who is next.
-        await self.point(label)
+        await self._park(label, None)
         self._acquired(sem.name, spins=False)
         if sem.can_acquire(self.name, write=write):
             sem.acquire(self.name, write=write)
@@ -175,16 +186,14 @@ class ActorContext:
         slowpath = "rwsem_down_write_slowpath" if write else "rwsem_down_read_slowpath"
         self.relabel(f"{label}: {slowpath}, wait")
         if write:
-            await self.point(
-                label, guard=lambda: sem.may_take(self.name), waits_for=lambda: sem.waiting(self.name)
-            )
+            await self._park(label, lambda: sem.may_take(self.name), lambda: sem.waiting(self.name))
             sem.acquire(self.name, write=True)
             self._weak_acquired(sem.name)
             return
-        await self.point(
+        await self._park(
             label,
-            guard=lambda: sem.held_by(self.name, write=False) and not sem.queued(self.name),
-            waits_for=lambda: sem.waiting(self.name),
+            lambda: sem.held_by(self.name, write=False) and not sem.queued(self.name),
+            lambda: sem.waiting(self.name),
         )
         self._weak_acquired(sem.name)
 
@@ -222,17 +231,17 @@ class ActorContext:
         The code after ``call`` returns is the step ``resume``: it starts
         once the reply is in, as a synchronous callback returns to its caller.
         """
-        await self.point(label)
+        await self._park(label, None)
         fp = self.model.fp
         fp.write(("mailbox", box.name))
         request = box.post(message, self.name)
-        await self.point(resume, guard=lambda: request.answered, waits_for=f"reply from {box.name}")
+        await self._park(resume, lambda: request.answered, f"reply from {box.name}")
         fp.read(request.key)
         return request.reply
 
     async def receive(self, box: Mailbox, label: str) -> Request:
         """Step ``label`` starts with the oldest request in ``box`` taken."""
-        await self.point(label, guard=lambda: bool(box), waits_for=f"{IDLE}{box.name}")
+        await self._park(label, lambda: bool(box), f"{IDLE}{box.name}")
         self.model.fp.write(("mailbox", box.name))
         request = box.take()
         self._serving = self._actor.thread = request.sender

@@ -11,12 +11,14 @@ the Trio executor makes, so a schedule gives the same trace under both
 
 from __future__ import annotations
 
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from .awaits import close
 from .context import ActorContext
-from .execution import Execution
+from .execution import Actor, Execution
+from .fingerprint import Canon, digest
+from .lockdep import Lockdep
 from .result import RunResult
 
 
@@ -25,6 +27,10 @@ class DirectExecution(Execution):
 
     def run(self) -> RunResult:
         coroutines: dict[int, Coroutine[Any, Any, None]] = {}
+        self._coroutines = coroutines
+        attach = getattr(self._strategy, "attach", None)
+        if attach is not None:  # a stateful search: it asks for ``fingerprint`` at decisions
+            attach(self)
         for actor in self.actors:
             coroutines[actor.index] = actor.spec.fn(ActorContext(actor.spec.name, self.model, self, actor))
         try:
@@ -41,3 +47,40 @@ class DirectExecution(Execution):
                 close(coroutine)  # actors still parked: unwind them, as Trio's cancel does
         return self.result()
 
+
+    def fingerprint(self) -> tuple[bytes, set[str]]:
+        """The state between two steps, as a digest (``actors.runtime.fingerprint``),
+        and the types the walk could not see into (none: the digest is exact)."""
+        canon = Canon(_SPECIAL, _ENDS)
+        form = (
+            canon.form(self.model),
+            canon.form(self.lockdep),
+            tuple((canon.form(a), canon.frames(self._coroutines[a.index])) for a in self.actors),
+            canon.form(self.world.oracles),
+            self.world.max_retries,
+        )
+        return digest(form), canon.opaque
+
+
+def _actor(actor: Actor, canon: Canon) -> object:
+    # its coroutine is walked on its own; the rest is bookkeeping of the point it is at
+    return ("A", actor.index, actor.thread, actor.finished)
+
+
+def _lockdep(lockdep: Lockdep, canon: Canon) -> object:
+    # what is held, and which nestings were seen (not where: that only words a message)
+    held = frozenset((thread, tuple(locks)) for thread, locks in lockdep._held.items() if locks)
+    return ("L", lockdep.enabled, canon.form(held), canon.form(frozenset(lockdep._order)))
+
+
+def _execution(execution: DirectExecution, canon: Canon) -> object:
+    return "X"  # what of the run matters is walked on its own: lockdep, each actor
+
+
+#: where an actor's await chain is cut: below ``ActorContext``, the execution parks it
+#: with the same label, guard and waits_for it was given
+_ENDS: frozenset[object] = frozenset({Execution.point.__code__})
+
+_SPECIAL: dict[type, Callable[[Any, Canon], object]] = {
+    DirectExecution: _execution, Actor: _actor, Lockdep: _lockdep,
+}

@@ -36,7 +36,10 @@ class Strategy(Protocol):
     keeps it running if it can), and returns a position in that list. A
     strategy may also define ``observe(actor, access)``, called after every
     step with the index of the actor that ran and what the step touched
-    (footprints are recorded only for strategies that observe).
+    (footprints are recorded only for strategies that observe). A strategy
+    that replays decisions of an earlier run may define ``replaying()``: while
+    it is true, the steps closed are the earlier run's, already judged, and
+    are neither judged nor observed again.
     """
 
     def choose(self, runnable: Sequence[int], current: int | None) -> int: ...
@@ -80,6 +83,7 @@ class Execution:
         self._strategy = strategy
         self._observe: Callable[[int, Access], None] | None = getattr(strategy, "observe", None)
         self._footprints = self._observe is not None  # only a strategy that observes needs them
+        self._replaying: Callable[[], bool] | None = getattr(strategy, "replaying", None)
         self._max_steps = max_steps
         self.actors = [Actor(i, spec) for i, spec in enumerate(world.actors)]
         self._rotations = [self.actors[i:] + self.actors[:i] for i in range(len(self.actors))]
@@ -258,20 +262,22 @@ class Execution:
         assert running is not None
         index = len(self._steps)
         model = self.model
-        access = model.drain_footprint() if self._footprints else _NO_ACCESS
+        replayed = self._replaying is not None and self._replaying()  # judged in an earlier run
+        access = model.drain_footprint() if self._footprints and not replayed else _NO_ACCESS
         name = running.spec.name
         step = Step(index, name, self._label, model.drain_log(), access, running.thread or name)
         self._steps.append(step)
         self.running = None
         if self._stopped:
             return
-        for oracle in self.world.oracles.values():
-            violation = oracle(model)
-            if violation is not None:
-                self.finding = Finding(violation.oracle, index, violation.message)
-                break
+        if not replayed:
+            for oracle in self.world.oracles.values():
+                violation = oracle(model)
+                if violation is not None:
+                    self.finding = Finding(violation.oracle, index, violation.message)
+                    break
         model.fp.clear()  # what the oracles read belongs to no step
-        if self._observe is not None:
+        if self._observe is not None and not replayed:
             try:
                 self._observe(running.index, access)
             except Exception as exc:  # e.g. a search cutting a redundant run short

@@ -1,0 +1,69 @@
+"""Small worlds for the search tests: few actors, few steps, every schedule runnable."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from actors import ActorContext, ActorSpec, Design, Executor, World
+from mmu import Model, SpinLock, Violation
+from mmurace import Config
+from scenarios import Scenario
+
+from .toys import world
+
+
+def toy_config(world_fn: Callable[[], World]) -> Config:
+    scenario = Scenario("toy", "toy", "toy", lambda design: world_fn(), ("toy",))
+    return Config(scenario, Design("toy", "toy"), executor=Executor.DIRECT)
+
+
+def shared_counter(actors: int = 3, steps: int = 1) -> World:
+    """Actors that read-modify-write a shared model field in two steps each, under no lock:
+    lost updates make many distinct final states."""
+
+    def worker(i: int) -> Callable[[ActorContext], object]:
+        async def actor(ctx: ActorContext) -> None:
+            for _ in range(steps):
+                await ctx.point(f"w{i} read")
+                ctx.model.fp.read(("kvm", "seq"))
+                seen = ctx.model.kvm.seq
+                await ctx.point(f"w{i} write")
+                ctx.model.fp.write(("kvm", "seq"))
+                ctx.model.kvm.seq = seen + i + 1
+
+        return actor
+
+    return world(*(ActorSpec(f"w{i}", worker(i)) for i in range(actors)))
+
+
+def locked_counter(workers: int = 3, rounds: int = 1) -> World:
+    lock = SpinLock("L")
+
+    def worker(i: int) -> Callable[[ActorContext], object]:
+        async def actor(ctx: ActorContext) -> None:
+            for _ in range(rounds):
+                await ctx.spin_lock(lock)
+                ctx.model.fp.write(("kvm", "seq"))
+                ctx.model.kvm.seq = ctx.model.kvm.seq * 2 + i
+                await ctx.point(f"w{i} unlock")
+                ctx.spin_unlock(lock)
+
+        return actor
+
+    return world(*(ActorSpec(f"w{i}", worker(i)) for i in range(workers)))
+
+
+
+
+def lost_update(actors: int = 2, steps: int = 2) -> World:
+    """``shared_counter``, judged: a finding when the final count lost an update."""
+    w = shared_counter(actors, steps)
+    expected = sum(steps * (i + 1) for i in range(actors))
+
+    def lost(model: Model) -> Violation | None:
+        if model.ended and model.kvm.seq != expected:
+            return Violation("lost_update", f"seq is {model.kvm.seq}, not {expected}")
+        return None
+
+    w.oracles = {"lost_update": lost}
+    return w
