@@ -40,7 +40,7 @@ from .explore import DEFAULT_MAX_STATES, Exploration, Order, Verdict, explore, e
 from .explore_jobs import explore_jobs
 from .explore_order import explore_bfs, explore_fewest_preemptions
 from .library import is_file_ref, load_file
-from .matrix import DEFAULT_BUDGET, Outcome, matrix
+from .matrix import DEFAULT_BUDGET, EXPLORE_LIMIT, PROOF_LIMIT, Outcome, matrix
 from .progress_line import ProgressLine
 from .report import cell_json, count, render_run, replay_command, schedule_note, to_json
 from .shrink import shrink
@@ -317,8 +317,11 @@ def shrink_cmd(scenario: str, design: str, schedule: str, opts: RunOptions, as_j
 @click.option("--json", "as_json", is_flag=True, help="print the cells as JSON")
 @click.option("--memory", type=click.Choice([m.value for m in Memory]), default=Memory.SC.value,
               show_default=True, help="memory model every cell is judged in (weak: docs/model.md section 6)")
+@click.option("--limit", type=COUNT, default=PROOF_LIMIT, show_default=True,
+              help="runs a cell's unbounded proof may take; past it the cell is proved for a preemption"
+                   f" bound (at most {EXPLORE_LIMIT} runs each)")
 def matrix_cmd(scenarios: tuple[str, ...], designs: tuple[str, ...], budget: int, jobs: int,
-               cluster: str | None, details: bool, as_json: bool, memory: str) -> int:
+               cluster: str | None, details: bool, as_json: bool, memory: str, limit: int) -> int:
     """Every design against every scenario: broken (oracle, shortest schedule), survived, or exhausted.
 
     \b
@@ -333,7 +336,8 @@ def matrix_cmd(scenarios: tuple[str, ...], designs: tuple[str, ...], budget: int
         with progress(len(rows) * len(columns), "matrix") as bar:
             task = bar.add_task("", total=len(rows) * len(columns))
             cells = matrix(columns, rows, budget=budget, jobs=jobs, cluster=cluster,
-                           progress=lambda n: bar.update(task, completed=n), memory=Memory(memory))
+                           progress=lambda n: bar.update(task, completed=n), memory=Memory(memory),
+                           limit=limit)
     if as_json:
         echo(json.dumps([cell_json(c) for c in cells], indent=2) + "\n")
     else:

@@ -33,6 +33,9 @@ from .workers import POLL_SECONDS, pool
 DEFAULT_BUDGET = 300
 #: runs the exhaustive search may spend on a cell, per preemption bound
 EXPLORE_LIMIT = 3000
+#: runs the unbounded search may spend (--limit): stateful, it proves every catalog cell
+#: within about 25,000; the bounded searches before it keep EXPLORE_LIMIT
+PROOF_LIMIT = 50_000
 #: preemption bounds the exhaustive search tries in turn (None: unbounded)
 EXPLORE_BOUNDS: tuple[int | None, ...] = (1, 2, None)
 
@@ -82,8 +85,9 @@ class Cell:
         return self.design.rpartition(":")[2] if ":" in self.design else self.design
 
 
-def _explore(config: Config, bound: int | None) -> Exploration:
-    return run_sync(functools.partial(explore, config, preemptions=bound, limit=EXPLORE_LIMIT),
+def _explore(config: Config, bound: int | None, limit: int) -> Exploration:
+    runs = limit if bound is None else min(limit, EXPLORE_LIMIT)
+    return run_sync(functools.partial(explore, config, preemptions=bound, limit=runs),
                     executor=config.executor)
 
 
@@ -100,7 +104,9 @@ def _broken(config: Config, result: RunResult, tried: int) -> Cell:
     )
 
 
-def judge(scenario: str, design: str, budget: int, memory: Memory = Memory.SC) -> Cell:
+def judge(
+    scenario: str, design: str, budget: int, memory: Memory = Memory.SC, limit: int = PROOF_LIMIT
+) -> Cell:
     """Hunt one cell (runs in a worker process: arguments and result are plain data).
 
     ``scenario`` and ``design`` are as a command line names them: catalog names,
@@ -121,7 +127,7 @@ def judge(scenario: str, design: str, budget: int, memory: Memory = Memory.SC) -
             return _broken(config, outcome.groups[0].first.result, tried)
     proved: Cell | None = None  # the largest bound exhausted so far
     for bound in EXPLORE_BOUNDS:
-        search = _explore(config, bound)
+        search = _explore(config, bound, limit)
         runs = search.executions + search.pruned
         tried += runs
         if search.result is not None:
@@ -142,6 +148,7 @@ def matrix(
     progress: Callable[[int], None] = lambda n: None,
     stop: Callable[[], bool] = interrupt.requested,
     memory: Memory = Memory.SC,
+    limit: int = PROOF_LIMIT,
 ) -> list[Cell]:
     """Judge every cell, ``jobs`` at a time (or on the Dask scheduler at ``cluster``);
     cells come back in table order.
@@ -159,7 +166,7 @@ def matrix(
     if jobs <= 1 and cluster is None:
         cells: list[Cell] = []
         for s, d in pairs:
-            cell = None if stop() else judge(s, d, budget, memory)
+            cell = None if stop() else judge(s, d, budget, memory, limit)
             if cell is None or stop():
                 break
             cells.append(cell)
@@ -176,7 +183,7 @@ def matrix(
     progress(len(judged))
     todo.sort(key=lambda cell: (-cell[0], cell[1]))
     with pool(max(1, min(jobs, len(todo))), cluster) as (executor, _):
-        pending = {executor.submit(judge, *pairs[i], budget, memory): i for _, i in todo}
+        pending = {executor.submit(judge, *pairs[i], budget, memory, limit): i for _, i in todo}
         while pending and not stop():
             finished, _ = cf.wait(pending, timeout=POLL_SECONDS, return_when=cf.FIRST_COMPLETED)
             for future in finished:

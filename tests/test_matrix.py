@@ -8,7 +8,7 @@ import pytest
 
 from actors import DESIGNS
 from mmurace.cli import main
-from mmurace.matrix import Outcome, judge, matrix
+from mmurace.matrix import EXPLORE_LIMIT, Outcome, judge, matrix
 from scenarios import CATALOG
 
 #: the expected verdict of every cell: (outcome, oracle)
@@ -116,7 +116,8 @@ ERA_2011_EXPECTED = {
 
 @pytest.mark.parametrize(("scenario", "design"), sorted(EXPECTED))
 def test_every_cell_has_its_pinned_verdict(scenario: str, design: str) -> None:
-    cell = judge(scenario, design, budget=100)
+    # a verdict, not its bound: a safe cell too big to prove unbounded in 3,000 runs is proved to a bound
+    cell = judge(scenario, design, budget=100, limit=EXPLORE_LIMIT)
     assert (cell.outcome, cell.oracle) == EXPECTED[scenario, design]
     if cell.outcome is Outcome.BROKEN:
         assert cell.replay().startswith(f"mmurace replay {scenario} --design {design} --schedule v1:")
@@ -124,7 +125,7 @@ def test_every_cell_has_its_pinned_verdict(scenario: str, design: str) -> None:
 
 @pytest.mark.parametrize(("scenario", "design"), sorted(ERA_2011_EXPECTED))
 def test_2011_callback_variants_have_their_pinned_verdict(scenario: str, design: str) -> None:
-    cell = judge(scenario, f"{ERA_2011}:{design}", budget=100)
+    cell = judge(scenario, f"{ERA_2011}:{design}", budget=100, limit=EXPLORE_LIMIT)
     assert (cell.outcome, cell.oracle) == ERA_2011_EXPECTED[scenario, design]
 
 
@@ -156,9 +157,21 @@ def test_matrix_rejects_unknown_names(capsys: pytest.CaptureFixture[str]) -> Non
 
 
 def test_a_cell_too_big_to_exhaust_unbounded_is_proved_for_a_bound() -> None:
-    cell = judge("ksm_merge", "seq_retry", budget=50)
+    cell = judge("ksm_merge", "seq_retry", budget=50, limit=EXPLORE_LIMIT)
     assert (cell.outcome, cell.bound) == (Outcome.EXHAUSTED, 2)
     assert cell.text().startswith("exhausted <=2 preemptions (")
-    small = judge("race_remap", "seq_retry", budget=50)
+    small = judge("race_remap", "seq_retry", budget=50, limit=EXPLORE_LIMIT)
     assert (small.outcome, small.bound) == (Outcome.EXHAUSTED, None)
     assert small.text().startswith("exhausted (")
+
+
+def test_the_proof_limit_decides_between_a_bound_and_an_unbounded_proof(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    argv = ["matrix", "--scenario", "ksm_merge", "--design", "pin", "--budget", "20", "--jobs", "1", "--json"]
+    assert main([*argv, "--limit", "500"]) == 0
+    (bounded,) = json.loads(capsys.readouterr().out)
+    assert main(argv) == 0  # the default limit: the stateful search proves it unbounded
+    (proved,) = json.loads(capsys.readouterr().out)
+    assert (bounded["outcome"], bounded["bound"]) == ("exhausted", 2)
+    assert (proved["outcome"], proved["bound"]) == ("exhausted", None)
