@@ -17,13 +17,15 @@ from typing import Any
 from .awaits import close
 from .context import ActorContext
 from .execution import Actor, Execution
-from .fingerprint import Canon, Frames, digest
+from .fingerprint import Canon, Frames, digest, plain_functions
 from .lockdep import Lockdep
 from .result import RunResult
 
 
 class DirectExecution(Execution):
     """One run with every actor a coroutine that this loop resumes."""
+
+    _canon: Canon | None = None  # the fingerprint's walk, kept for the next one
 
     def run(self) -> RunResult:
         coroutines: dict[int, Coroutine[Any, Any, None]] = {}
@@ -51,12 +53,17 @@ class DirectExecution(Execution):
     def fingerprint(self) -> tuple[bytes, set[str]]:
         """The state between two steps, as a digest (``actors.runtime.fingerprint``),
         and the types the walk could not see into (none: the digest is exact)."""
-        canon = Canon(_SPECIAL, _ENDS)
+        canon = self._canon
+        if canon is None:
+            canon = self._canon = Canon(_SPECIAL, _ENDS)
+        else:
+            canon.reset()
+        oracles = self.world.oracles
         form = canon.form((
             self.model,
             self.lockdep,
             [(a, Frames(self._coroutines[a.index])) for a in self.actors],
-            self.world.oracles,
+            plain_functions(oracles) or oracles,
             self.world.max_retries,
         ))
         return digest(form), canon.opaque

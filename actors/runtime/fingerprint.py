@@ -56,7 +56,7 @@ import random
 import sys
 import types
 from collections import deque
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Mapping
 from typing import Any
 
 from mmu.footprint import Footprint
@@ -125,6 +125,11 @@ class Canon:
         self._out = io.BytesIO()
         self._pickler = _Pickler(self._out, self)
 
+    def reset(self) -> None:
+        """Start a new walk: forget what was met (the memo) and what was opaque."""
+        self._pickler.clear_memo()
+        self.opaque = set()
+
     def form(self, obj: object) -> bytes:
         """The canonical form of ``obj``, as bytes (within this walk's memo)."""
         out = self._out
@@ -160,6 +165,9 @@ class Canon:
         """How the pickler writes ``obj``: ``(_tag, (kind, ...), fields)``, the fields after
         the object is memoised, so that a cycle through it is a reference."""
         kind = type(obj)
+        special = self._special.get(kind)  # first: a fast path below may come from a walk without it
+        if special is not None:
+            return _tag, ("S",), special(obj, self)
         fast = _FAST.get(kind)
         if fast is not None:  # a class of the model's, seen before: its fields in one call
             code, getter = fast
@@ -172,9 +180,9 @@ class Canon:
         constant = _CONSTANTS.get(obj) if isinstance(obj, enum.Enum) else None
         if constant is not None:
             return constant
-        special = self._special.get(kind)
-        if special is not None:
-            return _tag, ("S",), special(obj, self)
+        plain = _DICTS.get(kind)
+        if plain is not None:  # a class of plain instances (a __dict__, no fields), seen before
+            return _tag, ("o", plain), obj.__dict__
         return self._object(obj, kind)
 
     def _object(self, obj: Any, kind: type) -> object:
@@ -222,6 +230,8 @@ class Canon:
             if not hasattr(obj, "__dict__"):
                 self.opaque.add(f"{kind.__module__}.{kind.__qualname__}")
                 return _tag, ("?", next(_TOKENS))
+            if _static(kind):
+                _DICTS[kind] = _code(kind)  # the next instance takes the fast path
             return _tag, ("o", self._type(kind)), obj.__dict__
         raw = tuple(getattr(obj, name, _UNSET) for name in fields)
         extra = getattr(obj, "__dict__", None)
@@ -248,6 +258,8 @@ def _footprint(fp: Any, canon: Canon) -> object:
 
 
 _UNSET = ("unset",)
+#: classes whose instances keep only a ``__dict__``: their code
+_DICTS: dict[type, int] = {}
 #: how the members of enumerations are written, once met
 _CONSTANTS: dict[enum.Enum, tuple[object, ...]] = {}
 #: classes whose instances are read field by field in one call: (code, getter)
@@ -272,6 +284,17 @@ def _fields(kind: type) -> tuple[str, ...] | None:
     if _static(kind):  # a class made while building a world dies with it: not kept
         _FIELDS[kind] = names
     return names
+
+
+def plain_functions(functions: Mapping[str, Any]) -> tuple[object, ...] | None:
+    """``functions`` (the oracles) as names and code, if none keeps state (no closure, no
+    defaults: what a walk of them would say, for less); None if one does: walk them."""
+    out: list[object] = []
+    for name, fn in functions.items():
+        if type(fn) is not types.FunctionType or fn.__closure__ or fn.__defaults__ or fn.__kwdefaults__:
+            return None
+        out += (name, _code(fn.__code__))
+    return tuple(out)
 
 
 def digest(form: object) -> bytes:
