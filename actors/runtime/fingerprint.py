@@ -18,7 +18,9 @@ A state is everything the rest of the run can depend on:
 Aliasing is kept: an object met twice is written as a back-reference to its
 first visit, so two states with the same digest have isomorphic object
 graphs. Dicts keep their insertion order (code may iterate them); sets are
-sorted (code must not depend on their order). Objects the walk cannot see
+written in their iteration order (code must not depend on it; two equal sets
+built in different orders may be written differently, and their states then
+explored twice, which is sound; lockdep's are sorted). Objects the walk cannot see
 into (written in C, other than the builtin containers) get a fresh token,
 equal to nothing: such a state is never matched, which is sound but prunes
 nothing; ``Canon.opaque`` names their types so that a test can insist on none.
