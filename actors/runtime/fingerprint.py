@@ -179,7 +179,15 @@ class Canon:
                 return self._object(obj, kind)
         if kind is types.FunctionType and obj is not _tag:  # the oracles, a design's steps
             return _tag, ("f", _code(obj.__code__)), (obj.__closure__, obj.__defaults__, obj.__kwdefaults__)
-        constant = _CONSTANTS.get(obj) if isinstance(obj, enum.Enum) else None
+        if kind is types.CellType:  # a closure's variable
+            try:
+                return _tag, ("cell",), (obj.cell_contents,)
+            except ValueError:  # a cell not yet filled
+                return _tag, ("cell",), None
+        if kind is type:
+            constant = _TYPES.get(obj)
+        else:
+            constant = _CONSTANTS.get(obj) if isinstance(obj, enum.Enum) else None
         if constant is not None:
             return constant
         plain = _DICTS.get(kind)
@@ -195,10 +203,10 @@ class Canon:
         if kind is deque:
             return _tag, ("q",), list(obj)
         if isinstance(obj, enum.Enum):
-            form = _tag, ("e", self._type(kind), obj.name)
+            member: tuple[object, ...] = (_tag, ("e", self._type(kind), obj.name))
             if _static(kind):
-                _CONSTANTS[obj] = form
-            return form
+                _CONSTANTS[obj] = member
+            return member
         if isinstance(obj, types.FunctionType):
             return _tag, ("f", _code(obj.__code__)), (obj.__closure__, obj.__defaults__, obj.__kwdefaults__)
         if isinstance(obj, types.CellType):
@@ -215,7 +223,10 @@ class Canon:
             return _tag, ("p",), (obj.func, obj.args, obj.keywords)
         if isinstance(obj, type):
             if _static(obj):
-                return _tag, ("T", _code(obj))
+                static: tuple[object, ...] = (_tag, ("T", _code(obj)))
+                if kind is type:
+                    _TYPES[obj] = static
+                return static
             # made at run time (a design with steps replaced): what it is, not which object
             namespace = {k: v for k, v in vars(obj).items() if not (k.startswith("__") and k.endswith("__"))}
             return _tag, ("C", obj.__qualname__), (obj.__bases__, namespace)
@@ -237,11 +248,15 @@ class Canon:
             return _tag, ("o", self._type(kind)), obj.__dict__
         raw = tuple(getattr(obj, name, _UNSET) for name in fields)
         extra = getattr(obj, "__dict__", None)
-        if extra is None and fields and _static(kind) and all(v is not _UNSET for v in raw):
-            # every field set, no __dict__: the next instance takes the fast path
+        if fields and _static(kind) and all(v is not _UNSET for v in raw):
+            # every field set: the next instance takes the fast path (written as this one)
             getter = operator.attrgetter(*fields)
-            _FAST[kind] = (_code(kind), getter if len(fields) > 1 else lambda o: (getter(o),))
-            return _tag, (_code(kind),), raw
+            get = getter if len(fields) > 1 else lambda o: (getter(o),)
+            if extra is None:
+                _FAST[kind] = (_code(kind), get)
+                return _tag, (_code(kind),), raw
+            _FAST[kind] = (_code(kind), lambda o: (*get(o), o.__dict__ or None))
+            return _tag, (_code(kind),), (*raw, extra or None)
         return _tag, ("o", self._type(kind)), (raw, extra or None)
 
     def _type(self, kind: type) -> object:
@@ -262,6 +277,8 @@ def _footprint(fp: Any, canon: Canon) -> object:
 _UNSET = ("unset",)
 #: classes whose instances keep only a ``__dict__``: their code
 _DICTS: dict[type, int] = {}
+#: how classes (of metaclass ``type``) are written, once met
+_TYPES: dict[type, tuple[object, ...]] = {}
 #: how the members of enumerations are written, once met
 _CONSTANTS: dict[enum.Enum, tuple[object, ...]] = {}
 #: classes whose instances are read field by field in one call: (code, getter)
