@@ -6,12 +6,10 @@ import functools
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import click
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from actors import DEFAULT_MAX_RETRIES, DEFAULT_MAX_STEPS, DESIGNS, MAX_STEPS, Executor, RunResult
 from mmu import ORACLES, Memory
@@ -22,7 +20,16 @@ from .litmus import NoOrderingRace, write_litmus
 from .report import count
 from .shrink import shrink
 
-out = Console(highlight=False, soft_wrap=True)
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.progress import Progress
+
+
+def out() -> Console:
+    """Standard output as rich writes tables (rich is imported by the commands that print one)."""
+    from rich.console import Console
+
+    return Console(highlight=False, soft_wrap=True)
 
 # Every numeric option has a ceiling: far above any useful value, and low enough
 # that a mistyped one is refused in one line rather than overflowing a range or memory.
@@ -39,6 +46,9 @@ def echo(text: str) -> None:
 
 
 def progress(total: int, what: str) -> Progress:
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
     err = Console(stderr=True)
     return Progress(
         TextColumn(what), BarColumn(), MofNCompleteColumn(),

@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 import click
-from rich.table import Table
 
 from actors import DESIGNS, Design, RunResult
 from mmu import ORACLES
@@ -147,6 +146,8 @@ def _story(
              f" {replay_command(h.config, race, threads=threads)}\n")
         if why:
             echo(f"  ({why})\n")
+    from rich.table import Table
+
     table = Table(box=None, show_edge=False, pad_edge=False)
     for col in ("design", "result", "schedules", "seed"):
         table.add_column(col)
@@ -156,7 +157,7 @@ def _story(
         result = quiet if f is None else f"{f.oracle} at step {f.step}"
         table.add_row(h.config.design.name, result, str(h.tried), "-" if h.seed is None else str(h.seed))
     echo("\n")
-    out.print(table)
+    out().print(table)
     missing = [d for d in sc.designs if d not in {h.config.design.name for h in hunts}]
     if missing:
         echo(f"interrupted: not hunted: {', '.join(missing)}\n")

@@ -8,8 +8,6 @@ from pathlib import Path
 
 import attrs
 import click
-from rich.console import Console
-from rich.table import Table
 
 from actors import DESIGNS, Executor
 from mmu import Memory
@@ -343,6 +341,9 @@ def matrix_cmd(scenarios: tuple[str, ...], designs: tuple[str, ...], budget: int
     else:
         by = {(c.scenario, c.design): c for c in cells}
         labels = {c.design: c.row for c in cells}
+        from rich.console import Console
+        from rich.table import Table
+
         table = Table(box=None, show_edge=False, pad_edge=False)
         table.add_column("design", no_wrap=True)
         for column in columns:

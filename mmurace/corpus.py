@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import enum
 import hashlib
-import importlib.metadata
 import json
 import os
 from collections.abc import Callable
@@ -71,6 +70,8 @@ def record(config: api.Config, result: RunResult, found_as: RunResult | None = N
 
 
 def _version() -> str:
+    import importlib.metadata  # here: 16 ms of start-up that only a saved finding needs
+
     try:
         return importlib.metadata.version("mmurace")
     except importlib.metadata.PackageNotFoundError:  # run from a source tree that is not installed

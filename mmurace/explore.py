@@ -170,10 +170,15 @@ class _PathStrategy:
         return digest if self.bound is None else (digest, current)
 
     def choose(self, runnable: Sequence[int], current: int | None) -> int:
-        if self._depth < len(self.path):
-            node = self.path[self._depth]
+        depth = self._depth
+        if depth < len(self.path):
+            node = self.path[depth]
             if tuple(runnable) != node.runnable:
                 raise AssertionError("nondeterministic scenario: runnable actors differ on replay")
+            if depth + 1 < len(self.path):  # replayed: its steps are neither observed nor judged
+                self._depth = depth + 1
+                self._preemptions = node.cost(node.chosen)
+                return node.runnable.index(node.chosen)
         else:
             if self.counting is Counting.CHOICES:
                 current = runnable[0]  # the default, whoever ran last: any other choice costs one

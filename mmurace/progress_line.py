@@ -9,12 +9,11 @@ touches a run.
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from types import TracebackType
 from typing import Any
-
-from rich.console import Console
 
 from .explore import Progress
 
@@ -29,14 +28,15 @@ class ProgressLine:
 
     def __init__(self, what: str) -> None:
         self._what = what
-        self._console = Console(stderr=True)
-        self._terminal = self._console.is_terminal
+        self._terminal = _terminal()
         self._status: Any = None
         self._start = self._last = time.monotonic()
 
     def __enter__(self) -> ProgressLine:
         if self._terminal:
-            self._status = self._console.status(self._what)
+            from rich.console import Console
+
+            self._status = Console(stderr=True).status(self._what)
             self._status.__enter__()
         return self
 
@@ -76,3 +76,12 @@ class ProgressLine:
         """After each part of a search split over processes."""
         if self._due():
             self._show(f"{done}/{total} parts done, {runs:,} runs, {self._rate(runs)}")
+
+
+def _terminal() -> bool:
+    """Whether rich would draw on stderr; rich (40 ms to import) is asked only when it might."""
+    if not (sys.stderr.isatty() or "TTY_COMPATIBLE" in os.environ or "FORCE_COLOR" in os.environ):
+        return False
+    from rich.console import Console
+
+    return Console(stderr=True).is_terminal

@@ -17,13 +17,15 @@ from typing import Any
 from .awaits import close
 from .context import ActorContext
 from .execution import Actor, Execution
-from .fingerprint import Canon, digest
+from .fingerprint import Canon, Frames, digest, plain_functions
 from .lockdep import Lockdep
 from .result import RunResult
 
 
 class DirectExecution(Execution):
     """One run with every actor a coroutine that this loop resumes."""
+
+    _canon: Canon | None = None  # the fingerprint's walk, kept for the next one
 
     def run(self) -> RunResult:
         coroutines: dict[int, Coroutine[Any, Any, None]] = {}
@@ -51,14 +53,19 @@ class DirectExecution(Execution):
     def fingerprint(self) -> tuple[bytes, set[str]]:
         """The state between two steps, as a digest (``actors.runtime.fingerprint``),
         and the types the walk could not see into (none: the digest is exact)."""
-        canon = Canon(_SPECIAL, _ENDS)
-        form = (
-            canon.form(self.model),
-            canon.form(self.lockdep),
-            tuple((canon.form(a), canon.frames(self._coroutines[a.index])) for a in self.actors),
-            canon.form(self.world.oracles),
+        canon = self._canon
+        if canon is None:
+            canon = self._canon = Canon(_SPECIAL, _ENDS)
+        else:
+            canon.reset()
+        oracles = self.world.oracles
+        form = canon.form((
+            self.model,
+            self.lockdep,
+            [(a, Frames(self._coroutines[a.index])) for a in self.actors],
+            plain_functions(oracles) or oracles,
             self.world.max_retries,
-        )
+        ))
         return digest(form), canon.opaque
 
 
@@ -69,8 +76,8 @@ def _actor(actor: Actor, canon: Canon) -> object:
 
 def _lockdep(lockdep: Lockdep, canon: Canon) -> object:
     # what is held, and which nestings were seen (not where: that only words a message)
-    held = frozenset((thread, tuple(locks)) for thread, locks in lockdep._held.items() if locks)
-    return ("L", lockdep.enabled, canon.form(held), canon.form(frozenset(lockdep._order)))
+    held = sorted((thread, tuple(locks)) for thread, locks in lockdep._held.items() if locks)
+    return ("L", lockdep.enabled, held, sorted(lockdep._order))
 
 
 def _execution(execution: DirectExecution, canon: Canon) -> object:

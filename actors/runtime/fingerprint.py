@@ -18,7 +18,9 @@ A state is everything the rest of the run can depend on:
 Aliasing is kept: an object met twice is written as a back-reference to its
 first visit, so two states with the same digest have isomorphic object
 graphs. Dicts keep their insertion order (code may iterate them); sets are
-sorted (code must not depend on their order). Objects the walk cannot see
+written in their iteration order (code must not depend on it; two equal sets
+built in different orders may be written differently, and their states then
+explored twice, which is sound; lockdep's are sorted). Objects the walk cannot see
 into (written in C, other than the builtin containers) get a fresh token,
 equal to nothing: such a state is never matched, which is sound but prunes
 nothing; ``Canon.opaque`` names their types so that a test can insist on none.
@@ -29,10 +31,16 @@ computes ``model.x`` before the point and keeps it where no walk reaches: write
 it to a local first), module globals that change during a run, and anything
 outside the model and the actors' locals (files, clocks, global random state).
 
-The digest is a 128-bit BLAKE2b of the canonical form, serialized with
-``marshal`` (version 0, which writes equal values alike whatever their
-sharing); it is meaningful within one process only (code objects are named by
-their number in this process).
+The walk is a ``pickle`` of the state (``Canon``): the builtin containers are
+walked in C, and every other object is written, through ``reducer_override``,
+as its kind and its fields, so that the walk costs a Python call per object
+of the model rather than per value. Pickle's memo makes sharing explicit: an
+object met twice is written as a reference to its first visit. Strings and
+tuples are memoised too, by identity, so two equal states whose strings are
+shared differently may get different digests: a state then explored twice,
+which is sound. The digest is a 128-bit BLAKE2b of what the pickler wrote; it
+is meaningful within one process only (code objects are named by their number
+in this process).
 """
 
 from __future__ import annotations
@@ -41,20 +49,20 @@ import dataclasses
 import enum
 import functools
 import hashlib
+import io
 import itertools
 import marshal
 import operator
+import pickle
 import random
 import sys
 import types
 from collections import deque
-from collections.abc import Callable, Coroutine, Iterable
+from collections.abc import Callable, Coroutine, Mapping
 from typing import Any
 
 from mmu.footprint import Footprint
 
-#: values written as they are
-_ATOMS = frozenset({int, str, bool, float, bytes, type(None), complex})
 #: code objects (and classes), numbered in the order first met: stable within a process
 _CODES: dict[object, int] = {}
 #: tokens for what cannot be seen into: each is equal to nothing else
@@ -84,12 +92,26 @@ def _code(obj: object) -> int:
     return number
 
 
+def _tag(*what: object) -> None:
+    """What the pickler names as the constructor of every object it writes (never called)."""
+
+
+class _Pickler(pickle.Pickler):
+    """Writes the builtin containers itself, and asks ``Canon`` for everything else."""
+
+    def __init__(self, file: io.BytesIO, canon: Canon) -> None:
+        self.reducer_override = canon._reduce  # type: ignore[method-assign,assignment]  # read by __init__
+        super().__init__(file, protocol=pickle.HIGHEST_PROTOCOL)
+
+
 class Canon:
     """One walk: a canonical form of a graph of objects, sharing made explicit.
 
     ``special`` maps a type to how its instances are written (the runtime's
-    own records, which are not state or are state only in part); ``ends``
-    are the code objects where an await chain stops being walked.
+    own records, which are not state or are state only in part: the function
+    returns plain data standing for the object); ``ends`` are the code objects
+    where an await chain stops being walked. The forms of one ``Canon`` share
+    one memo: an object met in an earlier ``form`` is a reference in a later one.
     """
 
     def __init__(
@@ -97,105 +119,32 @@ class Canon:
         special: dict[type, Callable[[Any, Canon], object]] | None = None,
         ends: frozenset[object] = frozenset(),
     ) -> None:
-        self._memo: dict[int, int] = {}
-        self._keep: list[object] = []  # memo'd objects stay alive: their ids stay theirs
         self._special = {Footprint: _footprint, **(special or {})}
         #: code where an await chain is cut short: the runtime's own, whose locals are its caller's arguments
         self._ends = ends
         #: types met that the walk could not see into (their states never match)
         self.opaque: set[str] = set()
+        self._out = io.BytesIO()
+        self._pickler = _Pickler(self._out, self)
 
-    def form(self, obj: object) -> object:
-        """The canonical form of ``obj``: atoms, and tuples tagged by kind."""
-        kind = type(obj)
-        if kind in _ATOMS:
-            return obj
-        if kind is tuple:
-            return ("t", *self._each(obj))  # type: ignore[arg-type]
-        if kind is frozenset:
-            return ("z", *self._sorted(obj))  # type: ignore[arg-type]
-        seen = self._memo.get(id(obj))
-        if seen is not None:
-            return ("@", seen)
-        self._memo[id(obj)] = len(self._memo)
-        self._keep.append(obj)
-        special = self._special.get(kind)
-        if special is not None:
-            return special(obj, self)
-        fast = _FAST.get(kind)
-        if fast is not None:  # a class of the model's, seen before: its fields in one call
-            code, getter = fast
-            try:
-                return ("o", code, *self._each(getter(obj)), None)
-            except AttributeError:  # a slot left unset: field by field
-                return self._object(obj, kind)
-        if kind is list or kind is deque:
-            return ("l" if kind is list else "q", *self._each(obj))  # type: ignore[arg-type]
-        if kind is dict:
-            return ("d", *self._each(itertools.chain.from_iterable(obj.items())))  # type: ignore[attr-defined]
-        if kind is set:
-            return ("s", *self._sorted(obj))  # type: ignore[arg-type]
-        return self._object(obj, kind)
+    def reset(self) -> None:
+        """Start a new walk: forget what was met (the memo) and what was opaque."""
+        self._pickler.clear_memo()
+        self.opaque = set()
 
-    def _each(self, items: Iterable[object]) -> list[object]:
-        form, atoms = self.form, _ATOMS
-        return [x if type(x) in atoms else form(x) for x in items]
+    def form(self, obj: object) -> bytes:
+        """The canonical form of ``obj``, as bytes (within this walk's memo)."""
+        out = self._out
+        out.seek(0)
+        out.truncate()
+        self._pickler.dump(obj)
+        return out.getvalue()
 
-    def _sorted(self, items: Iterable[object]) -> list[object]:
-        return sorted((self.form(x) for x in items), key=repr)
-
-    def _object(self, obj: Any, kind: type) -> object:
-        if isinstance(obj, enum.Enum):
-            return ("e", self._type(kind), obj.name)
-        if isinstance(obj, types.FunctionType):
-            cells = tuple(self._cell(c) for c in obj.__closure__ or ())
-            defaults = (self.form(obj.__defaults__), self.form(obj.__kwdefaults__))
-            return ("f", _code(obj.__code__), cells, defaults)
-        if isinstance(obj, types.MethodType):
-            return ("m", self.form(obj.__func__), self.form(obj.__self__))
-        if isinstance(obj, types.BuiltinFunctionType):
-            owner = obj.__self__
-            return ("b", obj.__qualname__, None if isinstance(owner, types.ModuleType) else self.form(owner))
-        if isinstance(obj, functools.partial):
-            return ("p", self.form(obj.func), self.form(obj.args), self.form(obj.keywords))
-        if isinstance(obj, type):
-            if _static(obj):
-                return ("T", _code(obj))
-            # made at run time (a design with steps replaced): what it is, not which object
-            namespace = {k: v for k, v in vars(obj).items() if not (k.startswith("__") and k.endswith("__"))}
-            return ("C", obj.__qualname__, self.form(obj.__bases__), self.form(namespace))
-        if isinstance(obj, types.ModuleType):
-            return ("M", obj.__name__)
-        if isinstance(obj, types.CoroutineType | types.GeneratorType):
-            return ("c", *self.frames(obj))
-        if isinstance(obj, random.Random):
-            return ("r", self.form(obj.getstate()))
-        fields = _fields(kind)
-        if fields is None:
-            if not hasattr(obj, "__dict__"):
-                self.opaque.add(f"{kind.__module__}.{kind.__qualname__}")
-                return ("?", next(_TOKENS))
-            return ("o", self._type(kind), self.form(obj.__dict__))
-        raw = [getattr(obj, name, _UNSET) for name in fields]
-        values = self._each(raw)
-        extra = getattr(obj, "__dict__", None)
-        if extra is None and fields and _static(kind) and all(v is not _UNSET for v in raw):
-            # every field set, no __dict__: the next instance takes the fast path
-            getter = operator.attrgetter(*fields)
-            _FAST[kind] = (_code(kind), getter if len(fields) > 1 else lambda o: (getter(o),))
-        return ("o", self._type(kind), *values, self.form(extra) if extra else None)
-
-    def _type(self, kind: type) -> object:
-        return _code(kind) if _static(kind) else self.form(kind)
-
-    def _cell(self, cell: types.CellType) -> object:
-        try:
-            return self.form(cell.cell_contents)
-        except ValueError:  # a cell not yet filled
-            return ("cell",)
-
-    def frames(self, coroutine: Any) -> list[object]:
+    def frames(self, coroutine: Any) -> bytes:
         """Where a coroutine is parked: each frame of its await chain, outermost first."""
+        return self.form(Frames(coroutine))
+
+    def _frames(self, coroutine: Any) -> list[object]:
         out: list[object] = []
         obj = coroutine
         while obj is not None:
@@ -210,9 +159,115 @@ class Canon:
             if frame.f_code in self._ends:
                 out.append(_code(frame.f_code))
                 break
-            out.append((_code(frame.f_code), frame.f_lasti, self.form(frame.f_locals)))
+            out.append((_code(frame.f_code), frame.f_lasti, frame.f_locals))
             obj = obj.cr_await if hasattr(obj, "cr_await") else getattr(obj, "gi_yieldfrom", None)
         return out
+
+    def _reduce(self, obj: Any) -> object:
+        """How the pickler writes ``obj``: ``(_tag, (kind, ...), fields)``, the fields after
+        the object is memoised, so that a cycle through it is a reference."""
+        kind = type(obj)
+        special = self._special.get(kind)  # first: a fast path below may come from a walk without it
+        if special is not None:
+            return _tag, ("S",), special(obj, self)
+        fast = _FAST.get(kind)
+        if fast is not None:  # a class of the model's, seen before: its fields in one call
+            code, getter = fast
+            try:
+                return _tag, (code,), getter(obj)
+            except AttributeError:  # a slot left unset: field by field
+                return self._object(obj, kind)
+        if kind is types.FunctionType and obj is not _tag:  # the oracles, a design's steps
+            return _tag, ("f", _code(obj.__code__)), (obj.__closure__, obj.__defaults__, obj.__kwdefaults__)
+        if kind is types.CellType:  # a closure's variable
+            try:
+                return _tag, ("cell",), (obj.cell_contents,)
+            except ValueError:  # a cell not yet filled
+                return _tag, ("cell",), None
+        if kind is type:
+            constant = _TYPES.get(obj)
+        else:
+            constant = _CONSTANTS.get(obj) if isinstance(obj, enum.Enum) else None
+        if constant is not None:
+            return constant
+        plain = _DICTS.get(kind)
+        if plain is not None:  # a class of plain instances (a __dict__, no fields), seen before
+            return _tag, ("o", plain), obj.__dict__
+        return self._object(obj, kind)
+
+    def _object(self, obj: Any, kind: type) -> object:
+        if obj is _tag:
+            return NotImplemented  # written by name, as pickle writes any function
+        if kind is Frames:
+            return _tag, ("c",), self._frames(obj.coroutine)
+        if kind is deque:
+            return _tag, ("q",), list(obj)
+        if isinstance(obj, enum.Enum):
+            member: tuple[object, ...] = (_tag, ("e", self._type(kind), obj.name))
+            if _static(kind):
+                _CONSTANTS[obj] = member
+            return member
+        if isinstance(obj, types.FunctionType):
+            return _tag, ("f", _code(obj.__code__)), (obj.__closure__, obj.__defaults__, obj.__kwdefaults__)
+        if isinstance(obj, types.CellType):
+            try:
+                return _tag, ("cell",), (obj.cell_contents,)
+            except ValueError:  # a cell not yet filled
+                return _tag, ("cell",), None
+        if isinstance(obj, types.MethodType):
+            return _tag, ("m",), (obj.__func__, obj.__self__)
+        if isinstance(obj, types.BuiltinFunctionType):
+            owner = obj.__self__
+            return _tag, ("b", obj.__qualname__), None if isinstance(owner, types.ModuleType) else (owner,)
+        if isinstance(obj, functools.partial):
+            return _tag, ("p",), (obj.func, obj.args, obj.keywords)
+        if isinstance(obj, type):
+            if _static(obj):
+                static: tuple[object, ...] = (_tag, ("T", _code(obj)))
+                if kind is type:
+                    _TYPES[obj] = static
+                return static
+            # made at run time (a design with steps replaced): what it is, not which object
+            namespace = {k: v for k, v in vars(obj).items() if not (k.startswith("__") and k.endswith("__"))}
+            return _tag, ("C", obj.__qualname__), (obj.__bases__, namespace)
+        if isinstance(obj, types.ModuleType):
+            return _tag, ("M", obj.__name__)
+        if isinstance(obj, types.CoroutineType | types.GeneratorType):
+            return _tag, ("c",), self._frames(obj)
+        if isinstance(obj, random.Random):
+            return _tag, ("r",), obj.getstate()
+        if isinstance(obj, types.CodeType):
+            return _tag, ("K", _code(obj))
+        fields = _fields(kind)
+        if fields is None:
+            if not hasattr(obj, "__dict__"):
+                self.opaque.add(f"{kind.__module__}.{kind.__qualname__}")
+                return _tag, ("?", next(_TOKENS))
+            if _static(kind):
+                _DICTS[kind] = _code(kind)  # the next instance takes the fast path
+            return _tag, ("o", self._type(kind)), obj.__dict__
+        raw = tuple(getattr(obj, name, _UNSET) for name in fields)
+        extra = getattr(obj, "__dict__", None)
+        if fields and _static(kind) and all(v is not _UNSET for v in raw):
+            # every field set: the next instance takes the fast path (written as this one)
+            getter = operator.attrgetter(*fields)
+            get = getter if len(fields) > 1 else lambda o: (getter(o),)
+            if extra is None:
+                _FAST[kind] = (_code(kind), get)
+                return _tag, (_code(kind),), raw
+            _FAST[kind] = (_code(kind), lambda o: (*get(o), o.__dict__ or None))
+            return _tag, (_code(kind),), (*raw, extra or None)
+        return _tag, ("o", self._type(kind)), (raw, extra or None)
+
+    def _type(self, kind: type) -> object:
+        return _code(kind) if _static(kind) else kind
+
+
+@dataclasses.dataclass(frozen=True)
+class Frames:
+    """A coroutine, to be written as its position: each frame of its await chain."""
+
+    coroutine: Any
 
 
 def _footprint(fp: Any, canon: Canon) -> object:
@@ -220,6 +275,12 @@ def _footprint(fp: Any, canon: Canon) -> object:
 
 
 _UNSET = ("unset",)
+#: classes whose instances keep only a ``__dict__``: their code
+_DICTS: dict[type, int] = {}
+#: how classes (of metaclass ``type``) are written, once met
+_TYPES: dict[type, tuple[object, ...]] = {}
+#: how the members of enumerations are written, once met
+_CONSTANTS: dict[enum.Enum, tuple[object, ...]] = {}
 #: classes whose instances are read field by field in one call: (code, getter)
 _FAST: dict[type, tuple[int, Callable[[Any], tuple[Any, ...]]]] = {}
 _FIELDS: dict[type, tuple[str, ...] | None] = {}
@@ -244,11 +305,23 @@ def _fields(kind: type) -> tuple[str, ...] | None:
     return names
 
 
+def plain_functions(functions: Mapping[str, Any]) -> tuple[object, ...] | None:
+    """``functions`` (the oracles) as names and code, if none keeps state (no closure, no
+    defaults: what a walk of them would say, for less); None if one does: walk them."""
+    out: list[object] = []
+    for name, fn in functions.items():
+        if type(fn) is not types.FunctionType or fn.__closure__ or fn.__defaults__ or fn.__kwdefaults__:
+            return None
+        out += (name, _code(fn.__code__))
+    return tuple(out)
+
+
 def digest(form: object) -> bytes:
-    """16 bytes naming a canonical form."""
-    return hashlib.blake2b(marshal.dumps(form, 0), digest_size=16).digest()  # type: ignore[arg-type]
+    """16 bytes naming a canonical form (bytes, or a tuple of them)."""
+    data = form if type(form) is bytes else marshal.dumps(form, 0)  # type: ignore[arg-type]
+    return hashlib.blake2b(data, digest_size=16).digest()
 
 
-def coroutine_frames(coroutine: Coroutine[Any, Any, None]) -> list[object]:
+def coroutine_frames(coroutine: Coroutine[Any, Any, None]) -> bytes:
     """A coroutine's position alone (for tests)."""
     return Canon().frames(coroutine)
