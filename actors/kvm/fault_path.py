@@ -47,17 +47,25 @@ class SeqRetry(Design):
             if not await self.lookup(ctx, f):
                 return False
             await self.snapshot(ctx, f)
-            if not await self.resolve(ctx, f):
-                return False
-            await self.lock(ctx, f)
-            f.stale = await self.recheck(ctx, f)
-            if not f.stale:
-                await self.install(ctx, f)
-            await self.unlock(ctx, f)
-            await self.release(ctx, f)
-            if not f.stale:
-                return True
+            mapped = await self.map_page(ctx, f)
+            if mapped is not None:
+                return mapped
             await self.retried(ctx, f)
+
+    @step
+    async def map_page(self, ctx: ActorContext, f: Fault) -> bool | None:
+        """An attempt from the pfn on: ``resolve``, ``lock``, ``recheck``, ``install`` if it
+        may, ``unlock``, ``release``. True: mapped; False: resolve failed; None: the
+        recheck said retry (``f.stale``)."""
+        if not await self.resolve(ctx, f):
+            return False
+        await self.lock(ctx, f)
+        f.stale = await self.recheck(ctx, f)
+        if not f.stale:
+            await self.install(ctx, f)
+        await self.unlock(ctx, f)
+        await self.release(ctx, f)
+        return None if f.stale else True
 
     @step
     async def enter(self, ctx: ActorContext, f: Fault) -> None:

@@ -50,16 +50,9 @@ class UnsafePrecheck(SeqRetry):
             if await self.precheck(ctx, f):
                 await self.retried(ctx, f)
                 continue
-            if not await self.resolve(ctx, f):
-                return False
-            await self.lock(ctx, f)
-            f.stale = await self.recheck(ctx, f)
-            if not f.stale:
-                await self.install(ctx, f)
-            await self.unlock(ctx, f)
-            await self.release(ctx, f)
-            if not f.stale:
-                return True
+            mapped = await self.map_page(ctx, f)
+            if mapped is not None:
+                return mapped
             await self.retried(ctx, f)
 
     @step

@@ -81,16 +81,9 @@ class MemslotRetry(SeqRetry):
                 return False
             await self.snapshot(ctx, f)
             f.stale = await self.check_invalid(ctx, f)
-            if not f.stale:
-                if not await self.resolve(ctx, f):
-                    await self.srcu_unlock(ctx, f)
-                    return False
-                await self.lock(ctx, f)
-                f.stale = await self.recheck(ctx, f)
-                if not f.stale:
-                    await self.install(ctx, f)
-                await self.unlock(ctx, f)
-                await self.release(ctx, f)
+            if not f.stale and await self.map_page(ctx, f) is False:
+                await self.srcu_unlock(ctx, f)
+                return False
             await self.srcu_unlock(ctx, f)
             if not f.stale:
                 return True

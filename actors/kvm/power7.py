@@ -88,15 +88,10 @@ class Power7Hpt(SeqRetry):
             if not await self.lookup(ctx, f):
                 return False
             await self.snapshot(ctx, f)
-            if not await self.resolve(ctx, f):
+            mapped = await self.map_page(ctx, f)
+            if mapped is False:
                 return False
-            await self.lock(ctx, f)
-            f.stale = await self.recheck(ctx, f)
-            if not f.stale:
-                await self.install(ctx, f)
-            await self.unlock(ctx, f)
-            await self.release(ctx, f)
-            if not f.stale or f.changed:
+            if mapped or f.changed:  # entered, or the guest re-executes on a changed HPTE
                 return True
             await self.retried(ctx, f)
 
