@@ -18,7 +18,7 @@ from .dirtylog import DirtyLog
 from .footprint import Footprint
 from .frames import FrameTable
 from .locks import LockError, SpinLock
-from .memslots import Memslots, Slot
+from .memslots import Memslots, Slot, hva_range_to_gfns
 from .tlb import TlbEntry, Tlbs
 from .weak import WeakMemory
 
@@ -41,13 +41,7 @@ class Memslot:
 
     def gfns_in(self, start: int, end: int) -> range:
         """Return the gfns whose hva lies in [start, end) (``hva_to_gfn_memslot``)."""
-        first = max(start, self.userspace_addr)
-        last = min(end, self.userspace_addr + self.npages * PAGE_SIZE)
-        if first >= last:
-            return range(0)
-        lo = self.base_gfn + (first - self.userspace_addr) // PAGE_SIZE
-        hi = self.base_gfn + (last - self.userspace_addr + PAGE_SIZE - 1) // PAGE_SIZE
-        return range(lo, hi)
+        return hva_range_to_gfns(self.base_gfn, self.npages, self.userspace_addr, start, end)
 
 
 @attrs.frozen

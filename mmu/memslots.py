@@ -41,6 +41,17 @@ SRCU = ("kvm", "srcu")
 MN_ACTIVE = ("kvm", "mn_active_invalidate_count")
 
 
+def hva_range_to_gfns(base_gfn: int, npages: int, userspace_addr: int, start: int, end: int) -> range:
+    """The gfns of a slot whose hva lies in [start, end) (``hva_to_gfn_memslot``)."""
+    first = max(start, userspace_addr)
+    last = min(end, userspace_addr + npages * PAGE_SIZE)
+    if first >= last:
+        return range(0)
+    lo = base_gfn + (first - userspace_addr) // PAGE_SIZE
+    hi = base_gfn + (last - userspace_addr + PAGE_SIZE - 1) // PAGE_SIZE
+    return range(lo, hi)
+
+
 @attrs.frozen
 class Slot:
     """One published version of a ``kvm_memory_slot``: slot ``id`` maps guest frames
@@ -66,13 +77,7 @@ class Slot:
 
     def gfns_in(self, start: int, end: int) -> range:
         """The gfns whose hva lies in [start, end) (``hva_to_gfn_memslot``)."""
-        first = max(start, self.userspace_addr)
-        last = min(end, self.userspace_addr + self.npages * PAGE_SIZE)
-        if first >= last:
-            return range(0)
-        lo = self.base_gfn + (first - self.userspace_addr) // PAGE_SIZE
-        hi = self.base_gfn + (last - self.userspace_addr + PAGE_SIZE - 1) // PAGE_SIZE
-        return range(lo, hi)
+        return hva_range_to_gfns(self.base_gfn, self.npages, self.userspace_addr, start, end)
 
     def describe(self) -> str:
         flag = " INVALID" if self.invalid else ""
