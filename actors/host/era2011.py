@@ -23,6 +23,7 @@ from __future__ import annotations
 from mmu import HostPte
 
 from ..runtime.context import ActorContext
+from .ksm_pte import wrprotect_pte
 from .notifier import change_pte, invalidate_page
 
 
@@ -35,29 +36,12 @@ async def write_protect_page(ctx: ActorContext, hva: int, page: int) -> HostPte 
     pte. Returns ``*orig_pte``, or None as ``actors.host.ksm.write_protect_page``.
     The caller holds mmap_lock for read.
     """
-    mm, frames = ctx.model.mm, ctx.model.frames
+    mm = ctx.model.mm
     await ctx.spin_lock(mm.ptl, "write_protect_page: page_check_address, ptep_clear_flush, page_count check")
-    orig: HostPte | None = None
-    pte = mm.follow_pte(hva, ctx.name)
-    if pte is None or pte.pfn != page:
-        ctx.note(f"page_check_address: pfn {page:#x} no longer mapped at hva {hva:#x}")
-    elif not pte.writable:
-        ctx.note("pte already read-only and clean: nothing to do")
-        orig = pte
-    else:
-        mapcount = mm.mapcount(page, ctx.name)
-        entry = mm.zap_pte(hva, ctx.name)
-        refs = frames.refcount(page)
-        if refs != mapcount + 1:
-            ctx.note(
-                f"page_count {refs} != mapcount {mapcount} + 1: an extra reference"
-                " (gup in flight, a pin), set_pte_at(orig): no merge"
-            )
-            mm.set_pte(hva, page, entry.writable, ctx.name)
-        else:
-            mm.set_pte(hva, page, False, ctx.name)
-            orig = mm.ptes[hva]
-            await change_pte(ctx, hva, orig, resume="write_protect_page: pte_unmap_unlock")
+    orig, protected = wrprotect_pte(ctx, hva, page, "page_check_address")
+    if protected:
+        assert orig is not None
+        await change_pte(ctx, hva, orig, resume="write_protect_page: pte_unmap_unlock")
     ctx.spin_unlock(mm.ptl)
     return orig
 

@@ -29,6 +29,7 @@ from mmu import PAGE_SIZE, HostPte
 from ..runtime.context import ActorContext
 from . import era2011
 from .cow import do_wp_page
+from .ksm_pte import wrprotect_pte
 from .notifier import invalidate_end, invalidate_start
 
 
@@ -62,31 +63,11 @@ async def write_protect_page(
     """
     if ctx.model.era.change_pte:
         return await era2011.write_protect_page(ctx, hva, page)
-    mm, frames = ctx.model.mm, ctx.model.frames
     end = hva + PAGE_SIZE
     await invalidate_start(
         ctx, hva, end, resume="write_protect_page: ptep_clear_flush, page_count check"
     )
-    orig: HostPte | None = None
-    pte = mm.follow_pte(hva, ctx.name)
-    if pte is None or pte.pfn != page:
-        ctx.note(f"page_vma_mapped_walk: pfn {page:#x} no longer mapped at hva {hva:#x}")
-    elif not pte.writable:
-        ctx.note("pte already read-only and clean: nothing to do")
-        orig = pte
-    else:
-        mapcount = mm.mapcount(page, ctx.name)  # the rmap's count: ptep_clear_flush keeps it
-        entry = mm.zap_pte(hva, ctx.name)
-        refs = frames.refcount(page)
-        if refs != mapcount + 1:
-            ctx.note(
-                f"page_count {refs} != mapcount {mapcount} + 1: an extra reference"
-                " (gup in flight, a pin), set_pte_at(orig): no merge"
-            )
-            mm.set_pte(hva, page, entry.writable, ctx.name)
-        else:
-            mm.set_pte(hva, page, False, ctx.name)  # pte_mkclean, pte_wrprotect, set_pte_at_notify
-            orig = mm.ptes[hva]
+    orig, _ = wrprotect_pte(ctx, hva, page, "page_vma_mapped_walk")
     await invalidate_end(ctx, hva, end, resume="write_protect_page: page_vma_mapped_walk_done")
     return orig
 
