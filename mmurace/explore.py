@@ -152,15 +152,29 @@ class _PathStrategy:
     end: int | None = None
     cut_by_bound: bool = False  # an actor was not explored because of the bound
     prefix: tuple[int, ...] = ()  # decisions every run starts with (actor indices)
+    trail: Sequence[int] = ()  # the actor of each step of the last run (``DirectExecution.trail``)
 
     def attach(self, execution: Any) -> None:
         """Called by the direct executor at the start of a run: the state is asked of it."""
         self._execution = execution
 
+    def replay(self) -> tuple[Sequence[int], dict[int, int]] | None:
+        """The steps before the path's last decision, for the direct executor to run
+        without asking (``DirectExecution.replay``): the last run ran them, up to there."""
+        path = self.path
+        if len(path) < 2 or len(self.trail) < path[-1].steps:
+            return None
+        self._depth = len(path) - 1
+        return self.trail[: path[-1].steps], {n.steps: n.runnable.index(n.chosen) for n in path[:-1]}
+
     def replaying(self) -> bool:
         """Whether the steps now run lie before the path's last decision: an earlier run
         ran them (the same, the executor being deterministic), judged and observed them."""
         return self._depth < len(self.path)
+
+    def ran(self) -> Sequence[int]:
+        """The actor of each step the run closed (none known: the Trio executor's)."""
+        return self._execution.trail if self._execution is not None else ()
 
     def _key(self, current: int | None) -> object:
         digest, opaque = self._execution.fingerprint()
@@ -302,6 +316,7 @@ def _search(
     path: list[_Node] = []
     executions = pruned = 0
     cut = False
+    trail: Sequence[int] = ()
 
     def end(verdict: Verdict, result: RunResult | None = None) -> Exploration:
         return Exploration(
@@ -315,8 +330,11 @@ def _search(
     while True:
         if stop():
             return end(Verdict.INTERRUPTED)
-        strategy = _PathStrategy(path, bound, reduce, counting, table=table, prefix=tuple(prefix))
+        strategy = _PathStrategy(
+            path, bound, reduce, counting, table=table, prefix=tuple(prefix), trail=trail
+        )
         result = yield strategy
+        trail = strategy.ran()
         cut = cut or strategy.cut_by_bound
         last = len(result.steps) if result is not None else strategy.end
         if last is not None:

@@ -11,15 +11,15 @@ the Trio executor makes, so a schedule gives the same trace under both
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
 from .awaits import close
 from .context import ActorContext
-from .execution import Actor, Execution
+from .execution import _NO_ACCESS, Actor, Execution, InternalError
 from .fingerprint import Canon, Frames, digest, plain_functions
 from .lockdep import Lockdep
-from .result import RunResult
+from .result import RunResult, Step
 
 
 class DirectExecution(Execution):
@@ -33,6 +33,7 @@ class DirectExecution(Execution):
         attach = getattr(self._strategy, "attach", None)
         if attach is not None:  # a stateful search: it asks for ``fingerprint`` at decisions
             attach(self)
+        replay = getattr(self._strategy, "replay", None)  # a prefix to run without asking
         for actor in self.actors:
             coroutines[actor.index] = actor.spec.fn(ActorContext(actor.spec.name, self.model, self, actor))
         try:
@@ -40,7 +41,8 @@ class DirectExecution(Execution):
                 for actor in self.actors:  # run each up to its first point
                     self.resume(actor, coroutines[actor.index])
                 self.begin()
-                current = self.decide(None)
+                plan = replay() if replay is not None else None
+                current = self.decide(self.replay(*plan) if plan else None)
                 while current is not None:
                     self.resume(current, coroutines[current.index])
                     current = self.decide(current)
@@ -49,6 +51,32 @@ class DirectExecution(Execution):
                 close(coroutine)  # actors still parked: unwind them, as Trio's cancel does
         return self.result()
 
+    def replay(self, trail: Sequence[int], choices: dict[int, int]) -> Actor | None:
+        """Run the first ``len(trail)`` steps again, ``trail[i]`` the actor of step ``i``,
+        ``choices[i]`` the decision made before it (if it was one): a prefix an earlier
+        run of this deterministic world ran and judged, so no guard is evaluated, no
+        strategy asked, no footprint kept and no oracle run; the trace is the same.
+        Returns the actor whose step is running, for ``decide`` to close and go on from.
+        """
+        actors, coroutines, model = self.actors, self._coroutines, self.model
+        steps, record, decided = self._steps, self.trail.append, self._choices
+        actor: Actor | None = None
+        for index, who in enumerate(trail):
+            if actor is not None:  # close it, as ``_close_step`` does a replayed step
+                name = actor.spec.name
+                thread = actor.thread or name
+                steps.append(Step(index - 1, name, self._label, model.drain_log(), _NO_ACCESS, thread))
+                record(actor.index)
+                model.fp.clear()
+            choice = choices.get(index)
+            if choice is not None:
+                decided.append(choice)
+            actor = actors[who]
+            if not actor.parked or self.finding is not None or self.aborted is not None:
+                raise InternalError("nondeterministic scenario: a replayed step no longer fits the run")
+            self.running, self._label, actor.parked = actor, actor.label, False
+            self.resume(actor, coroutines[who])
+        return actor
 
     def fingerprint(self) -> tuple[bytes, set[str]]:
         """The state between two steps, as a digest (``actors.runtime.fingerprint``),

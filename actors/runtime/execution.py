@@ -39,7 +39,10 @@ class Strategy(Protocol):
     (footprints are recorded only for strategies that observe). A strategy
     that replays decisions of an earlier run may define ``replaying()``: while
     it is true, the steps closed are the earlier run's, already judged, and
-    are neither judged nor observed again.
+    are neither judged nor observed again. It may also define ``replay()``,
+    asked once at the start of a run by the direct executor: the actor of every
+    step to replay and the choice made before each step that was a decision
+    (``DirectExecution.replay``), so that those steps run without asking it.
     """
 
     def choose(self, runnable: Sequence[int], current: int | None) -> int: ...
@@ -92,6 +95,8 @@ class Execution:
         self._label = ""
         self._steps: list[Step] = []
         self._choices: list[int] = []
+        #: the actor (index) of every step closed: what a search replays next (``replay``)
+        self.trail: list[int] = []
         self.finding: Finding | None = None
         self.done = False
         self.aborted: Exception | None = None
@@ -267,6 +272,7 @@ class Execution:
         name = running.spec.name
         step = Step(index, name, self._label, model.drain_log(), access, running.thread or name)
         self._steps.append(step)
+        self.trail.append(running.index)
         self.running = None
         if self._stopped:
             return
