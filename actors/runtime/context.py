@@ -14,6 +14,7 @@ from typing import Any, Protocol
 
 from mmu import Model, RwSem, SpinLock
 
+from .awaits import SUSPEND
 from .lockdep import Lockdep
 from .mailbox import Mailbox, Request
 
@@ -30,6 +31,8 @@ class ParkedActor(Protocol):
 
     thread: str  # the kernel thread of the step it runs now
 
+    def park(self, label: str, guard: Guard | None, waits_for: Callable[[], str] | str) -> None: ...
+
 
 class Stepper(Protocol):
     """What a context needs of the execution driving it; every executor provides it."""
@@ -41,10 +44,6 @@ class Stepper(Protocol):
 
     @property
     def max_retries(self) -> int: ...
-
-    async def point(
-        self, actor: Any, label: str, guard: Guard | None, waits_for: Callable[[], str] | str
-    ) -> None: ...
 
     def relabel(self, label: str) -> None: ...
 
@@ -78,9 +77,11 @@ class ActorContext:
     async def _park(self, label: str, guard: Guard | None, waits_for: Callable[[], str] | str = "") -> None:
         """``point`` for the runtime's own primitives, whose guards read only what their
         steps' footprints record (a lock's, a mailbox's, a request's key)."""
-        await self._execution.point(self._actor, label, guard, waits_for)
+        actor = self._actor
+        actor.park(label, guard, waits_for)
+        await SUSPEND  # the executor resumes us when it chooses this actor
         # the step that answers a request still ran in the requester's thread
-        self._actor.thread = self.thread
+        actor.thread = self.thread
 
     def relabel(self, label: str) -> None:
         """Rename the running step, once it knows what it stands for."""

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
-from .awaits import close
+from .awaits import Suspend, close
 from .context import ActorContext
 from .execution import _NO_ACCESS, Actor, Execution, InternalError
 from .fingerprint import Canon, Frames, digest, plain_functions
@@ -112,9 +112,9 @@ def _execution(execution: DirectExecution, canon: Canon) -> object:
     return "X"  # what of the run matters is walked on its own: lockdep, each actor
 
 
-#: where an actor's await chain is cut: below ``ActorContext``, the execution parks it
-#: with the same label, guard and waits_for it was given
-_ENDS: frozenset[object] = frozenset({Execution.point.__code__})
+#: where an actor's await chain is cut: the one awaitable of a point (``ActorContext._park``
+#: parked the actor with the label, guard and waits_for its frame holds)
+_ENDS: frozenset[object] = frozenset({Suspend.__await__.__code__})
 
 _SPECIAL: dict[type, Callable[[Any, Canon], object]] = {
     DirectExecution: _execution, Actor: _actor, Lockdep: _lockdep,

@@ -17,7 +17,7 @@ import attrs
 
 from mmu import Access
 
-from .awaits import PARKED, SUSPEND, foreign_await, foreign_await_raised
+from .awaits import PARKED, foreign_await, foreign_await_raised
 from .context import IDLE, Guard
 from .lockdep import Lockdep
 from .result import Finding, RunResult, Status, Step
@@ -138,13 +138,6 @@ class Execution:
             self.finding = Finding(kind, len(self._steps), message)
 
     # ---- resuming an actor, and what can go wrong in its step ----
-
-    async def point(
-        self, actor: Actor, label: str, guard: Guard | None, waits_for: Callable[[], str] | str
-    ) -> None:
-        """Park ``actor`` before a step called ``label`` and hand control to the executor."""
-        actor.park(label, guard, waits_for)
-        await SUSPEND
 
     def resume(self, actor: Actor, coroutine: Coroutine[Any, Any, None]) -> bool:
         """Run ``actor``'s coroutine to its next point: True if it parked there.
