@@ -19,7 +19,7 @@ import random
 import statistics
 import sys
 import time
-from collections.abc import Callable, Coroutine, Generator, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
 import attrs
@@ -38,13 +38,6 @@ RACE = CATALOG["race_remap"]
 # ---- 1. scheduling points: the runtime against coroutines driven by hand ----
 
 
-class _Yield:
-    __slots__ = ()
-
-    def __await__(self) -> Generator[None, None, None]:
-        yield None
-
-
 class _NoLockdep:
     """Lock validation left out of the baseline: it is the runtime's work."""
 
@@ -57,10 +50,15 @@ class _NoLockdep:
 
 @attrs.define(eq=False)
 class _Parked:
-    """The baseline's record of an actor: what ``ActorContext`` reads of it."""
+    """The baseline's record of an actor: what ``ActorContext`` reads of it, and where
+    it parks (its guard, in the baseline's table)."""
 
     index: int
+    guards: dict[int, Callable[[], bool] | None]
     thread: str = ""
+
+    def park(self, label: str, guard: Callable[[], bool] | None, waits_for: Any) -> None:
+        self.guards[self.index] = guard
 
 
 class _Bare:
@@ -76,10 +74,6 @@ class _Bare:
         self.guards: dict[int, Callable[[], bool] | None] = {}
         self.steps = 0
 
-    async def point(self, actor: _Parked, label: str, guard: Any, waits_for: Any) -> None:
-        self.guards[actor.index] = guard
-        await _Yield()
-
     def relabel(self, label: str) -> None:
         pass
 
@@ -89,7 +83,7 @@ class _Bare:
     def run(self) -> int:
         coros: dict[int, Coroutine[Any, Any, None]] = {}
         for i, spec in enumerate(self.world.actors):
-            coros[i] = spec.fn(ActorContext(spec.name, self.world.model, self, _Parked(i)))  # type: ignore[arg-type]
+            coros[i] = spec.fn(ActorContext(spec.name, self.world.model, self, _Parked(i, self.guards)))  # type: ignore[arg-type]
             self._send(i, coros)
         while True:
             ready = [i for i, g in self.guards.items() if g is None or g()]

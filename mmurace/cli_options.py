@@ -16,6 +16,7 @@ from mmu import ORACLES, Memory
 
 from . import api, corpus, interrupt
 from .errors import UsageError
+from .exit_codes import ExitCode
 from .litmus import NoOrderingRace, write_litmus
 from .report import count
 from .shrink import shrink
@@ -205,3 +206,12 @@ def save_findings(directory: Path | None, findings: Sequence[ToSave], *, quiet: 
         return
     many = f"saved {count(len(paths), 'finding')} in {directory}"
     echo(f"saved: {paths.pop()}\n" if len(paths) == 1 else many + "\n")
+
+
+def search_status(stop: interrupt.Stop, *, found: bool, inconclusive: bool = False) -> int:
+    """The exit status of a search: interrupted first, then violation, limit, clean."""
+    if stop.signum is not None:
+        return ExitCode.interrupted_by(stop.signum)
+    if found:
+        return ExitCode.VIOLATION
+    return ExitCode.INCONCLUSIVE if inconclusive else ExitCode.CLEAN

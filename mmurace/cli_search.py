@@ -1,4 +1,5 @@
-"""The search commands: ``stress``, ``explore`` and ``shrink``."""
+"""The campaign commands: ``stress`` (many schedules) and ``matrix`` (every design against
+every scenario), both on process pools."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from pathlib import Path
 import attrs
 import click
 
-from actors import DESIGNS, Executor
+from actors import DESIGNS
 from mmu import Memory
 
 from . import api, interrupt
@@ -17,7 +18,6 @@ from .cli_options import (
     COUNT,
     DESIGN_HELP,
     SEED,
-    STEPS,
     RunOptions,
     ToSave,
     cluster_option,
@@ -31,15 +31,11 @@ from .cli_options import (
     save_findings,
     save_options,
     scenario_arg,
+    search_status,
 )
 from .errors import UsageError, unknown
-from .exit_codes import ExitCode
-from .explore import DEFAULT_MAX_STATES, Exploration, Order, Verdict, explore, explore_direct
-from .explore_jobs import explore_jobs
-from .explore_order import explore_bfs, explore_fewest_preemptions
 from .library import is_file_ref, load_file
 from .matrix import DEFAULT_BUDGET, EXPLORE_LIMIT, PROOF_LIMIT, Outcome, matrix
-from .progress_line import ProgressLine
 from .report import cell_json, count, render_run, replay_command, schedule_note, to_json
 from .shrink import shrink
 from .stress import Found, Kind, Stress, stress
@@ -103,7 +99,7 @@ def stress_cmd(scenario: str, design: str, kind: str, schedules: int, seed: int,
         emit_litmus(opts, config, groups[0][0].shrunk or groups[0][0].result)
     save_findings(save, [ToSave(config, f.shrunk or f.result, f.result, shrunk=f.shrunk is not None)
                          for f, _ in groups], quiet=as_json)
-    return _status(stop, found=bool(groups))
+    return search_status(stop, found=bool(groups))
 
 
 def _print_stress(config: api.Config, outcome: Stress, groups: list[tuple[Found, int]], kind: str, *,
@@ -139,15 +135,6 @@ def _print_stress(config: api.Config, outcome: Stress, groups: list[tuple[Found,
     echo(rate + "\n")
 
 
-def _status(stop: interrupt.Stop, *, found: bool, inconclusive: bool = False) -> int:
-    """The exit status of a search: interrupted first, then violation, limit, clean."""
-    if stop.signum is not None:
-        return ExitCode.interrupted_by(stop.signum)
-    if found:
-        return ExitCode.VIOLATION
-    return ExitCode.INCONCLUSIVE if inconclusive else ExitCode.CLEAN
-
-
 def _matrix_refs(given: tuple[str, ...], catalog: dict, what: str) -> list[str]:
     """The rows or columns ``--design``/``--scenario`` name: catalog names as given, each
     file as what it defines (``FILE.py:NAME``). Files alone add to the whole catalog."""
@@ -173,133 +160,6 @@ def _matrix_refs(given: tuple[str, ...], catalog: dict, what: str) -> list[str]:
 def _with_shrunk(f: Found) -> Found:
     shrunk = shrink(f.config, f.result)
     return attrs.evolve(f, shrunk=shrunk.result, not_fewest="" if shrunk.minimal else shrunk.note())
-
-
-@click.command("explore", short_help="every schedule within a bound: a proof")
-@scenario_arg
-@click.option("--design", required=True, help=DESIGN_HELP)
-@click.option("--preemptions", type=click.IntRange(0, STEPS.max), default=None,
-              help="preemption bound; default unbounded (fine for small scenarios)")
-@click.option("--no-reduction", is_flag=True, help="turn off the partial-order reduction (sleep sets)")
-@click.option("--limit", type=COUNT, default=100_000, show_default=True,
-              help="stop after this many executions (with --jobs: in each part)")
-@click.option("--stateless", is_flag=True,
-              help="remember no state: re-run every schedule (the search before states were remembered;"
-                   " --executor trio implies it, the state being read from coroutines stepped by hand)")
-@click.option("--max-states", type=COUNT, default=DEFAULT_MAX_STATES, show_default=True,
-              help="states remembered at most (about 150 bytes each); past it, new states are not"
-                   " remembered and the search goes on below them statelessly: slower, never unsound")
-@click.option("--order", type=click.Choice([o.value for o in Order]), default=Order.DFS.value,
-              show_default=True,
-              help="dfs: depth first, the fastest proof; bfs: a race found has the fewest steps;"
-                   " preemptions: a race found has the fewest preemptions (bounds 0, 1, 2 ... in turn)")
-@click.option("--jobs", type=click.IntRange(1, 1024), default=1, show_default=True,
-              help="processes to split the search over (dfs only), each the subtree below some first"
-                   " decisions; the proof holds when every part is exhausted; pays only where the parts"
-                   " share few states (docs/exploring.md)")
-@executor_option
-@common_options
-@save_options
-def explore_cmd(scenario: str, design: str, preemptions: int | None, no_reduction: bool, limit: int,
-                stateless: bool, max_states: int, order: str, jobs: int,
-                executor: str, opts: RunOptions, as_json: bool, save: Path | None) -> int:
-    """Run every schedule of SCENARIO within a preemption bound, depth first.
-
-    States already explored are not explored again (--stateless: the old search).
-
-    \b
-    mmurace explore race_remap --design seq_retry            prove it, unbounded
-    mmurace explore race_remap --design no_retry --preemptions 1
-    mmurace explore race_remap --design no_retry --order bfs  the race with the fewest steps
-    """
-    config = make_config(scenario, design, opts, executor)
-    how = Order(order)
-    if how is not Order.DFS and (stateless or preemptions is not None or no_reduction or jobs > 1):
-        raise UsageError(f"--order {order} is stateful, unbounded and reduces its own way:"
-                         " it takes no --stateless, --preemptions, --no-reduction or --jobs")
-    stateless = stateless or config.executor is Executor.TRIO  # on Trio tasks the state cannot be read
-    if stateless and jobs > 1:
-        raise UsageError("--jobs splits a stateful search: it cannot be combined with --stateless"
-                         " or --executor trio")
-    with interrupt.stoppable() as stop, ProgressLine(f"{config.describe()} explore") as line:
-        if how is Order.BFS:
-            e = explore_bfs(config, limit=limit, max_states=max_states, progress=line.update)
-        elif how is Order.PREEMPTIONS:
-            e = explore_fewest_preemptions(config, limit=limit, max_states=max_states, progress=line.update)
-        elif jobs > 1:
-            e = explore_jobs(config, jobs, preemptions=preemptions, reduce=not no_reduction, limit=limit,
-                             max_states=max_states, progress=line.parts)
-        elif stateless:
-            e = api.run_sync(functools.partial(
-                explore, config, preemptions=preemptions, reduce=not no_reduction, limit=limit,
-                stateful=False, progress=line.runs,
-            ), executor=config.executor)
-        else:
-            e = explore_direct(config, preemptions=preemptions, reduce=not no_reduction, limit=limit,
-                               max_states=max_states, progress=line.update)
-    _print_exploration(config, e, no_reduction, opts.threads, as_json, how)
-    emit_litmus(opts, config, e.result)
-    if e.result is not None and save is not None:
-        save_findings(save, [ToSave.shrinking(config, e.result)], quiet=as_json)
-    return _status(stop, found=e.result is not None, inconclusive=e.verdict is Verdict.LIMIT)
-
-
-def _print_exploration(config: api.Config, e: Exploration, no_reduction: bool, threads: bool,
-                       as_json: bool, order: Order = Order.DFS) -> None:
-    bound = "unbounded" if e.bound is None else f"at most {count(e.bound, 'preemption')}"
-    reduction = "off" if no_reduction or order is not Order.DFS else "sleep sets"
-    states = "" if e.states is None else f", {count(e.states, 'state')} remembered, {e.revisits} revisits cut"
-    how = "" if order is Order.DFS else f", order {order.value}"
-    summary = (f"{e.verdict.value}: {e.executions} executions, {e.pruned} pruned{states}"
-               f" ({bound}, partial-order reduction: {reduction}{how})")
-    if e.table_full:
-        summary += "\n(the state table filled up: states past it were explored without being remembered)"
-    if as_json:
-        echo(json.dumps({"verdict": e.verdict.name.lower(), "executions": e.executions, "pruned": e.pruned,
-                         "preemptions": e.bound, "reduction": not no_reduction and order is Order.DFS,
-                         "order": order.value, "states": e.states, "revisits": e.revisits,
-                         "table_full": e.table_full,
-                         "run": None if e.result is None else to_json(config, e.result)}, indent=2) + "\n")
-    elif e.result is not None:
-        fewest = {Order.BFS: f"the fewest steps of any race: {len(e.result.steps)}\n",
-                  Order.PREEMPTIONS: f"the fewest preemptions of any race: {e.bound}\n"}.get(order, "")
-        echo(render_run(config, e.result, threads=threads) + summary + "\n" + fewest)
-    else:
-        tail = "no violation in any schedule" if e.verdict is Verdict.EXHAUSTED else "no violation so far"
-        echo(f"{config.describe()}: {summary}: {tail}\n")
-
-
-@click.command("shrink", short_help="a failing schedule, to its fewest preemptions")
-@scenario_arg
-@click.option("--design", required=True, help=DESIGN_HELP)
-@click.option("--schedule", required=True, metavar="S", help="a failing schedule string (v1:...)")
-@common_options
-def shrink_cmd(scenario: str, design: str, schedule: str, opts: RunOptions, as_json: bool) -> int:
-    """Shrink a failing schedule of SCENARIO to the fewest preemptions that still fail.
-
-    The shrinking passes, then an exhaustive search of every schedule with
-    fewer preemptions, which proves the count the fewest (or says that it
-    stopped at its run limit first).
-
-    \b
-    mmurace shrink race_remap --design no_retry --schedule v1:10:2=1,5=1,8=1@99959b
-    """
-    config = make_config(scenario, design, opts)
-    original = api.run_sync(api.replay, config, schedule)
-    if original.finding is None:
-        raise UsageError(f"schedule {schedule} does not fail for {config.describe()}: nothing to shrink")
-    with interrupt.stoppable() as stop:
-        shrunk = shrink(config, original)
-    if as_json:
-        echo(json.dumps({"original": to_json(config, original), "shrunk": to_json(config, shrunk.result),
-                          "runs": shrunk.runs, "fewest_preemptions": shrunk.minimal}, indent=2) + "\n")
-    else:
-        echo(render_run(config, shrunk.result, threads=opts.threads))
-        echo(f"shrunk from {schedule_note(config, original.schedule)}\n"
-              f"        to {schedule_note(config, shrunk.result.schedule)} in {shrunk.runs} runs"
-              f"{' (interrupted)' if stop else ''}\n({shrunk.note()})\n")
-    emit_litmus(opts, config, shrunk.result)
-    return _status(stop, found=True)
 
 
 @click.command("matrix", short_help="every design against every scenario")
@@ -360,5 +220,5 @@ def matrix_cmd(scenarios: tuple[str, ...], designs: tuple[str, ...], budget: int
                     echo(f"{c.scenario} x {c.row}: {c.replay()}\n")
         if stop:
             echo(f"interrupted: {len(cells)} of {len(rows) * len(columns)} cells judged\n")
-    return _status(stop, found=any(c.outcome is Outcome.BROKEN for c in cells),
+    return search_status(stop, found=any(c.outcome is Outcome.BROKEN for c in cells),
                    inconclusive=any(c.outcome is Outcome.SURVIVED for c in cells))

@@ -24,7 +24,6 @@ from pathlib import Path
 from types import ModuleType
 
 import attrs
-import cloudpickle
 
 from actors import DESIGNS, Design, World
 from actors.kvm.design import validate
@@ -106,6 +105,8 @@ def _import(path: Path, path_text: str) -> ModuleType:
         del sys.modules[name]
         raise UsageError(f"file {path_text!r} does not load: {type(exc).__name__}: {exc}") from None
     # by value: a worker process, above all a Dask worker elsewhere, has no module of that name
+    import cloudpickle  # only a user's file needs it: not imported at start-up
+
     cloudpickle.register_pickle_by_value(module)
     return module
 
