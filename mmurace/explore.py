@@ -48,11 +48,29 @@ from typing import Any
 
 import attrs
 
-from actors import RunResult
+from actors import RunResult, ScheduleDiverged, Strategy
 from mmu import Access
 
 from . import interrupt
 from .api import Config
+from .errors import UsageError
+
+
+def refused(config: Config, diverged: ScheduleDiverged) -> UsageError:
+    """A search's replay that did not repeat its run: the world is not deterministic."""
+    return UsageError(
+        f"{config.describe()}: nondeterministic scenario ({diverged}): the same decisions gave"
+        " another run, so no search can cover its schedules; keep all state in the model or the"
+        " actors' locals (docs/exploring.md, section 4)"
+    )
+
+
+def run_direct(config: Config, strategy: Strategy) -> RunResult:
+    """One run of a search, on the direct executor (``refused`` if it does not repeat)."""
+    try:
+        return config.run_direct(strategy)
+    except ScheduleDiverged as diverged:
+        raise refused(config, diverged) from None
 
 
 class Counting(enum.Enum):
@@ -188,7 +206,7 @@ class _PathStrategy:
         if depth < len(self.path):
             node = self.path[depth]
             if tuple(runnable) != node.runnable:
-                raise AssertionError("nondeterministic scenario: runnable actors differ on replay")
+                raise ScheduleDiverged("runnable actors differ on replay")
             if depth + 1 < len(self.path):  # replayed: its steps are neither observed nor judged
                 self._depth = depth + 1
                 self._preemptions = node.cost(node.chosen)
@@ -204,7 +222,7 @@ class _PathStrategy:
             if self._depth < len(self.prefix):  # this part of a split search starts here
                 fixed = self.prefix[self._depth]
                 if fixed not in runnable:
-                    raise AssertionError("nondeterministic scenario: a prefix no longer fits")
+                    raise ScheduleDiverged("a prefix no longer fits")
                 probe.sleep, probe.skip = {}, frozenset(a for a in runnable if a != fixed)
             elif table is not None and self._execution is not None:
                 probe.key = self._key(current)
@@ -392,7 +410,7 @@ def explore_direct(
         return end.value
     while True:
         try:
-            result: RunResult | None = config.run_direct(strategy)
+            result: RunResult | None = run_direct(config, strategy)
         except PrunedRun:
             result = None
         runs += 1
@@ -441,6 +459,8 @@ async def explore(
             result: RunResult | None = await config.run(strategy)
         except PrunedRun:
             result = None
+        except ScheduleDiverged as diverged:
+            raise refused(config, diverged) from None
         runs += 1
         progress(runs)
         try:

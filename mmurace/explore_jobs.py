@@ -23,7 +23,7 @@ from actors import RunResult
 
 from . import interrupt
 from .api import Config, configure
-from .explore import DEFAULT_MAX_STATES, Exploration, Verdict, explore_direct
+from .explore import DEFAULT_MAX_STATES, Exploration, Verdict, explore_direct, run_direct
 from .explore_order import _Halt, _Probe
 from .workers import POLL_SECONDS, pool
 
@@ -40,7 +40,7 @@ def split(config: Config, parts: int) -> list[tuple[int, ...]]:
         prefix = frontier.popleft()
         probe = _Probe(prefix)
         try:
-            config.run_direct(probe)
+            run_direct(config, probe)
         except _Halt:
             frontier.extend((*prefix, actor) for actor in probe.runnable)
             continue

@@ -26,11 +26,20 @@ from typing import Any
 
 import attrs
 
-from actors import RunResult
+from actors import RunResult, ScheduleDiverged
 
 from . import interrupt
 from .api import Config
-from .explore import DEFAULT_MAX_STATES, Accept, Exploration, Progress, Verdict, _any, explore_direct
+from .explore import (
+    DEFAULT_MAX_STATES,
+    Accept,
+    Exploration,
+    Progress,
+    Verdict,
+    _any,
+    explore_direct,
+    run_direct,
+)
 
 
 class _Halt(Exception):
@@ -56,7 +65,7 @@ class _Probe:
             actor = self.prefix[self._depth]
             self._depth += 1
             if actor not in runnable:
-                raise AssertionError("nondeterministic scenario: a prefix no longer fits")
+                raise ScheduleDiverged("a prefix no longer fits")
             return list(runnable).index(actor)
         self.key = self._execution.fingerprint()[0]
         self.runnable = tuple(sorted(runnable))
@@ -114,7 +123,7 @@ def explore_bfs(
             progress(Progress(runs, len(seen), len(prefix)))
         strategy = _Probe(prefix)
         try:
-            return config.run_direct(strategy)
+            return run_direct(config, strategy)
         except _Halt:
             return strategy
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from .awaits import Suspend, close
 from .context import ActorContext
-from .execution import _NO_ACCESS, Actor, Execution, InternalError
+from .execution import _NO_ACCESS, Actor, Execution, ScheduleDiverged
 from .fingerprint import Canon, Frames, digest, plain_functions
 from .lockdep import Lockdep
 from .result import RunResult, Step
@@ -73,7 +73,7 @@ class DirectExecution(Execution):
                 decided.append(choice)
             actor = actors[who]
             if not actor.parked or self.finding is not None or self.aborted is not None:
-                raise InternalError("nondeterministic scenario: a replayed step no longer fits the run")
+                raise ScheduleDiverged(f"step {index} of the last run, {actor.spec.name}'s, no longer fits")
             self.running, self._label, actor.parked = actor, actor.label, False
             self.resume(actor, coroutines[who])
         return actor
