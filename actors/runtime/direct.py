@@ -19,7 +19,7 @@ from .context import ActorContext
 from .execution import _NO_ACCESS, Actor, Execution, ScheduleDiverged
 from .fingerprint import Canon, Frames, digest, plain_functions
 from .lockdep import Lockdep
-from .result import RunResult, Step
+from .result import RunResult
 
 
 class DirectExecution(Execution):
@@ -64,8 +64,9 @@ class DirectExecution(Execution):
         for index, who in enumerate(trail):
             if actor is not None:  # close it, as ``_close_step`` does a replayed step
                 name = actor.spec.name
+                # a Step only if the run has a result: most runs of a search are cut short
                 thread = actor.thread or name
-                steps.append(Step(index - 1, name, self._label, model.drain_log(), _NO_ACCESS, thread))
+                steps.append((index - 1, name, self._label, model.drain_log(), _NO_ACCESS, thread))
                 record(actor.index)
                 model.fp.clear()
             choice = choices.get(index)

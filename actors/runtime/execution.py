@@ -93,7 +93,8 @@ class Execution:
         self.started = False
         self.running: Actor | None = None
         self._label = ""
-        self._steps: list[Step] = []
+        #: each step closed: a ``Step``, or the fields of one (a replayed step: ``DirectExecution.replay``)
+        self._steps: list[Step | tuple[Any, ...]] = []
         self._choices: list[int] = []
         #: the actor (index) of every step closed: what a search replays next (``replay``)
         self.trail: list[int] = []
@@ -290,6 +291,7 @@ class Execution:
         said = model.drain_log()
         if said and self._steps:  # shown with the last step, after which it is judged
             last = self._steps[-1]
+            assert isinstance(last, Step)  # closed by ``_close_step``: never a replayed one
             self._steps[-1] = attrs.evolve(last, events=last.events + said)
         model.fp.clear()
         for oracle in self.world.oracles.values():
@@ -323,7 +325,7 @@ class Execution:
         return RunResult(
             status=Status.VIOLATION if self.finding else Status.PASSED,
             actors=tuple(a.spec.name for a in self.actors),
-            steps=tuple(self._steps),
+            steps=tuple(s if isinstance(s, Step) else Step(*s) for s in self._steps),
             finding=self.finding,
             schedule=Schedule(tuple(self._choices)),
         )
