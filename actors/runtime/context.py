@@ -68,7 +68,10 @@ class ActorContext:
         With a ``guard``, the actor is not runnable until ``guard()`` holds
         (``waits_for`` then names what it waits for in deadlock reports).
         """
-        await self._park(label, guard, waits_for)
+        actor = self._actor  # parked here rather than through ``_park``: every step resumes each frame
+        actor.park(label, guard, waits_for)
+        await SUSPEND
+        actor.thread = self._serving or self.name
         if guard is not None:
             # what the guard read is not in any footprint: the step is dependent with
             # every step, or a reduction could reorder it past the step that enabled it
