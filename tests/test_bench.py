@@ -69,7 +69,8 @@ def test_search_prints_every_section() -> None:
     assert len(verdicts) == 3 * len(CATALOG["race_remap"].designs)
     assert verdicts["seq_retry", "unbounded"] == "exhausted"
     assert verdicts["no_retry", "unbounded"] == "found a violation"
-    proved = rows(out, r"   race_remap --design seq_retry -p remaps=1 +[0-9]+ states +[0-9]+ runs +[0-9.]+s +exhausted")
+    proved = rows(out, r"   race_remap --design seq_retry -p remaps=1 +[0-9]+ states +[0-9]+ runs +[0-9.]+s"
+                       r" \(baseline +[0-9.]+s: +[0-9.]+x\) +exhausted")
     assert len(proved) == 1, out
 
 
