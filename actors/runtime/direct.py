@@ -11,13 +11,14 @@ the Trio executor makes, so a schedule gives the same trace under both
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable, Coroutine
 from typing import Any
 
 from .awaits import close
 from .context import ActorContext
 from .execution import Actor, Execution
-from .fingerprint import Canon, Frames, digest, plain_functions
+from .fingerprint import Canon, digest, number, plain_functions
 from .lockdep import Lockdep
 from .result import RunResult
 
@@ -25,7 +26,7 @@ from .result import RunResult
 class DirectExecution(Execution):
     """One run with every actor a coroutine that this loop resumes."""
 
-    _canon: Canon | None = None  # the fingerprint's walk, kept for the next one
+    _fixed: tuple[object, int] | None = None  # what the fingerprint writes of the world, once a run
 
     def run(self) -> RunResult:
         coroutines: dict[int, Coroutine[Any, Any, None]] = {}
@@ -53,34 +54,32 @@ class DirectExecution(Execution):
     def fingerprint(self) -> tuple[bytes, set[str]]:
         """The state between two steps, as a digest (``actors.runtime.fingerprint``),
         and the types the walk could not see into (none: the digest is exact)."""
-        canon = self._canon
-        if canon is None:
-            canon = self._canon = Canon(_SPECIAL, _ENDS)
-        else:
-            canon.reset()
-        oracles = self.world.oracles
+        if not _WALK:  # one walk for every run: what it learnt of the model's classes stays
+            _WALK.append(Canon(_SPECIAL, _ENDS))
+        canon = _WALK[0]
+        canon.reset()
+        fixed = self._fixed
+        if fixed is None:  # the world's oracles, if none keeps state, are the same all run long
+            oracles = self.world.oracles
+            plain = plain_functions(oracles)
+            fixed = self._fixed = (oracles if plain is None else number(plain), self.world.max_retries)
+        coroutines = self._coroutines
         form = canon.form((
             self.model,
             self.lockdep,
-            [(a, Frames(self._coroutines[a.index])) for a in self.actors],
-            plain_functions(oracles) or oracles,
-            self.world.max_retries,
+            [(a, canon.position(coroutines[a.index])) for a in self.actors],
+            fixed,
         ))
         return digest(form), canon.opaque
 
 
-def _actor(actor: Actor, canon: Canon) -> object:
-    # its coroutine is walked on its own; the rest is bookkeeping of the point it is at
-    return ("A", actor.index, actor.thread, actor.finished)
-
-
-def _lockdep(lockdep: Lockdep, canon: Canon) -> object:
+def _lockdep(lockdep: Lockdep) -> object:
     # what is held, and which nestings were seen (not where: that only words a message)
     held = sorted((thread, tuple(locks)) for thread, locks in lockdep._held.items() if locks)
     return ("L", lockdep.enabled, held, sorted(lockdep._order))
 
 
-def _execution(execution: DirectExecution, canon: Canon) -> object:
+def _execution(execution: DirectExecution) -> object:
     return "X"  # what of the run matters is walked on its own: lockdep, each actor
 
 
@@ -88,6 +87,11 @@ def _execution(execution: DirectExecution, canon: Canon) -> object:
 #: with the same label, guard and waits_for it was given
 _ENDS: frozenset[object] = frozenset({Execution.point.__code__})
 
-_SPECIAL: dict[type, Callable[[Any, Canon], object]] = {
-    DirectExecution: _execution, Actor: _actor, Lockdep: _lockdep,
+_SPECIAL: dict[type, Callable[[Any], object]] = {
+    DirectExecution: _execution,
+    # its coroutine is walked on its own; the rest is bookkeeping of the point it is at
+    Actor: operator.attrgetter("index", "thread", "finished"),
+    Lockdep: _lockdep,
 }
+#: the fingerprint's walk (made at the first fingerprint)
+_WALK: list[Canon] = []
