@@ -7,12 +7,15 @@ the current fingerprint (``DirectExecution.fingerprint``) and the baseline
 was made cheaper) both fingerprint that same state, in alternating order,
 ``--repeat`` times each. So both are timed on exactly the same states, in
 the same process, interleaved at the scale of a hundred microseconds: the
-machine's drift hits both alike. The search goes on with the current
-fingerprint's answer.
+machine's drift hits both alike. Times are the thread's CPU time
+(``time.thread_time``, around the ``--repeat`` calls of one walk on one
+state), so that other processes on a shared machine do not count. The search
+goes on with the current fingerprint's answer.
 
 Printed per cell: the fingerprints taken, the distinct states each walk
-told apart, fingerprints per second for each (total time over calls), and
-the ratio new/baseline as the median of the per-state ratios (q1-q3). The
+told apart, fingerprints per CPU second for each (calls over the total
+time), and the ratio baseline/new time as the median of the per-state
+ratios (q1-q3): 2.00 is a fingerprint taking half the time. The
 last column checks that the two digests partition the states alike: "same
 states" when a state is new to one exactly when it is new to the other (a
 new digest merging two old ones would be unsound, splitting one would prune
@@ -64,24 +67,22 @@ class Sampler:
         self.calls = 0
 
     def __call__(self, execution: Any) -> tuple[bytes, set[str]]:
-        clock = time.perf_counter
+        clock, repeat = time.thread_time, range(self.repeat)
         new_fp, old_fp = self.new, fingerprint_baseline.fingerprint
-        new_time = old_time = 0.0
-        for i in range(self.repeat):
-            first_new = (self.calls + i) % 2 == 0
-            for which in (first_new, not first_new):
-                start = clock()
-                answer = new_fp(execution) if which else old_fp(execution)
-                took = clock() - start
-                if which:
-                    new_time += took
-                    new = answer
-                else:
-                    old_time += took
-                    old = answer
+        times = {}
+        first = new_fp if self.calls % 2 == 0 else old_fp
+        for walk in (first, old_fp if first is new_fp else new_fp):
+            start = clock()
+            for _ in repeat:
+                answer = walk(execution)
+            times[walk] = (clock() - start) / self.repeat
+            if walk is new_fp:
+                new = answer
+            else:
+                old = answer
         self.calls += 1
-        self.new_seconds.append(new_time / self.repeat)
-        self.old_seconds.append(old_time / self.repeat)
+        self.new_seconds.append(times[new_fp])
+        self.old_seconds.append(times[old_fp])
         self.pairs.append((new[0], old[0]))
         return new
 

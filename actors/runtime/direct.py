@@ -11,7 +11,6 @@ the Trio executor makes, so a schedule gives the same trace under both
 
 from __future__ import annotations
 
-import operator
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -56,41 +55,54 @@ class DirectExecution(Execution):
         and the types the walk could not see into (none: the digest is exact)."""
         if not _WALK:  # one walk for every run: what it learnt of the model's classes stays
             _WALK.append(Canon(_SPECIAL, _ENDS))
-        canon = _WALK[0]
-        canon.reset()
+        canon = _WALK[0]  # fresh: every fingerprint leaves it so
         fixed = self._fixed
         if fixed is None:  # the world's oracles, if none keeps state, are the same all run long
             oracles = self.world.oracles
             plain = plain_functions(oracles)
             fixed = self._fixed = (oracles if plain is None else number(plain), self.world.max_retries)
-        coroutines = self._coroutines
-        form = canon.form((
-            self.model,
-            self.lockdep,
-            [(a, canon.position(coroutines[a.index])) for a in self.actors],
-            fixed,
-        ))
-        return digest(form), canon.opaque
+        try:
+            # the model, then each actor and where it is parked, in one list
+            walked = [self.model, self.lockdep, fixed]
+            coroutines, position = self._coroutines, canon.position
+            for actor in self.actors:
+                walked.append(actor)
+                position(coroutines[actor.index], walked)
+            form = canon.form(walked)
+            opaque = canon.opaque
+        finally:
+            canon.reset()  # now, while what the walk met is still in the cache
+        return digest(form), opaque
+
+
+def _actor(actor: Actor) -> object:
+    # its coroutine is walked on its own, down to ``ActorContext._park``, whose arguments
+    # the execution keeps as the point it is parked at
+    if actor.finished:
+        return actor.index, actor.thread
+    return actor.index, actor.thread, actor.label, actor.guard, actor.waits_for
 
 
 def _lockdep(lockdep: Lockdep) -> object:
     # what is held, and which nestings were seen (not where: that only words a message)
-    held = sorted((thread, tuple(locks)) for thread, locks in lockdep._held.items() if locks)
-    return ("L", lockdep.enabled, held, sorted(lockdep._order))
+    held = [(thread, tuple(locks)) for thread, locks in lockdep._held.items() if locks]
+    if len(held) > 1:
+        held.sort()
+    return lockdep.enabled, held, sorted(lockdep._order)
 
 
 def _execution(execution: DirectExecution) -> object:
     return "X"  # what of the run matters is walked on its own: lockdep, each actor
 
 
-#: where an actor's await chain is cut: below ``ActorContext``, the execution parks it
-#: with the same label, guard and waits_for it was given
-_ENDS: frozenset[object] = frozenset({Execution.point.__code__})
+#: where an actor's await chain is cut: at ``ActorContext._park``, whose arguments (label,
+#: guard, waits_for) the execution keeps on the actor's record (``_actor`` writes them), and
+#: whose caller (a method of the context) keeps the context; below it, the execution's own
+_ENDS: frozenset[object] = frozenset({Execution.point.__code__, ActorContext._park.__code__})
 
 _SPECIAL: dict[type, Callable[[Any], object]] = {
     DirectExecution: _execution,
-    # its coroutine is walked on its own; the rest is bookkeeping of the point it is at
-    Actor: operator.attrgetter("index", "thread", "finished"),
+    Actor: _actor,
     Lockdep: _lockdep,
 }
 #: the fingerprint's walk (made at the first fingerprint)

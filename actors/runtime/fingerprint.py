@@ -28,19 +28,27 @@ nothing; ``Canon.opaque`` names their types so that a test can insist on none.
 What the walk cannot see, and a design must therefore not rely on: values
 held only on a suspended frame's value stack (``f(model.x, await ctx.point())``
 computes ``model.x`` before the point and keeps it where no walk reaches: write
-it to a local first), module globals that change during a run, and anything
-outside the model and the actors' locals (files, clocks, global random state).
+it to a local first), module globals that change during a run, the attributes
+of classes (a class its module names is written as its number; one made at run
+time, a design with steps replaced, as its name, bases and namespace, read the
+first time it is met), and anything outside the model and the actors' locals
+(files, clocks, global random state).
 
 The walk is a ``pickle`` of the state (``Canon``): the builtin containers are
 walked in C, and every other object is written, through ``reducer_override``,
 as its kind and its fields, so that the walk costs a Python call per object
-of the model rather than per value. Pickle's memo makes sharing explicit: an
-object met twice is written as a reference to its first visit. Strings and
-tuples are memoised too, by identity, so two equal states whose strings are
-shared differently may get different digests: a state then explored twice,
-which is sound. The digest is a 128-bit BLAKE2b of what the pickler wrote; it
-is meaningful within one process only (code objects are named by their number
-in this process).
+of the model rather than per value: one dictionary look-up finds how its kind
+is written (``Entry``), and its fields are read in C (``operator.attrgetter``).
+Pickle's memo makes sharing explicit: an object met twice is written as a
+reference to its first visit. Strings and tuples are memoised too, by
+identity, so two equal states whose strings are shared differently may get
+different digests: a state then explored twice, which is sound. Code objects
+are numbered by identity, in the order first met (two equal code objects get
+two numbers: sound too). The digest is a 128-bit XXH3 of what the pickler
+wrote; it is meaningful within one process only.
+
+``bench/fingerprint.py`` measures a fingerprint against the walk as it was
+before these choices, on the same states.
 """
 
 from __future__ import annotations
@@ -121,11 +129,21 @@ def _builtin(fn: Any) -> object:
 
 
 def _class(kind: type) -> object:
-    if _static(kind):
-        return _code(kind)
-    # made at run time (a design with steps replaced): what it is, not which object
-    namespace = {k: v for k, v in vars(kind).items() if not (k.startswith("__") and k.endswith("__"))}
-    return kind.__qualname__, kind.__bases__, namespace
+    form = _CLASSES.get(kind)
+    if form is None:
+        if _static(kind):
+            form = _code(kind)
+        else:  # made at run time (a design with steps replaced): what it is, not which object
+            namespace = {k: v for k, v in vars(kind).items() if not (k.startswith("__") and k.endswith("__"))}
+            form = kind.__qualname__, kind.__bases__, namespace
+        if len(_CLASSES) >= _MADE:  # classes made at run time die with their world: forget them
+            _CLASSES.clear()
+        _CLASSES[kind] = form
+    return form
+
+
+#: how each class met is written (its namespace read once: it must not change while it lives)
+_CLASSES: dict[type, object] = {}
 
 
 def _footprint(fp: Any) -> object:
@@ -213,16 +231,21 @@ class Canon:
         """Where a coroutine is parked: each frame of its await chain, outermost first."""
         return self.form(coroutine)
 
-    def position(self, coroutine: Any) -> list[object]:
-        """Where a coroutine is parked, to be written in a ``form`` of this walk: each frame of
-        its await chain, outermost first, as its code's number, its offset and its locals."""
-        out: list[object] = []
+    def position(self, coroutine: Any, out: list[object] | None = None) -> list[object]:
+        """Where a coroutine is parked, to be written in a ``form`` of this walk, appended to
+        ``out``: each frame of its await chain, outermost first, as three items (its code's
+        number, its offset, its locals), then what ends the chain (one item: the number of
+        code in ``ends``, "done", or an opaque token)."""
+        if out is None:
+            out = []
         append = out.append
         ends, numbers = self._ends, _NUMBERS
+        coroutine_type = types.CoroutineType
         obj = coroutine
         while obj is not None:
-            if type(obj) is types.CoroutineType:
-                frame, below = obj.cr_frame, obj.cr_await
+            if type(obj) is coroutine_type:
+                frame = obj.cr_frame
+                below = obj.cr_await
             elif type(obj) is types.GeneratorType:
                 frame, below = obj.gi_frame, obj.gi_yieldfrom
             else:
@@ -242,7 +265,9 @@ class Canon:
             if code_number in ends:
                 append(code_number)
                 break
-            append((code_number, frame.f_lasti, frame.f_locals))
+            append(code_number)
+            append(frame.f_lasti)
+            append(frame.f_locals)
             obj = below
         return out
 
@@ -334,7 +359,7 @@ class Frames:
 
 _UNSET = ("unset",)
 #: classes made at run time a walk keeps entries for, before it forgets them all
-_MADE = 64
+_MADE = 256
 _FIELDS: dict[type, tuple[str, ...] | None] = {}
 
 
