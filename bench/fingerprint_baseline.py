@@ -1,9 +1,10 @@
 """The fingerprint as it was before it was made cheaper (commit aaaae37): bench/fingerprint.py's baseline.
 
 A copy of ``actors/runtime/fingerprint.py`` and ``DirectExecution.fingerprint``
-at that commit, kept verbatim (bar this docstring, and ``fingerprint`` at the
-end) so that the bench measures the old walk and the new one on the same
-states in the same run. Not used by mmurace.
+at that commit, kept verbatim (bar this docstring, and the execution's part at
+the end, which cuts an actor's chain at the runtime's suspension wherever the
+runtime has it) so that the bench measures the old walk and the new one on the
+same states in the same run. Not used by mmurace.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from collections import deque
 from collections.abc import Callable, Coroutine, Mapping
 from typing import Any
 
+from actors.runtime.awaits import Suspend
 from actors.runtime.direct import DirectExecution
 from actors.runtime.execution import Actor, Execution
 from actors.runtime.lockdep import Lockdep
@@ -306,7 +308,11 @@ def _execution(execution: Any, canon: Canon) -> object:
     return "X"
 
 
-_ENDS: frozenset[object] = frozenset({Execution.point.__code__})
+#: where it cut an actor's await chain: below ``ActorContext._park``, at the runtime's own
+#: suspension (``Execution.point`` then; ``Suspend.__await__`` once ``_park`` suspends itself)
+_ENDS: frozenset[object] = frozenset({
+    Execution.point.__code__ if hasattr(Execution, "point") else Suspend.__await__.__code__,
+})
 
 
 def fingerprint(execution: Any) -> tuple[bytes, set[str]]:

@@ -96,9 +96,9 @@ def _execution(execution: DirectExecution) -> object:
 
 
 #: where an actor's await chain is cut: at ``ActorContext._park``, whose arguments (label,
-#: guard, waits_for) the execution keeps on the actor's record (``_actor`` writes them), and
-#: whose caller (a method of the context) keeps the context; below it, the execution's own
-_ENDS: frozenset[object] = frozenset({Execution.point.__code__, ActorContext._park.__code__})
+#: guard, waits_for) the actor's record keeps (``_actor`` writes them), and whose caller (a
+#: method of the context) keeps the context; below it, only the runtime's own suspension
+_ENDS: frozenset[object] = frozenset({ActorContext._park.__code__})
 
 _SPECIAL: dict[type, Callable[[Any], object]] = {
     DirectExecution: _execution,
