@@ -77,7 +77,7 @@ class DirectExecution(Execution):
 
 def _actor(actor: Actor) -> object:
     # its coroutine is walked on its own, down to ``ActorContext._park``, whose arguments
-    # the execution keeps as the point it is parked at
+    # the actor was parked with (its label, guard and waits_for) stand for that frame
     if actor.finished:
         return actor.index, actor.thread
     return actor.index, actor.thread, actor.label, actor.guard, actor.waits_for
