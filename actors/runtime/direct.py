@@ -11,6 +11,7 @@ the Trio executor makes, so a schedule gives the same trace under both
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -53,9 +54,9 @@ class DirectExecution(Execution):
     def fingerprint(self) -> tuple[bytes, set[str]]:
         """The state between two steps, as a digest (``actors.runtime.fingerprint``),
         and the types the walk could not see into (none: the digest is exact)."""
-        if not _WALK:  # one walk for every run: what it learnt of the model's classes stays
-            _WALK.append(Canon(_SPECIAL, _ENDS))
-        canon = _WALK[0]  # fresh: every fingerprint leaves it so
+        canon = getattr(_WALKS, "canon", None)  # fresh: every fingerprint leaves it so
+        if canon is None:  # one walk for every run: what it learnt of the model's classes stays
+            canon = _WALKS.canon = Canon(_SPECIAL, _ENDS)
         fixed = self._fixed
         if fixed is None:  # the world's oracles, if none keeps state, are the same all run long
             oracles = self.world.oracles
@@ -105,5 +106,5 @@ _SPECIAL: dict[type, Callable[[Any], object]] = {
     Actor: _actor,
     Lockdep: _lockdep,
 }
-#: the fingerprint's walk (made at the first fingerprint)
-_WALK: list[Canon] = []
+#: the fingerprint's walk, one per thread (a walk is a pickler: one dump at a time)
+_WALKS = threading.local()

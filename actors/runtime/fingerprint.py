@@ -63,6 +63,7 @@ import operator
 import pickle
 import random
 import sys
+import threading
 import types
 from collections import deque
 from collections.abc import Callable, Coroutine, Mapping
@@ -76,6 +77,8 @@ from mmu.footprint import Footprint
 _NUMBERS: dict[int, int] = {}
 #: what ``_NUMBERS`` numbers, kept alive so that no id is reused for another object
 _NUMBERED: list[object] = []
+#: held while a number is handed out (``_code``, ``number``)
+_NUMBERING = threading.Lock()
 #: tokens for what cannot be seen into: each is equal to nothing else
 _TOKENS = itertools.count()
 
@@ -102,8 +105,11 @@ def _code(obj: object) -> int:
     which is sound: their states are never matched)."""
     number = _NUMBERS.get(id(obj))
     if number is None:
-        number = _NUMBERS[id(obj)] = len(_NUMBERED)
-        _NUMBERED.append(obj)
+        with _NUMBERING:  # two threads must not hand out one number twice
+            number = _NUMBERS.get(id(obj))
+            if number is None:
+                number = _NUMBERS[id(obj)] = len(_NUMBERED)
+                _NUMBERED.append(obj)
     return number
 
 
@@ -415,7 +421,8 @@ def number(value: tuple[object, ...]) -> int:
     same number within this process, so a walk may write it instead of the value."""
     found = _VALUES.get(value)
     if found is None:
-        found = _VALUES[value] = len(_VALUES)
+        with _NUMBERING:
+            found = _VALUES.setdefault(value, len(_VALUES))
     return found
 
 
