@@ -122,3 +122,12 @@ def test_weak_prints_sc_against_weak_for_each_design() -> None:
         assert rows(out, proved), (design, out)
         walked = rf"  {design} +random +sc +[0-9]+ schedules/s +weak +[0-9]+ schedules/s +x{NUMBER} slower"
         assert rows(out, walked), (design, out)
+
+
+def test_fingerprint_prints_a_row_per_cell_with_the_same_states_as_the_baseline() -> None:
+    out = quick("fingerprint.py")
+    for cell in ("race_remap --design seq_retry -p remaps=3", "race_remap --design seq_retry -p remaps=4",
+                 "ksm_merge --design seq_retry", "race_remap --design power7_hpt",
+                 "memslot_delete --design memslot_retry", "race_remap --design power7_hpt --memory weak"):
+        row = rf"  {re.escape(cell)} +[0-9]+ +[0-9]+ +[0-9]+ +[0-9]+ +{RATIO} +[0-9]+ runs .+ +same states"
+        assert rows(out, row), (cell, out)

@@ -11,6 +11,7 @@ example, and every final state of a small world.
 from __future__ import annotations
 
 import functools
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -159,6 +160,34 @@ def test_an_actors_position_and_its_locals_are_in_the_fingerprint() -> None:
     assert len(set(once)) == len(once)
     # the same interleaving reached by the same choices is the same state, run after run
     assert _fingerprints(counting, [1, 0, 1]) == _fingerprints(counting, [1, 0, 1])
+
+
+def test_fingerprints_taken_in_two_threads_at_once_are_those_taken_one_after_the_other() -> None:
+    """The walk is kept between fingerprints (a pickler and its memo): one per thread."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def counting() -> World:
+        async def a(ctx: ActorContext) -> None:
+            items = [0]
+            for n in range(6):
+                await ctx.point("a")
+                items.append(n)
+
+        async def b(ctx: ActorContext) -> None:
+            for _ in range(6):
+                await ctx.point("b")
+
+        return world(ActorSpec("a", a), ActorSpec("b", b))
+
+    alone = [_fingerprints(counting, [1, 0, 1, 1, 0]) for _ in range(2)]
+    switch = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # threads take turns within a walk
+    try:
+        with ThreadPoolExecutor(2) as pool:
+            together = list(pool.map(lambda _: _fingerprints(counting, [1, 0, 1, 1, 0]), range(50)))
+    finally:
+        sys.setswitchinterval(switch)
+    assert together == alone[:1] * 50 and alone[0] == alone[1]
 
 
 def test_lockdeps_history_is_in_the_fingerprint() -> None:

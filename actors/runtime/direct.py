@@ -11,13 +11,14 @@ the Trio executor makes, so a schedule gives the same trace under both
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
 from .awaits import Suspend, close
 from .context import ActorContext
 from .execution import _NO_ACCESS, Actor, Execution, ScheduleDiverged
-from .fingerprint import Canon, Frames, digest, plain_functions
+from .fingerprint import Canon, digest, number, plain_functions
 from .lockdep import Lockdep
 from .result import RunResult
 
@@ -25,7 +26,7 @@ from .result import RunResult
 class DirectExecution(Execution):
     """One run with every actor a coroutine that this loop resumes."""
 
-    _canon: Canon | None = None  # the fingerprint's walk, kept for the next one
+    _fixed: tuple[object, int] | None = None  # what the fingerprint writes of the world, once a run
 
     def run(self) -> RunResult:
         coroutines: dict[int, Coroutine[Any, Any, None]] = {}
@@ -82,41 +83,58 @@ class DirectExecution(Execution):
     def fingerprint(self) -> tuple[bytes, set[str]]:
         """The state between two steps, as a digest (``actors.runtime.fingerprint``),
         and the types the walk could not see into (none: the digest is exact)."""
-        canon = self._canon
-        if canon is None:
-            canon = self._canon = Canon(_SPECIAL, _ENDS)
-        else:
-            canon.reset()
-        oracles = self.world.oracles
-        form = canon.form((
-            self.model,
-            self.lockdep,
-            [(a, Frames(self._coroutines[a.index])) for a in self.actors],
-            plain_functions(oracles) or oracles,
-            self.world.max_retries,
-        ))
-        return digest(form), canon.opaque
+        canon = getattr(_WALKS, "canon", None)  # fresh: every fingerprint leaves it so
+        if canon is None:  # one walk for every run: what it learnt of the model's classes stays
+            canon = _WALKS.canon = Canon(_SPECIAL, _ENDS)
+        fixed = self._fixed
+        if fixed is None:  # the world's oracles, if none keeps state, are the same all run long
+            oracles = self.world.oracles
+            plain = plain_functions(oracles)
+            fixed = self._fixed = (oracles if plain is None else number(plain), self.world.max_retries)
+        try:
+            # the model, then each actor and where it is parked, in one list
+            walked = [self.model, self.lockdep, fixed]
+            coroutines, position = self._coroutines, canon.position
+            for actor in self.actors:
+                walked.append(actor)
+                position(coroutines[actor.index], walked)
+            form = canon.form(walked)
+            opaque = canon.opaque
+        finally:
+            canon.reset()  # now, while what the walk met is still in the cache
+        return digest(form), opaque
 
 
-def _actor(actor: Actor, canon: Canon) -> object:
-    # its coroutine is walked on its own; the rest is bookkeeping of the point it is at
-    return ("A", actor.index, actor.thread, actor.finished)
+def _actor(actor: Actor) -> object:
+    # its coroutine is walked on its own, down to ``ActorContext._park``, whose arguments
+    # the actor was parked with (its label, guard and waits_for) stand for that frame
+    if actor.finished:
+        return actor.index, actor.thread
+    return actor.index, actor.thread, actor.label, actor.guard, actor.waits_for
 
 
-def _lockdep(lockdep: Lockdep, canon: Canon) -> object:
+def _lockdep(lockdep: Lockdep) -> object:
     # what is held, and which nestings were seen (not where: that only words a message)
-    held = sorted((thread, tuple(locks)) for thread, locks in lockdep._held.items() if locks)
-    return ("L", lockdep.enabled, held, sorted(lockdep._order))
+    held = [(thread, tuple(locks)) for thread, locks in lockdep._held.items() if locks]
+    if len(held) > 1:
+        held.sort()
+    return lockdep.enabled, held, sorted(lockdep._order)
 
 
-def _execution(execution: DirectExecution, canon: Canon) -> object:
+def _execution(execution: DirectExecution) -> object:
     return "X"  # what of the run matters is walked on its own: lockdep, each actor
 
 
-#: where an actor's await chain is cut: the one awaitable of a point (``ActorContext._park``
-#: parked the actor with the label, guard and waits_for its frame holds)
-_ENDS: frozenset[object] = frozenset({Suspend.__await__.__code__})
+#: where an actor's await chain is cut: at ``ActorContext._park``, whose arguments (label,
+#: guard, waits_for) the actor's record keeps (``_actor`` writes them), and whose caller (a
+#: method of the context) keeps the context; below it, only the runtime's own suspension,
+#: which ``ActorContext.point`` awaits directly (its frame, walked, holds the same arguments)
+_ENDS: frozenset[object] = frozenset({ActorContext._park.__code__, Suspend.__await__.__code__})
 
-_SPECIAL: dict[type, Callable[[Any, Canon], object]] = {
-    DirectExecution: _execution, Actor: _actor, Lockdep: _lockdep,
+_SPECIAL: dict[type, Callable[[Any], object]] = {
+    DirectExecution: _execution,
+    Actor: _actor,
+    Lockdep: _lockdep,
 }
+#: the fingerprint's walk, one per thread (a walk is a pickler: one dump at a time)
+_WALKS = threading.local()
