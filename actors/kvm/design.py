@@ -32,7 +32,7 @@ from typing import Any
 
 import attrs
 
-from mmu import PAGE_SIZE, HostPte
+from mmu import PAGE_SIZE, HostPte, Model
 
 from ..runtime.context import ActorContext
 
@@ -82,6 +82,7 @@ class Design:
     summary: str
     base: str | None = None
 
+
     @property
     def family(self) -> str:
         """The catalog design this one is, or varies."""
@@ -121,6 +122,12 @@ class Design:
         fields["summary"] = summary or f"{self.name} with {', '.join(steps)} replaced"
         fields["base"] = self.family
         return variant(**fields)  # type: ignore[no-any-return]
+
+    def weak_cells(self, model: Model) -> dict[str, int]:
+        """The words this design reads without the lock that orders their writers, beyond
+        ``seq`` and ``in_progress``, each with its value in ``model`` now: with
+        ``--memory weak`` they go through weak memory (docs/model.md 6.6). None here."""
+        return {}
 
     # ---- registration ----
 
