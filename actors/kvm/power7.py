@@ -69,7 +69,7 @@ class Power7Hpt(SeqRetry):
         """Every rmap word (``Hpt.weak_cells``): ``kvm_unmap_rmapp`` and ``kvm_test_clear_dirty``
         read the ``KVMPPC_RMAP_PRESENT`` and ``_CHANGED`` bits the fault path and H_ENTER
         store, ordered only by the rmap lock bit's acquire and release (docs/model.md 6.6)."""
-        return model.hpt.weak_cells()
+        return {**model.hpt.weak_cells(), **super().weak_cells(model)}
 
     def unlock_rmap(self, ctx: ActorContext, gfn: int) -> None:
         """``unlock_rmap`` (arch/powerpc/include/asm/kvm_book3s_64.h, v3.3 to today):
@@ -242,8 +242,12 @@ class Power7Hpt(SeqRetry):
         a v3.3 that "cannot yet enforce guest read-only protection"."""
         kvm, hpt = ctx.model.kvm, ctx.model.hpt
         await ctx.point("H_ENTER: kvmppc_h_enter")
-        mmu_seq = kvm.snapshot_seq(ctx.name)
-        pte = lookup_linux_pte(ctx.model.mm, kvm.memslot.gfn_to_hva(gfn))
+        hva = kvm.memslot.gfn_to_hva(gfn)
+        f = Fault(gfn, write, hva)
+        await self.snapshot(ctx, f)  # mmu_seq = kvm->mmu_notifier_seq; smp_rmb()
+        assert f.mmu_seq is not None, "snapshot without a seq"
+        mmu_seq = f.mmu_seq
+        pte = lookup_linux_pte(ctx.model.mm, hva)
         if pte is None:
             ctx.note("lookup_linux_pte: not present")
         else:
