@@ -15,7 +15,7 @@ from mmurace.cli import main
 from mmurace.explore import Verdict, explore_direct
 from mmurace.litmus import write_litmus
 from mmurace.matrix import Outcome, matrix
-from mmurace.report import render_trace
+from mmurace.report import render_trace, schedule_note, switches
 from mmurace.shrink import shrink
 from mmurace.strategies import RandomWalk, Replay
 
@@ -208,6 +208,20 @@ def test_power7_without_unlock_rmaps_release_is_found_by_explore_and_stress_not_
     assert explore_direct(power7("power7_hpt_no_release", Memory.SC), preemptions=2).verdict is Verdict.EXHAUSTED
     config = power7("power7_hpt_no_release")
     assert next(s for s in range(2000) if config.run_direct(RandomWalk(s)).finding is not None) == 1
+
+
+def test_a_finding_prints_the_preemptions_its_bound_counts() -> None:
+    """Explore's bound charges a switch away from an actor that could go on; the string
+    counts every choice other than the first listed, also after a memory actor's one
+    step (it cannot go on) and after an actor that waits: here 3 against 6."""
+    config = power7("power7_hpt_no_rmb")
+    found = explore_direct(config, preemptions=3).result
+    assert found is not None
+    assert (switches(config, found.schedule), found.schedule.preemptions) == (3, 6)
+    assert schedule_note(config, found.schedule).endswith("(3 preemptions, 31 decisions, 6 not the default)")
+    assert schedule_note(config, config.parse_schedule(NO_RMB_RACE)).endswith(
+        "(2 preemptions, 17 decisions, 3 not the default)"
+    )
 
 
 def test_power7_with_both_barriers_survives_weak_memory() -> None:
