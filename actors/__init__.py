@@ -13,6 +13,7 @@ from .kvm import (
     DESIGNS as DESIGNS,
     Design as Design,
     Fault as Fault,
+    Power7Hpt as Power7Hpt,
     SeqRetry as SeqRetry,
     design_named as design_named,
     kvm_init_mmu_notifier as kvm_init_mmu_notifier,

@@ -22,6 +22,13 @@ bumps its version, which stands for the two dwords and ``guest_rpte`` the
 fault path compares ("HPTE has been changed under us"). Each method asserts
 the lock bits the kernel holds for it and records its footprint; none
 asserts ``mmu_lock``.
+
+With ``--memory weak`` and a POWER7 design, each rmap word is a weak
+location (``rmap_word``; docs/model.md 6.6): the chain's ``KVMPPC_RMAP_PRESENT``
+and ``KVMPPC_RMAP_CHANGED`` bits are stored into the CPU's store buffer and
+loaded under the rmap lock, ordered only by the lock bits' acquires and
+releases. The HPTE's dwords stay sequentially consistent: every reader the
+model has takes the HPTE lock bit first.
 """
 
 from __future__ import annotations
@@ -36,6 +43,15 @@ from .locks import LockError, SpinLock
 HPTE_LOCK = "HPTE_V_HVLOCK"
 #: the lockdep class of every rmap lock bit
 RMAP_LOCK = "KVMPPC_RMAP_LOCK_BIT"
+#: ``KVMPPC_RMAP_PRESENT`` of an rmap word in weak memory: the chain is not empty
+RMAP_PRESENT = 1
+#: ``KVMPPC_RMAP_CHANGED`` of an rmap word in weak memory
+RMAP_CHANGED = 2
+
+
+def rmap_word(gfn: int) -> str:
+    """The weak location of ``memslot->rmap[gfn]`` (docs/model.md 6.6)."""
+    return f"rmap_{gfn:#x}"
 
 
 @attrs.define(eq=False)
@@ -69,6 +85,32 @@ class Hpt:
         for lock in locks:
             if not lock.held_by(who):
                 raise LockError(f"{who} must hold {lock.name}")
+
+    # ---- the rmap word in weak memory (docs/model.md 6.6) ----
+
+    def weak_cells(self) -> dict[str, int]:
+        """Every rmap word as a weak location, with its value now: ``KVMPPC_RMAP_PRESENT``
+        for a page with a valid HPTE, ``KVMPPC_RMAP_CHANGED`` for a harvested C bit."""
+        slot, sptes, changed = self.kvm.memslot, self.kvm.sptes, self.rmap_changed
+        return {
+            rmap_word(g): (RMAP_PRESENT if g in sptes else 0) | (RMAP_CHANGED if g in changed else 0)
+            for g in range(slot.base_gfn, slot.base_gfn + slot.npages)
+        }
+
+    def _weak(self, gfn: int) -> bool:
+        memory = self.kvm.memory
+        return memory is not None and memory.holds(rmap_word(gfn))
+
+    def _rmap_load(self, gfn: int, who: str) -> int:
+        """``*rmapp`` in weak memory: ``who``'s own store, else what it sees."""
+        assert self.kvm.memory is not None
+        return self.kvm.memory.load(who, rmap_word(gfn))
+
+    def _rmap_store(self, gfn: int, word: int, who: str, what: str) -> None:
+        """``*rmapp = word`` in weak memory: into ``who``'s store buffer."""
+        assert self.kvm.memory is not None
+        self.kvm.memory.store(who, rmap_word(gfn), word)
+        self.kvm.log.append(f"{what}: rmap[{gfn:#x}] = {word}, in {who}'s store buffer")
 
     def _store(self, gfn: int) -> None:
         self.kvm.fp.write(("hpte", gfn))
@@ -122,6 +164,8 @@ class Hpt:
         if kvm.sptes.pop(gfn, None) is not None:
             kvm.log.append("HPTE was previously valid: HPTE_V_ABSENT")
             kvm.tlbs.flush("kvmppc_invalidate_hpte: tlbie", range(gfn, gfn + 1))
+        elif self._weak(gfn):  # *rmap = index | KVMPPC_RMAP_PRESENT, a plain store
+            self._rmap_store(gfn, self._rmap_load(gfn, who) | RMAP_PRESENT, who, "kvmppc_add_revmap_chain")
         else:
             kvm.log.append(f"kvmppc_add_revmap_chain: HPTE on rmap[{gfn:#x}]")
         kvm.sptes[gfn] = Spte(pfn, writable, kvm.frames[pfn].generation)
@@ -144,6 +188,11 @@ class Hpt:
         """``kvm_unmap_rmapp``'s ``*rmapp & KVMPPC_RMAP_PRESENT`` (v3.3), under the rmap lock:
         is a valid HPTE on the chain?"""
         self._assert_held(who, self.rmap_lock(gfn))
+        if self._weak(gfn):
+            word = self._rmap_load(gfn, who)
+            chain = "present" if word & RMAP_PRESENT else "no HPTE"
+            self.kvm.log.append(f"rmap[{gfn:#x}] = {word}: {chain}")
+            return bool(word & RMAP_PRESENT)
         self.kvm.fp.read(("spte", gfn))
         return gfn in self.kvm.sptes
 
@@ -162,10 +211,15 @@ class Hpt:
         kvm.log.append(f"HPTE gfn {gfn:#x} -> pfn {spte.pfn:#x} off rmap[{gfn:#x}]: HPTE_V_ABSENT")
         kvm.tlbs.flush("kvmppc_invalidate_hpte: tlbie", range(gfn, gfn + 1))
         kvm.fp.read(("changed", gfn))
-        if gfn in kvm.changed:
+        harvest = gfn in kvm.changed
+        if harvest:
             kvm.fp.write(("changed", gfn))
-            # v3.6: "Harvest R and C": *rmapp |= rcbits << KVMPPC_RMAP_RC_SHIFT
             kvm.changed.discard(gfn)
+        if self._weak(gfn):  # kvmppc_remove_revmap_chain, and the harvest, in one store
+            word = self._rmap_load(gfn, who) & ~RMAP_PRESENT | (RMAP_CHANGED if harvest else 0)
+            self._rmap_store(gfn, word, who, "off the chain" + (", harvest C" if harvest else ""))
+        elif harvest:
+            # v3.6: "Harvest R and C": *rmapp |= rcbits << KVMPPC_RMAP_RC_SHIFT
             kvm.fp.write(("rmap_changed", gfn))
             self.rmap_changed.add(gfn)
             kvm.log.append(f"harvest C: rmap[{gfn:#x}] |= KVMPPC_RMAP_CHANGED")
@@ -177,6 +231,12 @@ class Hpt:
         ~KVMPPC_RMAP_CHANGED; ret = 1; }``, under the rmap lock: was a changed HPTE
         unmapped since the last harvest?"""
         self._assert_held(who, self.rmap_lock(gfn))
+        if self._weak(gfn):
+            word = self._rmap_load(gfn, who)
+            if not word & RMAP_CHANGED:
+                return False
+            self._rmap_store(gfn, word & ~RMAP_CHANGED, who, "KVMPPC_RMAP_CHANGED: dirty, cleared")
+            return True
         self.kvm.fp.write(("rmap_changed", gfn))
         if gfn not in self.rmap_changed:
             return False
@@ -188,6 +248,8 @@ class Hpt:
         """``kvm_test_clear_dirty`` (v3.6): the chained HPTE's ``hptep[1] & HPTE_R_C``, read
         under the rmap lock without its own lock (the HPTE is on the chain: valid)."""
         self._assert_held(who, self.rmap_lock(gfn))
+        if self._weak(gfn) and not self._rmap_load(gfn, who) & RMAP_PRESENT:
+            return False  # if (!(*rmapp & KVMPPC_RMAP_PRESENT)): the chain is empty
         self.kvm.fp.read(("spte", gfn))
         self.kvm.fp.read(("changed", gfn))
         return gfn in self.kvm.sptes and gfn in self.kvm.changed

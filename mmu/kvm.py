@@ -104,6 +104,9 @@ class Kvm:
     memory: WeakMemory | None = None
     #: several memslots under SRCU (``mmu/memslots.py``); None: ``memslot`` is the only one
     memslots: Memslots | None = None
+    #: the words a design adds to ``struct kvm`` (``Design.words``), by name; those it
+    #: marks weak live in ``memory`` with ``--memory weak`` (docs/model.md 6.7)
+    words: dict[str, int] = attrs.field(factory=dict)
     #: ``mmu_invalidate_range_start``/``_end`` (gfns), accumulated while ``in_progress``
     #: is non-zero; None is ``INVALID_GPA``. Used by ``invalidate_begin_ranged``
     range_start: int | None = None
@@ -448,11 +451,49 @@ class Kvm:
     # ---- the lockless side of seq/in_progress (docs/model.md section 6) ----
 
     def _load(self, loc: str, who: str) -> int:
-        """``READ_ONCE(kvm->loc)``: the attribute, or in weak memory what ``who`` sees."""
-        if self.memory is not None:
+        """``READ_ONCE(kvm->loc)``: the attribute (or a design's word), or in weak memory
+        what ``who`` sees."""
+        if self.memory is not None and self.memory.holds(loc):
             return self.memory.load(who, loc)
         self.fp.read(("kvm", loc))
+        if loc in self.words:
+            return self.words[loc]
+        if loc not in WEAK_FIELDS:
+            raise ValueError(f"kvm has no word {loc!r} (seq, in_progress, or a design's: {self._known()})")
         value: int = getattr(self, loc)
+        return value
+
+    def _known(self) -> str:
+        return ", ".join(self.words) or "none declared"
+
+    def write_once(self, loc: str, value: int, who: str) -> None:
+        """``WRITE_ONCE(kvm->loc, value)`` of a design's own word (``Design.words``): in weak
+        memory, into ``who``'s store buffer if the design marked it weak."""
+        if loc not in self.words:
+            raise ValueError(f"kvm has no word {loc!r} a design may write (its words: {self._known()})")
+        self.log.append(f"WRITE_ONCE({loc}, {value})")
+        if self.memory is not None and self.memory.holds(loc):
+            self.memory.store(who, loc, value)
+            return
+        self.fp.write(("kvm", loc))
+        self.words[loc] = value
+
+    def smp_mb(self, who: str) -> None:
+        """``smp_mb()``: nothing in SC; in weak memory, ``who``'s buffer drains and it sees
+        every committed store."""
+        if self.memory is not None:
+            self.memory.mb(who)
+            self.log.append("smp_mb()")
+
+    def smp_store_release(self, loc: str, value: int, who: str) -> None:
+        """``smp_store_release(&kvm->loc, value)``: ``smp_wmb(); WRITE_ONCE(...)`` (6.2)."""
+        self.smp_wmb(who)
+        self.write_once(loc, value, who)
+
+    def smp_load_acquire(self, loc: str, who: str) -> int:
+        """``smp_load_acquire(&kvm->loc)``: ``READ_ONCE(...); smp_rmb()`` (6.2)."""
+        value = self.read_once(loc, who)
+        self.smp_rmb(who)
         return value
 
     def _weak_add(self, loc: str, delta: int, who: str) -> None:
@@ -485,7 +526,11 @@ class Kvm:
         return self._load("seq", who)
 
     def read_once(self, loc: str, who: str) -> int:
-        """``READ_ONCE(kvm->mmu_invalidate_<loc>)`` with no lock held: a lockless check's load."""
+        """``READ_ONCE(kvm->mmu_invalidate_<loc>)`` (or of a design's word) with no lock held:
+        a lockless check's load.
+
+        Raises:
+            ValueError: ``loc`` is neither ``seq``, ``in_progress`` nor a design's word."""
         value = self._load(loc, who)
         self.log.append(f"READ_ONCE({loc}) = {value}")
         return value

@@ -3,8 +3,9 @@
 Off by default: every step of the model is sequentially consistent, and a
 field is an attribute. With ``--memory weak`` the fields named in
 ``WeakMemory.locations`` (``seq`` and ``in_progress``, which the fault path's
-lockless checks read) behave as on POWER for these one-word patterns
-(docs/model.md section 6):
+lockless checks read, and the words a design names: POWER7's rmap words, a
+design's own words, kept in ``cells``) behave as on POWER for these one-word
+patterns (docs/model.md section 6):
 
 - a store goes into its CPU's store buffer; each location's stores leave it
   in order (per-location FIFO), stores to different locations in any order
@@ -60,7 +61,7 @@ class Op:
 
     time: int  # issue order over the whole run
     cpu: str
-    kind: str  # load, store, wmb, rmb, mb, acquire (lock), release (lock)
+    kind: str  # load, store, wmb, rmb, mb, acquire (lock), release (lock), unlock (no barrier)
     loc: str = ""
     value: int = 0
     lock: str = ""
@@ -79,6 +80,9 @@ class WeakMemory:
     cpus: tuple[str, ...]
     log: list[str]
     fp: Footprint
+    #: the initial value of each location that is no attribute of ``target`` (a word of
+    #: ``mmu.hpt``, a design's own field): memory alone holds it, ``value`` reads it
+    cells: dict[str, int] = attrs.field(factory=dict)
     #: every value each location had in memory, oldest first (coherence order)
     _history: dict[str, list[int]] = attrs.field(init=False)
     _buffers: dict[str, list[Pending]] = attrs.field(init=False)
@@ -92,10 +96,24 @@ class WeakMemory:
     ops: list[Op] = attrs.field(init=False, factory=list)
 
     def __attrs_post_init__(self) -> None:
-        self._history = {loc: [getattr(self.target, loc)] for loc in self.locations}
+        self._history = {loc: [self._initial(loc)] for loc in self.locations}
         self._buffers = {cpu: [] for cpu in self.cpus}
         self._epochs = dict.fromkeys(self.cpus, 0)
         self._views = {(cpu, loc): 0 for cpu in self.cpus for loc in self.locations}
+
+    def _initial(self, loc: str) -> int:
+        if loc in self.cells:
+            return self.cells[loc]
+        value: int = getattr(self.target, loc)
+        return value
+
+    def holds(self, loc: str) -> bool:
+        """Whether ``loc`` is one of this memory's weak locations."""
+        return loc in self._history
+
+    def value(self, loc: str) -> int:
+        """The newest value of ``loc`` in memory (what SC code and oracles read)."""
+        return self._history[loc][-1]
 
     def _tick(self) -> int:
         self._serial += 1
@@ -183,12 +201,21 @@ class WeakMemory:
         self.rmb(cpu, kind="acquire")
         self.ops[-1] = attrs.evolve(self.ops[-1], lock=lock)
 
-    def lock_released(self, cpu: str, lock: str) -> None:
+    def lock_released(self, cpu: str, lock: str, *, release: bool = True) -> None:
         """A lock is let go: its next owner may take it only once every store the CPU
-        made before the release has committed (``lock_visible``)."""
+        made before the release has committed (``lock_visible``).
+
+        With ``release`` False, a plain store clears the lock word with no barrier
+        before it (``__clear_bit`` for ``__clear_bit_unlock``, ``__unlock_hpte``
+        with no ``eieio``/``lwsync`` in front): it may commit before the CPU's
+        earlier stores, so the next owner may take the lock at once and not see
+        them. (A lock word that commits late only holds the lock longer.)"""
         self._cpu(cpu)
         self.fp.write(("sb", cpu))
-        self._record(cpu, "release", lock=lock)
+        self._record(cpu, "release" if release else "unlock", lock=lock)
+        if not release:
+            self._releases.pop(lock, None)
+            return
         self._epochs[cpu] += 1
         buffer = self._buffers[cpu]
         if buffer:
@@ -229,7 +256,8 @@ class WeakMemory:
         history = self._history[loc]
         history.append(pending.value)
         self._views[(cpu, loc)] = len(history) - 1
-        setattr(self.target, loc, pending.value)
+        if loc not in self.cells:
+            setattr(self.target, loc, pending.value)
         if said:  # drained by a barrier, in the step of the CPU that issued it
             self.log.append(f"store {loc}={pending.value} by {cpu} reaches memory")
 

@@ -139,7 +139,11 @@ class Config:
         if self.oracles:
             world.oracles = {name: self.known_oracles[name] for name in self.oracles}
         world.max_retries = self.max_retries
-        return weaken(world) if self.memory is Memory.WEAK else world
+        for name, value in self.design.words.items():  # the design's own words of struct kvm
+            world.model.kvm.words.setdefault(name, value)
+        if self.memory is not Memory.WEAK:
+            return world
+        return weaken(world, self.design.weak_cells(world.model))
 
     async def run(self, strategy: Strategy) -> RunResult:
         """Run one schedule of a fresh world."""

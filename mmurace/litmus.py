@@ -67,17 +67,33 @@ def _fences(ops: Sequence[Op]) -> list[Op]:
     return out
 
 
+def _rmw_reads(ops: Sequence[Op]) -> set[int]:
+    """The times of the loads a read-modify-write makes (its CPU's next operation stores
+    to the same location): an update under a lock, not a check."""
+    times: set[int] = set()
+    last: dict[str, Op] = {}
+    for op in ops:
+        prev = last.get(op.cpu)
+        if prev is not None and prev.kind == "load" and op.kind == "store" and op.loc == prev.loc:
+            times.add(prev.time)
+        last[op.cpu] = op
+    return times
+
+
 def litmus(name: str, ops: Sequence[Op], comment: str = "") -> str:
     """The litmus test of the last lockless check in ``ops``.
 
     Raises:
         NoOrderingRace: no CPU loaded a weak location, or none stored to what it loaded.
     """
-    loads = [op for op in ops if op.kind == "load"]
+    rmw = _rmw_reads(ops)
+    loads = [op for op in ops if op.kind == "load" and op.time not in rmw]
     if not loads:
         raise NoOrderingRace("the run loaded no weak location")
     reader, last = loads[-1].cpu, loads[-1].time
-    mine = _fences([op for op in _since_lock(ops, reader, last) if op.kind not in ("store", "release")])
+    section = _since_lock(ops, reader, last)
+    checks = [op for op in section if op.kind not in ("store", "release", "unlock") and op.time not in rmw]
+    mine = _fences(checks)
     read = [op for op in mine if op.kind == "load"]
     locations = list(dict.fromkeys(op.loc for op in read))
     procs: list[tuple[str, list[Op]]] = []
@@ -127,6 +143,8 @@ def _render(
                 n += 1
             elif op.kind == "release":
                 lines.append(f"\tsmp_wmb(); /* spin_unlock({op.lock}) */")
+            elif op.kind == "unlock":
+                lines.append(f"\t/* unlock {op.lock}: a plain store, no barrier */")
             else:
                 lines.append(f"\t{_BARRIER[op.kind]}")
         lines += ["}", ""]

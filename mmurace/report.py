@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Any
 from actors import RunResult, Schedule, Step
 from actors.runtime import MEMORY, is_memory_actor
 
+from .strategies import Replay
+
 if TYPE_CHECKING:
     from .api import Config
     from .matrix import Cell
@@ -71,9 +73,28 @@ def count(n: int, noun: str) -> str:
     return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
+def switches(config: Config, s: Schedule) -> int:
+    """How many of ``s``'s decisions switch away from an actor that could go on, replayed:
+    the preemptions ``explore``'s bound counts. ``s.preemptions`` counts every choice
+    other than the default, as the string and the shrinker do; the two differ where
+    the actor that ran last could not go on (it waits, or ended; in weak memory a
+    memory actor, after its one step) and the next actor chosen is not the first
+    listed after it. A schedule that does not replay counts as the string does."""
+    replay = Replay(s)
+    try:
+        config.run_direct(replay)
+    except Exception:  # a schedule of another run: not this note's to report
+        return s.preemptions
+    return replay.switches
+
+
 def schedule_note(config: Config, s: Schedule) -> str:
-    """The schedule string and how complex it is."""
-    size = f"{count(s.preemptions, 'preemption')}, {count(len(s.choices), 'decision')}"
+    """The schedule string and how complex it is: preemptions as ``explore``'s bound
+    counts them (``switches``), and, where the string counts more, its own count."""
+    bound = switches(config, s) if s.preemptions else 0
+    size = f"{count(bound, 'preemption')}, {count(len(s.choices), 'decision')}"
+    if bound != s.preemptions:
+        size += f", {s.preemptions} not the default"
     return f"{config.schedule_string(s)} ({size})"
 
 

@@ -35,11 +35,12 @@ SURFACE = {
         "munmap", "remapper", "split_huge_page", "thp_collapse", "thp_split",
     },
     actors.kvm: {
-        "DESIGNS", "Design", "Fault", "KvmMmuNotifier", "SeqRetry", "design_named", "kvm_init_mmu_notifier",
+        "DESIGNS", "Design", "Fault", "KvmMmuNotifier", "Power7Hpt", "SeqRetry", "design_named", "kvm_init_mmu_notifier",
         "ppc_hv_set_spte_hva", "step", "vcpu",
     },
     actors: (RUNTIME - {"ActorFn", "buried", "MEMORY", "is_memory_actor", "weaken"}) | {
-        "DESIGNS", "Design", "Fault", "SeqRetry", "design_named", "kvm_init_mmu_notifier", "ppc_hv_set_spte_hva",
+        "DESIGNS", "Design", "Fault", "Power7Hpt", "SeqRetry", "design_named", "kvm_init_mmu_notifier",
+        "ppc_hv_set_spte_hva",
         "remapper", "step", "vcpu",
     },
     scenarios: {"CATALOG", "Scenario"},

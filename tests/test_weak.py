@@ -15,7 +15,7 @@ from mmurace.cli import main
 from mmurace.explore import Verdict, explore_direct
 from mmurace.litmus import write_litmus
 from mmurace.matrix import Outcome, matrix
-from mmurace.report import render_trace
+from mmurace.report import render_trace, schedule_note, switches
 from mmurace.shrink import shrink
 from mmurace.strategies import RandomWalk, Replay
 
@@ -182,6 +182,46 @@ def test_random_stress_finds_power7s_missing_barrier_within_2000_schedules(desig
     config = power7(design)
     seed = next((s for s in range(2000) if config.run_direct(RandomWalk(s)).finding is not None), None)
     assert seed == first
+
+
+#: POWER7 without unlock_rmap's release: the zap reads the rmap word before the chain's store commits
+NO_RELEASE_RACE = "v1:15:11=1"
+
+
+def test_power7_without_unlock_rmaps_release_misses_the_chained_hpte_and_the_trace_shows_the_late_store() -> None:
+    config = attrs.evolve(power7("power7_hpt_no_release"), oracles=("stale_spte",))
+    found = config.run_direct(Replay(config.parse_schedule(NO_RELEASE_RACE)))
+    assert found.finding is not None and found.finding.oracle == "stale_spte"
+    labels = [(s.actor, s.label) for s in found.steps]
+    zap = labels.index(("qemu", "kvm_unmap_rmapp: lock_rmap"))
+    late = labels.index(("memory(commit vcpu0 rmap_0x0)", "store rmap_0x0=1 by vcpu0 reaches memory"))
+    assert found.steps[zap].events == ("rmap[0x0] = 0: no HPTE",) and zap < late < found.finding.step
+    stored = next(s.index for s in found.steps if "kvmppc_add_revmap_chain: rmap[0x0] = 1, in vcpu0's store buffer" in s.events)
+    assert stored < zap
+    assert "memory" in render_trace(found)
+
+
+def test_power7_without_unlock_rmaps_release_is_found_by_explore_and_stress_not_in_sc() -> None:
+    found = explore_direct(power7("power7_hpt_no_release"), preemptions=1)
+    assert found.verdict is Verdict.FOUND and found.result is not None and found.result.finding is not None
+    assert found.result.finding.oracle in ("stale_spte", "divergence")
+    assert explore_direct(power7("power7_hpt_no_release", Memory.SC), preemptions=2).verdict is Verdict.EXHAUSTED
+    config = power7("power7_hpt_no_release")
+    assert next(s for s in range(2000) if config.run_direct(RandomWalk(s)).finding is not None) == 1
+
+
+def test_a_finding_prints_the_preemptions_its_bound_counts() -> None:
+    """Explore's bound charges a switch away from an actor that could go on; the string
+    counts every choice other than the first listed, also after a memory actor's one
+    step (it cannot go on) and after an actor that waits: here 3 against 6."""
+    config = power7("power7_hpt_no_rmb")
+    found = explore_direct(config, preemptions=3).result
+    assert found is not None
+    assert (switches(config, found.schedule), found.schedule.preemptions) == (3, 6)
+    assert schedule_note(config, found.schedule).endswith("(3 preemptions, 31 decisions, 6 not the default)")
+    assert schedule_note(config, config.parse_schedule(NO_RMB_RACE)).endswith(
+        "(2 preemptions, 17 decisions, 3 not the default)"
+    )
 
 
 def test_power7_with_both_barriers_survives_weak_memory() -> None:

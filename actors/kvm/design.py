@@ -27,12 +27,12 @@ function each step stands for: docs/model.md section 1.2 (fault path) and 1.3
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, ClassVar
 
 import attrs
 
-from mmu import PAGE_SIZE, HostPte
+from mmu import PAGE_SIZE, HostPte, Model
 
 from ..runtime.context import ActorContext
 
@@ -82,6 +82,15 @@ class Design:
     summary: str
     base: str | None = None
 
+    #: words this design adds to ``struct kvm`` (``Kvm.words``), each with its value
+    #: when the world is built; its steps read and write them with ``kvm.read_once``,
+    #: ``write_once``, ``smp_store_release``, ``smp_load_acquire`` (docs/model.md 6.7)
+    words: ClassVar[Mapping[str, int]] = {}
+    #: which of ``words`` it reads without the lock that orders their writers: with
+    #: ``--memory weak`` they go through weak memory, ordered only by ``kvm.smp_wmb``,
+    #: ``smp_rmb``, ``smp_mb``, releases and acquires
+    weak: ClassVar[tuple[str, ...]] = ()
+
     @property
     def family(self) -> str:
         """The catalog design this one is, or varies."""
@@ -121,6 +130,13 @@ class Design:
         fields["summary"] = summary or f"{self.name} with {', '.join(steps)} replaced"
         fields["base"] = self.family
         return variant(**fields)  # type: ignore[no-any-return]
+
+    def weak_cells(self, model: Model) -> dict[str, int]:
+        """The words this design reads without the lock that orders their writers, beyond
+        ``seq`` and ``in_progress``, each with its value in ``model`` now: with
+        ``--memory weak`` they go through weak memory (docs/model.md 6.6): the
+        words it marks ``weak``."""
+        return {name: model.kvm.words.get(name, self.words[name]) for name in self.weak}
 
     # ---- registration ----
 
@@ -361,6 +377,10 @@ def validate(design: object) -> str | None:
     if not isinstance(design, Design):
         return f"{design!r} is not a Design"
     kind = type(design)
+    for name in design.weak:
+        if name not in design.words:
+            known = ", ".join(design.words) or "none"
+            return f"design {design.name!r} marks {name!r} weak, but has no such word (its words: {known})"
     if kind.fault is Design.fault:
         return f"design {design.name!r} has no fault step (define async def fault(self, ctx, gfn, write))"
     for key in kind.steps():

@@ -396,6 +396,12 @@ DESIGNS: dict[str, Design] = {
             swapped=True,
             base="power7_hpt",
         ),
+        Power7Barriers(
+            "power7_hpt_no_release",
+            "power7_hpt whose unlock_rmap drops its release barrier (__clear_bit, not __clear_bit_unlock)",
+            release_barrier=False,
+            base="power7_hpt",
+        ),
         *memslot_designs(),
     )
 }

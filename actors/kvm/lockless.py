@@ -94,11 +94,20 @@ class UnsafePrecheck(SeqRetry):
 class Power7Barriers(Power7Hpt):
     """POWER7's fault path (``power7_hpt``) with the barrier pair of its lockless
     ``mmu_notifier_retry`` as fields: the check's ``smp_rmb`` under the rmap lock, end's
-    ``smp_wmb``, and end's two stores in order. Nothing re-checks under ``mmu_lock``."""
+    ``smp_wmb``, and end's two stores in order; and ``unlock_rmap``'s release barrier.
+    Nothing re-checks under ``mmu_lock``."""
 
     rmb: bool = True
     wmb: bool = True
     swapped: bool = False
+    #: ``unlock_rmap``'s release barrier (``__clear_bit_unlock``); False: ``__clear_bit``
+    release_barrier: bool = True
+
+    def unlock_rmap(self, ctx: ActorContext, gfn: int) -> None:
+        """``unlock_rmap``: ``__clear_bit_unlock`` (a release), or, without ``release_barrier``, a
+        plain ``__clear_bit`` of ``KVMPPC_RMAP_LOCK_BIT`` that the CPU's earlier stores
+        (the chain's ``KVMPPC_RMAP_PRESENT``) may follow (docs/model.md 6.6)."""
+        ctx.spin_unlock(ctx.model.hpt.rmap_lock(gfn), release=self.release_barrier)
 
     @step
     async def notifier_retry(self, ctx: ActorContext, gfn: int, mmu_seq: int) -> bool:

@@ -27,7 +27,7 @@ from typing import ClassVar
 
 import attrs
 
-from mmu import HostPte
+from mmu import HostPte, Model
 from mmu.hpt import lookup_linux_pte
 
 from ..host.gup import get_user_page_fast_only, get_user_pages
@@ -64,6 +64,21 @@ class Power7Hpt(SeqRetry):
     lock_label: ClassVar[str] = "kvmppc_book3s_hv_page_fault: lock HPTE"
     release_label: ClassVar[str] = "put_page(pages[0])"
     retry_note: ClassVar[str] = "RESUME_GUEST: the guest re-faults"
+
+    def weak_cells(self, model: Model) -> dict[str, int]:
+        """Every rmap word (``Hpt.weak_cells``): ``kvm_unmap_rmapp`` and ``kvm_test_clear_dirty``
+        read the ``KVMPPC_RMAP_PRESENT`` and ``_CHANGED`` bits the fault path and H_ENTER
+        store, ordered only by the rmap lock bit's acquire and release (docs/model.md 6.6)."""
+        return {**model.hpt.weak_cells(), **super().weak_cells(model)}
+
+    def unlock_rmap(self, ctx: ActorContext, gfn: int) -> None:
+        """``unlock_rmap`` (arch/powerpc/include/asm/kvm_book3s_64.h, v3.3 to today):
+        ``__clear_bit_unlock(KVMPPC_RMAP_LOCK_BIT, rmap)``, a release
+        (``PPC_RELEASE_BARRIER``, ``lwsync``, then the store): the next owner of the bit sees
+        every store made under it. ``lock_rmap`` is ``test_and_set_bit_lock`` (an acquire)
+        after a spin on the bit read with no lock (``while (test_bit(...)) cpu_relax()``:
+        the guard of ``ctx.spin_lock``)."""
+        ctx.spin_unlock(ctx.model.hpt.rmap_lock(gfn))
 
     # ---- the fault path ----
 
@@ -106,9 +121,9 @@ class Power7Hpt(SeqRetry):
         if f.waits:
             await refault.enter(ctx, "kvmppc_hpte_hv_fault: the guest faults again", after_retry=True)
         lock = hpt.hpte_lock(f.gfn)
-        await ctx.spin_lock(lock, self.fault_label)
+        await ctx.spin_lock(lock, self.fault_label)  # try_lock_hpte: ldarx/stdcx., isync: an acquire
         f.seen = hpt.read_hpte(f.gfn, ctx.name)
-        ctx.spin_unlock(lock)
+        ctx.spin_unlock(lock)  # v3.3 "lwsync; hptep[0] = hpte[0]", unlock_hpte today: a release
         if f.seen != f.pgfault:
             ctx.note("hpte != vcpu->arch.pgfault_hpte: RESUME_GUEST")
             f.changed = True
@@ -197,11 +212,16 @@ class Power7Hpt(SeqRetry):
     @step
     async def unlock(self, ctx: ActorContext, f: Fault) -> None:
         """``unlock_rmap`` (``kvmppc_add_revmap_chain`` unlocks the chain), then the store of
-        ``hptep[0]`` that clears ``HPTE_V_HVLOCK`` (``out_unlock`` on a retry; v3.3)."""
+        ``hptep[0]`` that clears ``HPTE_V_HVLOCK`` (``out_unlock`` on a retry; v3.3).
+
+        In weak memory (docs/model.md 6.6) the HPTE's unlock is a release: ``hptep[1] = r;
+        eieio(); hptep[0] = hpte[0]`` (v3.3; ``__unlock_hpte`` after the ``eieio()`` since
+        v3.19), the ``eieio`` ordering every earlier store before the one that frees the
+        lock bit."""
         hpt = ctx.model.hpt
         rmap = hpt.rmap_lock(f.gfn)
         if rmap.held_by(ctx.name):
-            ctx.spin_unlock(rmap)
+            self.unlock_rmap(ctx, f.gfn)
         ctx.spin_unlock(hpt.hpte_lock(f.gfn))
 
     # ---- H_ENTER ----
@@ -222,8 +242,12 @@ class Power7Hpt(SeqRetry):
         a v3.3 that "cannot yet enforce guest read-only protection"."""
         kvm, hpt = ctx.model.kvm, ctx.model.hpt
         await ctx.point("H_ENTER: kvmppc_h_enter")
-        mmu_seq = kvm.snapshot_seq(ctx.name)
-        pte = lookup_linux_pte(ctx.model.mm, kvm.memslot.gfn_to_hva(gfn))
+        hva = kvm.memslot.gfn_to_hva(gfn)
+        f = Fault(gfn, write, hva)
+        await self.snapshot(ctx, f)  # mmu_seq = kvm->mmu_notifier_seq; smp_rmb()
+        assert f.mmu_seq is not None, "snapshot without a seq"
+        mmu_seq = f.mmu_seq
+        pte = lookup_linux_pte(ctx.model.mm, hva)
         if pte is None:
             ctx.note("lookup_linux_pte: not present")
         else:
@@ -243,7 +267,7 @@ class Power7Hpt(SeqRetry):
                 hpt.enter_absent(gfn, ctx.name)
             else:
                 hpt.enter_hpte(gfn, pte.pfn, pte.writable, ctx.name)
-            ctx.spin_unlock(rmap)
+            self.unlock_rmap(ctx, gfn)
         ctx.spin_unlock(lock)
         return True
 
@@ -285,13 +309,15 @@ class Power7Hpt(SeqRetry):
         while True:
             await ctx.spin_lock(rmap, "kvm_unmap_rmapp: lock_rmap")
             if not hpt.rmap_present(gfn, ctx.name):
-                ctx.spin_unlock(rmap)
+                self.unlock_rmap(ctx, gfn)
                 return zapped
             if not await self.lock_chained_hpte(ctx, gfn):
                 continue
             hpt.unmap_hpte(gfn, ctx.name)
             zapped += 1
-            ctx.spin_unlock(rmap)
+            self.unlock_rmap(ctx, gfn)
+            # "hptep[0] &= ~HPTE_V_HVLOCK" (v3.3; __unlock_hpte today): no barrier of its own,
+            # but after unlock_rmap's lwsync, so ordered as a release in weak memory
             ctx.spin_unlock(hpte)
 
     @step
@@ -301,12 +327,11 @@ class Power7Hpt(SeqRetry):
         and if it fails,
         ``unlock_rmap``, ``while (hptep[0] & HPTE_V_HVLOCK) cpu_relax();`` and False:
         start over. True: both held."""
-        hpt = ctx.model.hpt
-        rmap, hpte = hpt.rmap_lock(gfn), hpt.hpte_lock(gfn)
-        if ctx.try_spin_lock(hpte):
+        hpte = ctx.model.hpt.hpte_lock(gfn)
+        if ctx.try_spin_lock(hpte):  # ldarx/stdcx., isync: an acquire
             return True
         ctx.note("try_lock_hpte failed: unlock rmap before spinning on the HPTE lock")
-        ctx.spin_unlock(rmap)
+        self.unlock_rmap(ctx, gfn)
         await ctx.point(
             "kvm_unmap_rmapp: spin on HPTE_V_HVLOCK",
             guard=lambda: hpte.owner is None,

@@ -76,13 +76,13 @@ class Power7DirtyLog(Power7Hpt):
             await ctx.spin_lock(rmap, "kvm_test_clear_dirty: lock_rmap")
             dirty = hpt.take_rmap_changed(gfn, ctx.name) or dirty
             if not hpt.hpte_c(gfn, ctx.name):
-                ctx.spin_unlock(rmap)
+                self.unlock_rmap(ctx, gfn)
                 return dirty
             if await self.lock_chained_hpte(ctx, gfn):
                 break
         await self.clear_hpte_c(ctx, gfn)
         ctx.spin_unlock(hpte)
-        ctx.spin_unlock(rmap)
+        self.unlock_rmap(ctx, gfn)
         return True
 
     @step

@@ -155,10 +155,13 @@ class ActorContext:
         self._acquired(lock.klass, spins=True, trylock=True)
         return True
 
-    def spin_unlock(self, lock: SpinLock) -> None:
+    def spin_unlock(self, lock: SpinLock, *, release: bool = True) -> None:
+        """``spin_unlock``: a release in weak memory (``mmu.weak``); with ``release``
+        False, a lock word cleared by a plain store with no barrier before it
+        (``__clear_bit``), which the CPU's earlier stores may follow. SC: the same."""
         lock.release(self.name)
         if self.model.kvm.memory is not None:
-            self.model.kvm.memory.lock_released(self.name, lock.name)
+            self.model.kvm.memory.lock_released(self.name, lock.name, release=release)
         self._execution.lockdep.released(self.thread, lock.klass)
 
     async def down_read(self, sem: RwSem, label: str | None = None) -> None:

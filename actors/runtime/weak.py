@@ -13,7 +13,7 @@ column, ``memory``.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from mmu import WeakMemory
 from mmu.kvm import WEAK_FIELDS
@@ -70,12 +70,15 @@ def memory_actors(memory: WeakMemory) -> tuple[ActorSpec, ...]:
     )
 
 
-def weaken(world: World) -> World:
-    """``world`` with weak memory for the model's lockless fields (``mmu.kvm.WEAK_FIELDS``):
-    every actor a CPU."""
+def weaken(world: World, cells: Mapping[str, int] | None = None) -> World:
+    """``world`` with weak memory for the model's lockless fields (``mmu.kvm.WEAK_FIELDS``)
+    and for ``cells``, the words its design reads without their lock (a location and
+    its initial value: ``Design.weak_cells``): every actor a CPU."""
     model = world.model
     cpus = tuple(a.name for a in world.actors)
-    memory = WeakMemory(model.kvm, WEAK_FIELDS, cpus, model.log, model.fp)
+    extra = dict(cells or {})
+    locations = WEAK_FIELDS + tuple(loc for loc in extra if loc not in WEAK_FIELDS)
+    memory = WeakMemory(model.kvm, locations, cpus, model.log, model.fp, cells=extra)
     model.kvm.memory = memory
     world.actors = world.actors + memory_actors(memory)
     world.weak = True

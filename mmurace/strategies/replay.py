@@ -15,6 +15,10 @@ class Replay:
 
     schedule: Schedule
     _next: int = attrs.field(default=0, init=False)
+    #: decisions replayed so far that switched away from an actor that could go on: the
+    #: preemptions explore's bound counts (``Schedule.preemptions`` counts every choice
+    #: other than the default, also after an actor that could not go on)
+    switches: int = attrs.field(default=0, init=False)
 
     def choose(self, runnable: Sequence[int], current: int | None) -> int:
         n = len(runnable)
@@ -29,6 +33,8 @@ class Replay:
                 f"schedule diverged at decision {i}: choice {choices[i]} but only {n} actors are runnable"
             )
         self._next += 1
+        if choices[i] and runnable[0] == current:  # listed from current: it could go on
+            self.switches += 1
         return choices[i]
 
     def check_complete(self) -> None:
