@@ -151,6 +151,25 @@ class Hpt:
         """Whether the HPTE dwords of ``gfn`` are weak locations in this run."""
         return self._weak_hpte(gfn)
 
+    def valid_in_flight(self, gfn: int, write: bool) -> bool:
+        """With the dwords weak: whether the walk missed an HPTE that is valid (and writable
+        for a write) but whose dword 0 has not reached memory yet. ``kvmppc_hpte_hv_fault``
+        finds it valid and lets the guest retry the access, with no fault path."""
+        if not self._weak_hpte(gfn):
+            return False
+        self.kvm.fp.read(("spte", gfn))
+        spte = self.kvm.sptes.get(gfn)
+        return spte is not None and (spte.writable or not write) and not self.valid_landed(gfn)
+
+    def valid_landed(self, gfn: int) -> bool:
+        """Whether dword 0 in memory is valid, or the HPTE is no longer valid at all: the
+        retried access will not miss for the same reason."""
+        assert self.kvm.memory is not None
+        self.kvm.fp.read(("kvm", hpte_dword(gfn, 0)))
+        self.kvm.fp.read(("spte", gfn))
+        valid = bool(self.kvm.memory.value(hpte_dword(gfn, 0)) & HPTE_V_VALID)
+        return valid or gfn not in self.kvm.sptes
+
     def _weak_hpte(self, gfn: int) -> bool:
         memory = self.kvm.memory
         return memory is not None and memory.holds(hpte_dword(gfn, 0))

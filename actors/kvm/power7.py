@@ -113,6 +113,14 @@ class Power7Hpt(SeqRetry):
         pgfault = hpt.guest_hpte(gfn)
         if pgfault is None:
             return await self.h_enter(ctx, gfn, write)
+        if hpt.valid_in_flight(gfn, write):
+            # kvmppc_hpte_hv_fault: "For not found, if the HPTE is valid by now, retry the instruction"
+            await ctx.point(
+                "kvmppc_hpte_hv_fault: the HPTE is valid by now, retry the instruction",
+                guard=lambda: hpt.valid_landed(gfn),
+                waits_for="the HPTE's valid dword 0 to reach memory",
+            )
+            return True
         f = HptFault(gfn, write, kvm.memslot.gfn_to_hva(gfn), pgfault=pgfault)
         while True:
             f.attempt += 1
