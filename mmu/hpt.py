@@ -27,8 +27,11 @@ With ``--memory weak`` and a POWER7 design, each rmap word is a weak
 location (``rmap_word``; docs/model.md 6.6): the chain's ``KVMPPC_RMAP_PRESENT``
 and ``KVMPPC_RMAP_CHANGED`` bits are stored into the CPU's store buffer and
 loaded under the rmap lock, ordered only by the lock bits' acquires and
-releases. The HPTE's dwords stay sequentially consistent: every reader the
-model has takes the HPTE lock bit first.
+releases. Where two vcpus walk the HPT (``walkers``), the HPTE's two dwords
+are weak locations too (``hpte_dword``): dword 0's valid bit and dword 1's
+RPN, stored by H_ENTER and the fault path in the kernel's order
+(``hptep[1] = r; eieio(); __unlock_hpte(hptep, v)``) and read by the
+hardware's walk in the guest's access (``walk``).
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ import attrs
 from .hostmm import HostMm, HostPte
 from .kvm import Kvm, Spte
 from .locks import LockError, SpinLock
+from .tlb import TlbEntry
 
 #: the lockdep class of every HPTE lock bit
 HPTE_LOCK = "HPTE_V_HVLOCK"
@@ -47,11 +51,27 @@ RMAP_LOCK = "KVMPPC_RMAP_LOCK_BIT"
 RMAP_PRESENT = 1
 #: ``KVMPPC_RMAP_CHANGED`` of an rmap word in weak memory
 RMAP_CHANGED = 2
+#: ``HPTE_V_VALID`` of an HPTE's dword 0 in weak memory
+HPTE_V_VALID = 1
+#: ``HPTE_V_ABSENT`` of an HPTE's dword 0 in weak memory
+HPTE_V_ABSENT = 2
 
 
 def rmap_word(gfn: int) -> str:
     """The weak location of ``memslot->rmap[gfn]`` (docs/model.md 6.6)."""
     return f"rmap_{gfn:#x}"
+
+
+def hpte_dword(gfn: int, n: int) -> str:
+    """The weak location of dword ``n`` of the guest's HPTE for ``gfn`` (docs/model.md 6.6):
+    0 holds ``HPTE_V_VALID``/``HPTE_V_ABSENT``, 1 the RPN (a leaf's number in ``Hpt``)."""
+    return f"hpte{n}_{gfn:#x}"
+
+
+def is_hpte_dword(loc: str) -> bool:
+    """Whether the weak location ``loc`` is an HPTE dword, which only the hardware's walk
+    reads (``WeakMemory.walked``)."""
+    return loc.startswith("hpte") and loc[4:5] in ("0", "1")
 
 
 @attrs.define(eq=False)
@@ -65,6 +85,11 @@ class Hpt:
     #: took off the chain, kept for the next dirty-log harvest (v3.6)
     rmap_changed: set[int] = attrs.field(factory=set)
     _hpte_locks: dict[int, SpinLock] = attrs.field(init=False, repr=False)
+    #: how many vcpus walk the HPT (a scenario says; ``race_remap -p vcpus=2``): with one,
+    #: the dwords stay sequentially consistent (``weak_dwords``)
+    walkers: int = 1
+    #: what each RPN a dword 1 held in weak memory maps: RPN n is ``_rpns[n - 1]``; 0 is none
+    _rpns: list[Spte] = attrs.field(init=False, repr=False, factory=list)
     _rmap_locks: dict[int, SpinLock] = attrs.field(init=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
@@ -96,6 +121,104 @@ class Hpt:
             rmap_word(g): (RMAP_PRESENT if g in sptes else 0) | (RMAP_CHANGED if g in changed else 0)
             for g in range(slot.base_gfn, slot.base_gfn + slot.npages)
         }
+
+    def _rpn(self, spte: Spte) -> int:
+        self._rpns.append(spte)
+        return len(self._rpns)
+
+    def weak_dwords(self) -> dict[str, int]:
+        """Every HPTE's two dwords as weak locations, with their values now, and the
+        guest's accesses walking them (``walk``) from now on; none with one walker.
+
+        One vcpu's walk never sees its HPTE half-written: its own stores have reached
+        memory before it re-enters the guest (the ``ptesync`` after the unlock), and
+        the zap's before its ``tlbie``. Only another vcpu's walk can come between a
+        writer's two stores, so with one the dwords stay sequentially consistent, and
+        the search does not pay for store orders no walk can tell apart."""
+        if self.walkers < 2:
+            return {}
+        slot, sptes = self.kvm.memslot, self.kvm.sptes
+        cells: dict[str, int] = {}
+        for g in range(slot.base_gfn, slot.base_gfn + slot.npages):
+            spte = sptes.get(g)
+            absent = HPTE_V_ABSENT if g in self.versions else 0
+            cells[hpte_dword(g, 0)] = HPTE_V_VALID if spte is not None else absent
+            cells[hpte_dword(g, 1)] = self._rpn(spte) if spte is not None else 0
+        self.kvm.hpte_walk = self.walk
+        return cells
+
+    def weak_hpte(self, gfn: int) -> bool:
+        """Whether the HPTE dwords of ``gfn`` are weak locations in this run."""
+        return self._weak_hpte(gfn)
+
+    def valid_in_flight(self, gfn: int, write: bool) -> bool:
+        """With the dwords weak: whether the walk missed an HPTE that is valid (and writable
+        for a write) but whose dword 0 has not reached memory yet. ``kvmppc_hpte_hv_fault``
+        finds it valid and lets the guest retry the access, with no fault path."""
+        if not self._weak_hpte(gfn):
+            return False
+        self.kvm.fp.read(("spte", gfn))
+        spte = self.kvm.sptes.get(gfn)
+        return spte is not None and (spte.writable or not write) and not self.valid_landed(gfn)
+
+    def valid_landed(self, gfn: int) -> bool:
+        """Whether dword 0 in memory is valid, or the HPTE is no longer valid at all: the
+        retried access will not miss for the same reason."""
+        assert self.kvm.memory is not None
+        self.kvm.fp.read(("kvm", hpte_dword(gfn, 0)))
+        self.kvm.fp.read(("spte", gfn))
+        valid = bool(self.kvm.memory.value(hpte_dword(gfn, 0)) & HPTE_V_VALID)
+        return valid or gfn not in self.kvm.sptes
+
+    def _weak_hpte(self, gfn: int) -> bool:
+        memory = self.kvm.memory
+        return memory is not None and memory.holds(hpte_dword(gfn, 0))
+
+    def _dword_store(self, gfn: int, n: int, value: int, who: str, what: str) -> None:
+        """``hptep[n] = value`` in weak memory: into ``who``'s store buffer."""
+        assert self.kvm.memory is not None
+        self.kvm.memory.store(who, hpte_dword(gfn, n), value)
+        self.kvm.log.append(f"{what}: hpte[{gfn:#x}][{n}] = {value}, in {who}'s store buffer")
+
+    def _invalidate(self, gfn: int, who: str) -> None:
+        """``kvmppc_invalidate_hpte``: ``ptesync; tlbie; eieio; tlbsync; ptesync``. In weak
+        memory the CPU's stores drain first (the ``ptesync``: an ``smp_mb``), so no walk
+        finds the HPTE valid once the ``tlbie`` has dropped the TLBs' entries."""
+        if self._weak_hpte(gfn):
+            assert self.kvm.memory is not None
+            self.kvm.memory.mb(who)
+        self.kvm.tlbs.flush("kvmppc_invalidate_hpte: tlbie", range(gfn, gfn + 1))
+
+    def walk(self, vcpu: str, gfn: int) -> TlbEntry | None:
+        """The hardware's search of the HPT for ``gfn`` in ``vcpu``'s access, with the dwords
+        weak: dword 0 as it is in memory, never from ``vcpu``'s store buffer (a walk does
+        not snoop the store queue); if ``HPTE_V_VALID``, dword 1, read *after* it.
+
+        Assumed: the walk's two reads are ordered, as if a read barrier stood between
+        them, so dword 1 is no older than the stores that committed before dword 0's
+        value. The kernel relies on it: the writers order only their own side, "Write
+        the first HPTE dword, unlocking the HPTE and making it valid" after ``eieio()``
+        (``kvmppc_do_h_enter``; ``hptep[1] = r; eieio(); __unlock_hpte`` in
+        ``kvmppc_book3s_hv_page_fault``), which would order nothing if the walk could
+        read dword 1 stale after a new dword 0. So a stale RPN is seen only when dword
+        0 committed before dword 1: a writer without the ``eieio``. Also assumed,
+        more strongly than POWER promises: a committed dword is seen by every CPU's
+        walk at once (no per-CPU view), which can hide a bug that needs a walk to see
+        an old dword 0 (docs/model.md 6.6)."""
+        memory = self.kvm.memory
+        assert memory is not None
+        self.kvm.fp.read(("spte", gfn))
+        if not memory.walk_load(vcpu, hpte_dword(gfn, 0)) & HPTE_V_VALID:
+            return None
+        rpn = memory.walk_load(vcpu, hpte_dword(gfn, 1))
+        if rpn == 0:
+            self.kvm.fp.write(("kvm", "bad_accesses"))
+            self.kvm.bad_accesses.append(
+                f"{vcpu}'s walk found the HPTE of gfn {gfn:#x} valid before its RPN was written"
+            )
+            return None
+        spte = self._rpns[rpn - 1]
+        return TlbEntry(spte.pfn, spte.writable, spte.generation, spte.slot)
 
     def _weak(self, gfn: int) -> bool:
         memory = self.kvm.memory
@@ -148,13 +271,16 @@ class Hpt:
             self.kvm.log.append("HPTE has been changed under us; let the guest retry")
         return now != seen
 
-    def enter_hpte(self, gfn: int, pfn: int, writable: bool, who: str) -> None:
+    def enter_hpte(self, gfn: int, pfn: int, writable: bool, who: str, *, eieio: bool = True) -> None:
         """Make the HPTE for ``gfn`` valid, mapping ``pfn``: ``kvmppc_add_revmap_chain`` then
         the HPTE stores (v3.3: the fault path's ``hptep[1] = r; hptep[0] = hpte[0]``,
         ``kvmppc_h_enter``'s ``hpte[0] = pteh``), under the HPTE lock and the rmap lock.
         A valid HPTE it replaces (a write fault on a read-only one) is made absent and
         flushed first (``kvmppc_invalidate_hpte``: a ``tlbie`` that every vcpu's TLB has
-        completed when it returns), and stays on the chain."""
+        completed when it returns), and stays on the chain.
+
+        With the dwords weak: ``hptep[1] = r``, ``eieio()`` (an ``smp_wmb``; none without
+        ``eieio``), then dword 0 valid, each into ``who``'s store buffer."""
         kvm = self.kvm
         self._assert_held(who, self.hpte_lock(gfn), self.rmap_lock(gfn))
         kvm.memslot.gfn_to_hva(gfn)  # raises for a gfn outside the memslot
@@ -163,14 +289,23 @@ class Hpt:
         kvm.fp.read(("frame", pfn))
         if kvm.sptes.pop(gfn, None) is not None:
             kvm.log.append("HPTE was previously valid: HPTE_V_ABSENT")
-            kvm.tlbs.flush("kvmppc_invalidate_hpte: tlbie", range(gfn, gfn + 1))
+            if self._weak_hpte(gfn):
+                self._dword_store(gfn, 0, HPTE_V_ABSENT, who, "hptep[0] |= HPTE_V_ABSENT")
+            self._invalidate(gfn, who)
         elif self._weak(gfn):  # *rmap = index | KVMPPC_RMAP_PRESENT, a plain store
             self._rmap_store(gfn, self._rmap_load(gfn, who) | RMAP_PRESENT, who, "kvmppc_add_revmap_chain")
         else:
             kvm.log.append(f"kvmppc_add_revmap_chain: HPTE on rmap[{gfn:#x}]")
-        kvm.sptes[gfn] = Spte(pfn, writable, kvm.frames[pfn].generation)
+        spte = kvm.sptes[gfn] = Spte(pfn, writable, kvm.frames[pfn].generation)
         self._store(gfn)
         kvm.log.append(f"HPTE gfn {gfn:#x} -> pfn {pfn:#x}{' W' if writable else ' RO'} valid")
+        if self._weak_hpte(gfn):
+            assert kvm.memory is not None
+            self._dword_store(gfn, 1, self._rpn(spte), who, f"hptep[1] = RPN of pfn {pfn:#x}")
+            if eieio:
+                kvm.memory.wmb(who)
+                kvm.log.append(f"eieio: {who}'s earlier stores leave its buffer first")
+            self._dword_store(gfn, 0, HPTE_V_VALID, who, "hptep[0] = HPTE_V_VALID")
 
     def enter_absent(self, gfn: int, who: str) -> None:
         """``kvmppc_h_enter``'s ``pteh |= HPTE_V_ABSENT`` (v3.3), under the HPTE lock: the guest's entry with
@@ -181,6 +316,8 @@ class Hpt:
             raise AssertionError(f"H_ENTER over the valid HPTE of gfn {gfn:#x}")
         self._store(gfn)
         self.kvm.log.append(f"HPTE gfn {gfn:#x} absent (HPTE_V_ABSENT)")
+        if self._weak_hpte(gfn):
+            self._dword_store(gfn, 0, HPTE_V_ABSENT, who, "hptep[0] = pteh | HPTE_V_ABSENT")
 
     # ---- the rmap chain ----
 
@@ -209,7 +346,9 @@ class Hpt:
         spte = kvm.sptes.pop(gfn)
         self._store(gfn)
         kvm.log.append(f"HPTE gfn {gfn:#x} -> pfn {spte.pfn:#x} off rmap[{gfn:#x}]: HPTE_V_ABSENT")
-        kvm.tlbs.flush("kvmppc_invalidate_hpte: tlbie", range(gfn, gfn + 1))
+        if self._weak_hpte(gfn):
+            self._dword_store(gfn, 0, HPTE_V_ABSENT, who, "hptep[0] |= HPTE_V_ABSENT")
+        self._invalidate(gfn, who)
         kvm.fp.read(("changed", gfn))
         harvest = gfn in kvm.changed
         if harvest:
@@ -263,13 +402,15 @@ class Hpt:
         kvm.fp.write(("spte", gfn))
         spte = kvm.sptes.pop(gfn)
         kvm.log.append(f"HPTE gfn {gfn:#x} -> pfn {spte.pfn:#x}: HPTE_V_ABSENT, to clear C")
+        if self._weak_hpte(gfn):
+            self._dword_store(gfn, 0, HPTE_V_ABSENT, who, "hptep[0] |= HPTE_V_ABSENT")
         return spte
 
     def tlbie(self, gfn: int, who: str) -> None:
         """``kvmppc_invalidate_hpte``: ``tlbie`` of the HPTE's translation, complete on every
         vcpu when it returns (a store in flight has set C by then), under the HPTE lock."""
         self._assert_held(who, self.hpte_lock(gfn))
-        self.kvm.tlbs.flush("kvmppc_invalidate_hpte: tlbie", range(gfn, gfn + 1))
+        self._invalidate(gfn, who)
 
     def clear_c(self, gfn: int, who: str) -> None:
         """``hptep[1] &= ~HPTE_R_C`` (v3.6), under the HPTE lock; ``rev->guest_rpte |= HPTE_R_C``
@@ -290,6 +431,10 @@ class Hpt:
         kvm.sptes[gfn] = spte
         self._store(gfn)
         kvm.log.append(f"HPTE gfn {gfn:#x} -> pfn {spte.pfn:#x} valid again")
+        if self._weak_hpte(gfn):
+            assert kvm.memory is not None
+            kvm.memory.wmb(who)  # the eieio before it
+            self._dword_store(gfn, 0, HPTE_V_VALID, who, "eieio; hptep[0] = HPTE_V_VALID")
 
     # ---- mmu_notifier_retry without mmu_lock ----
 

@@ -11,6 +11,8 @@ the hardware, using its TLB or walking the secondary page table
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import attrs
 
 from .constants import PAGE_SIZE
@@ -111,6 +113,9 @@ class Kvm:
     #: is non-zero; None is ``INVALID_GPA``. Used by ``invalidate_begin_ranged``
     range_start: int | None = None
     range_end: int | None = None
+    #: with ``--memory weak`` and POWER7's HPTE dwords weak (``mmu.hpt``), the hardware's
+    #: walk of the HPT (``Hpt.walk``); None: the walk of ``sptes``
+    hpte_walk: Callable[[str, int], TlbEntry | None] | None = None
 
     def _assert_locked(self, who: str) -> None:
         if not self.mmu_lock.held_by(who):
@@ -588,7 +593,7 @@ class Kvm:
         entry = self.tlbs.lookup(vcpu, gfn)
         hit = entry is not None
         if entry is None:
-            entry = self._walk(gfn)
+            entry = self._walk(gfn) if self.hpte_walk is None else self.hpte_walk(vcpu, gfn)
         if entry is None or (write and not entry.writable):
             why = "no spte" if entry is None else "read-only TLB entry" if hit else "read-only spte"
             if hit:

@@ -92,6 +92,8 @@ class WeakMemory:
     #: lock -> (CPU, serial of its last store before the release): the next owner waits for it
     _releases: dict[str, tuple[str, int]] = attrs.field(init=False, factory=dict)
     _serial: int = attrs.field(init=False, default=0)
+    #: the locations only a hardware walk reads, in memory (``walk_load``): no CPU's view
+    walked: frozenset[str] = frozenset()
     #: every operation issued, in order (for litmus tests)
     ops: list[Op] = attrs.field(init=False, factory=list)
 
@@ -142,9 +144,25 @@ class WeakMemory:
         self._record(cpu, "load", loc=loc, value=value)
         return value
 
+    def drained(self, cpu: str) -> bool:
+        """Whether ``cpu``'s store buffer is empty (what a ``ptesync`` waits for)."""
+        self.fp.read(("sb", cpu))
+        return not self._buffers.get(cpu)
+
     def stale(self, cpu: str, loc: str) -> bool:
         """Whether ``cpu`` does not see the newest value of ``loc`` in memory."""
         return self._views[(cpu, loc)] < len(self._history[loc]) - 1
+
+    def walk_load(self, cpu: str, loc: str) -> int:
+        """The hardware's table walk reading ``loc`` for ``cpu``: the value in memory, never
+        the CPU's own store buffer (a walk is not a load of the program and does not
+        snoop the store queue: hence the ``ptesync`` a writer needs before its own walk
+        may use what it stored). No view: a committed store is seen by every walk."""
+        self._cpu(cpu)
+        self.fp.read(("kvm", loc))
+        value = self._history[loc][-1]
+        self._record(cpu, "load", loc=loc, value=value)
+        return value
 
     def store(self, cpu: str, loc: str, value: int) -> None:
         """``WRITE_ONCE(loc, value)``: into the CPU's store buffer."""

@@ -46,11 +46,19 @@ async def _mover(ctx: ActorContext, hva: int, times: int) -> None:
 
 
 def build(
-    design: Design | str, *, accesses: int = 2, remaps: int = 1, noise: int = 0, move: int = 0
+    design: Design | str,
+    *,
+    accesses: int = 2,
+    remaps: int = 1,
+    noise: int = 0,
+    move: int = 0,
+    vcpus: int = 1,
 ) -> World:
     """One guest page, ``accesses`` guest writes to it, ``remaps`` host remaps of it
     (mmap(MAP_FIXED), or with ``move`` 1, mremap away and mmap afresh); ``noise``
-    unrelated steps of their own work around the vcpu's and QEMU's racing ones."""
+    unrelated steps of their own work around the vcpu's and QEMU's racing ones.
+    With ``vcpus`` 2, a second vcpu writes the page as often: a walk on another CPU
+    than the one that writes the HPTE (docs/model.md 6.6)."""
     design = design_named(design)
     if move not in (0, 1):
         raise ValueError(f"'move' must be 0 or 1 (got {move})")
@@ -60,7 +68,10 @@ def build(
         raise ValueError(f"'remaps' must be >= 0 (got {remaps})")
     if noise < 0:
         raise ValueError(f"'noise' must be >= 0 (got {noise})")
+    if vcpus not in (1, 2):
+        raise ValueError(f"'vcpus' must be 1 or 2 (got {vcpus})")
     model = Model.build(npages=1)
+    model.hpt.walkers = vcpus
     kvm_init_mmu_notifier(model, design)
     hva = model.kvm.memslot.gfn_to_hva(0)
     return World(
@@ -81,6 +92,10 @@ def build(
                     noise,
                     "qemu runs its device models",
                 ),
+            ),
+            *(
+                ActorSpec(f"vcpu{i}", functools.partial(vcpu, design=design, gfns=(0,) * accesses))
+                for i in range(1, vcpus)
             ),
         ),
     )

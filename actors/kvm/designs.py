@@ -402,6 +402,12 @@ DESIGNS: dict[str, Design] = {
             release_barrier=False,
             base="power7_hpt",
         ),
+        Power7Barriers(
+            "power7_hpt_no_eieio",
+            "power7_hpt whose H_ENTER and fault path drop the eieio between hptep[1] = r and __unlock_hpte",
+            eieio=False,
+            base="power7_hpt",
+        ),
         *memslot_designs(),
     )
 }

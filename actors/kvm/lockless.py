@@ -94,7 +94,8 @@ class UnsafePrecheck(SeqRetry):
 class Power7Barriers(Power7Hpt):
     """POWER7's fault path (``power7_hpt``) with the barrier pair of its lockless
     ``mmu_notifier_retry`` as fields: the check's ``smp_rmb`` under the rmap lock, end's
-    ``smp_wmb``, and end's two stores in order; and ``unlock_rmap``'s release barrier.
+    ``smp_wmb``, and end's two stores in order; ``unlock_rmap``'s release barrier; and the
+    ``eieio`` before the HPTE's unlocking store.
     Nothing re-checks under ``mmu_lock``."""
 
     rmb: bool = True
@@ -102,6 +103,14 @@ class Power7Barriers(Power7Hpt):
     swapped: bool = False
     #: ``unlock_rmap``'s release barrier (``__clear_bit_unlock``); False: ``__clear_bit``
     release_barrier: bool = True
+    #: the ``eieio()`` between ``hptep[1] = r`` and ``__unlock_hpte`` (H_ENTER, the fault path)
+    eieio: bool = True
+
+    def hpte_eieio(self) -> bool:
+        """The design's ``eieio`` before ``__unlock_hpte``: without it the store that makes the
+        HPTE valid may reach memory before its RPN, and the unlock is no release
+        (docs/model.md 6.6)."""
+        return self.eieio
 
     def unlock_rmap(self, ctx: ActorContext, gfn: int) -> None:
         """``unlock_rmap``: ``__clear_bit_unlock`` (a release), or, without ``release_barrier``, a

@@ -68,8 +68,14 @@ class Power7Hpt(SeqRetry):
     def weak_cells(self, model: Model) -> dict[str, int]:
         """Every rmap word (``Hpt.weak_cells``): ``kvm_unmap_rmapp`` and ``kvm_test_clear_dirty``
         read the ``KVMPPC_RMAP_PRESENT`` and ``_CHANGED`` bits the fault path and H_ENTER
-        store, ordered only by the rmap lock bit's acquire and release (docs/model.md 6.6)."""
-        return {**model.hpt.weak_cells(), **super().weak_cells(model)}
+        store, ordered only by the rmap lock bit's acquire and release; and every HPTE's two
+        dwords (``Hpt.weak_dwords``), which the guest's accesses walk (docs/model.md 6.6)."""
+        return {**model.hpt.weak_cells(), **model.hpt.weak_dwords(), **super().weak_cells(model)}
+
+    def hpte_eieio(self) -> bool:
+        """Whether the ``eieio()`` stands between ``hptep[1] = r`` and ``__unlock_hpte`` (it does:
+        "Write the first HPTE dword, unlocking the HPTE and making it valid")."""
+        return True
 
     def unlock_rmap(self, ctx: ActorContext, gfn: int) -> None:
         """``unlock_rmap`` (arch/powerpc/include/asm/kvm_book3s_64.h, v3.3 to today):
@@ -79,6 +85,19 @@ class Power7Hpt(SeqRetry):
         after a spin on the bit read with no lock (``while (test_bit(...)) cpu_relax()``:
         the guard of ``ctx.spin_lock``)."""
         ctx.spin_unlock(ctx.model.hpt.rmap_lock(gfn))
+
+    async def ptesync(self, ctx: ActorContext, gfn: int) -> None:
+        """``asm volatile("ptesync")`` after the HPTE's unlocking store (H_ENTER, the fault
+        path): in weak memory, a wait until the CPU's stores have reached memory, in the
+        order its barriers allow, so that its own walk, once back in the guest, finds
+        them (a walk does not read the store buffer: ``Hpt.walk``). Another CPU may walk
+        while they do. SC, or the dwords not weak (one vcpu): nothing."""
+        memory = ctx.model.kvm.memory
+        if memory is None or not ctx.model.hpt.weak_hpte(gfn):
+            return
+        await ctx.point(
+            "ptesync", guard=lambda: memory.drained(ctx.name), waits_for=f"{ctx.name}'s store buffer"
+        )
 
     # ---- the fault path ----
 
@@ -94,6 +113,14 @@ class Power7Hpt(SeqRetry):
         pgfault = hpt.guest_hpte(gfn)
         if pgfault is None:
             return await self.h_enter(ctx, gfn, write)
+        if hpt.valid_in_flight(gfn, write):
+            # kvmppc_hpte_hv_fault: "For not found, if the HPTE is valid by now, retry the instruction"
+            await ctx.point(
+                "kvmppc_hpte_hv_fault: the HPTE is valid by now, retry the instruction",
+                guard=lambda: hpt.valid_landed(gfn),
+                waits_for="the HPTE's valid dword 0 to reach memory",
+            )
+            return True
         f = HptFault(gfn, write, kvm.memslot.gfn_to_hva(gfn), pgfault=pgfault)
         while True:
             f.attempt += 1
@@ -207,7 +234,7 @@ class Power7Hpt(SeqRetry):
         hptep[0] = hpte[0]``), under both lock bits (v3.3; a valid HPTE is replaced in
         place, the v3.4 write fault on a read-only one)."""
         assert f.pfn is not None, "install without a pfn"
-        ctx.model.hpt.enter_hpte(f.gfn, f.pfn, f.writable, ctx.name)
+        ctx.model.hpt.enter_hpte(f.gfn, f.pfn, f.writable, ctx.name, eieio=self.hpte_eieio())
 
     @step
     async def unlock(self, ctx: ActorContext, f: Fault) -> None:
@@ -222,7 +249,8 @@ class Power7Hpt(SeqRetry):
         rmap = hpt.rmap_lock(f.gfn)
         if rmap.held_by(ctx.name):
             self.unlock_rmap(ctx, f.gfn)
-        ctx.spin_unlock(hpt.hpte_lock(f.gfn))
+        ctx.spin_unlock(hpt.hpte_lock(f.gfn), release=self.hpte_eieio())
+        await self.ptesync(ctx, f.gfn)
 
     # ---- H_ENTER ----
 
@@ -266,9 +294,10 @@ class Power7Hpt(SeqRetry):
                 ctx.note("inval in progress, write a non-present HPTE")
                 hpt.enter_absent(gfn, ctx.name)
             else:
-                hpt.enter_hpte(gfn, pte.pfn, pte.writable, ctx.name)
+                hpt.enter_hpte(gfn, pte.pfn, pte.writable, ctx.name, eieio=self.hpte_eieio())
             self.unlock_rmap(ctx, gfn)
-        ctx.spin_unlock(lock)
+        ctx.spin_unlock(lock, release=self.hpte_eieio())
+        await self.ptesync(ctx, gfn)
         return True
 
     # ---- KVM's invalidate callback: mmu_lock, then each page's rmap and HPTE ----

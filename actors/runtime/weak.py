@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 
 from mmu import WeakMemory
+from mmu.hpt import is_hpte_dword
 from mmu.kvm import WEAK_FIELDS
 
 from .context import IDLE, ActorContext, ActorFn
@@ -67,6 +68,7 @@ def memory_actors(memory: WeakMemory) -> tuple[ActorSpec, ...]:
         for kind, make in kinds
         for cpu in memory.cpus
         for loc in memory.locations
+        if kind == "commit" or loc not in memory.walked
     )
 
 
@@ -78,7 +80,8 @@ def weaken(world: World, cells: Mapping[str, int] | None = None) -> World:
     cpus = tuple(a.name for a in world.actors)
     extra = dict(cells or {})
     locations = WEAK_FIELDS + tuple(loc for loc in extra if loc not in WEAK_FIELDS)
-    memory = WeakMemory(model.kvm, locations, cpus, model.log, model.fp, cells=extra)
+    walked = frozenset(loc for loc in extra if is_hpte_dword(loc))
+    memory = WeakMemory(model.kvm, locations, cpus, model.log, model.fp, cells=extra, walked=walked)
     model.kvm.memory = memory
     world.actors = world.actors + memory_actors(memory)
     world.weak = True
