@@ -26,8 +26,30 @@ from .fault_path import SeqRetry
 from .power7 import Power7Hpt
 
 
+class _EndOrder:
+    """``invalidate_range_end``'s barrier and store order as design fields: the
+    ``wmb`` and ``swapped`` of the designs below, one pair of steps for both."""
+
+    __slots__ = ()
+    wmb: bool
+    swapped: bool
+
+    @step
+    async def order_end(self, ctx: ActorContext, start: int, end: int) -> None:
+        """End's ``smp_wmb()``, if the design has it."""
+        if self.wmb:
+            ctx.model.kvm.smp_wmb(ctx.name)
+
+    @step
+    async def invalidate_range_end(self, ctx: ActorContext, start: int, end: int) -> None:
+        """``kvm_mmu_notifier_invalidate_range_end`` under ``mmu_lock``; with ``swapped``,
+        ``in_progress--`` before ``seq++``."""
+        assert isinstance(self, SeqRetry)  # mixed into fault paths only
+        await _end(self, ctx, start, end, swapped=self.swapped)
+
+
 @attrs.frozen
-class UnsafePrecheck(SeqRetry):
+class UnsafePrecheck(_EndOrder, SeqRetry):
     """``seq_retry`` with x86's lockless pre-check (v6.9+) after the seq snapshot."""
 
     #: ``smp_rmb()`` between the check's two reads (x86's has none; POWER7's has one)
@@ -77,21 +99,9 @@ class UnsafePrecheck(SeqRetry):
         ctx.note(f"seq vs {f.mmu_seq}" + (" -> retry" if moved else " -> ok"))
         return moved
 
-    @step
-    async def order_end(self, ctx: ActorContext, start: int, end: int) -> None:
-        """End's ``smp_wmb()``, if the design has it."""
-        if self.wmb:
-            ctx.model.kvm.smp_wmb(ctx.name)
-
-    @step
-    async def invalidate_range_end(self, ctx: ActorContext, start: int, end: int) -> None:
-        """``kvm_mmu_notifier_invalidate_range_end`` under ``mmu_lock``; with ``swapped``,
-        ``in_progress--`` before ``seq++``."""
-        await _end(self, ctx, start, end, swapped=self.swapped)
-
 
 @attrs.frozen
-class Power7Barriers(Power7Hpt):
+class Power7Barriers(_EndOrder, Power7Hpt):
     """POWER7's fault path (``power7_hpt``) with the barrier pair of its lockless
     ``mmu_notifier_retry`` as fields: the check's ``smp_rmb`` under the rmap lock, end's
     ``smp_wmb``, and end's two stores in order; ``unlock_rmap``'s release barrier; and the
@@ -129,18 +139,6 @@ class Power7Barriers(Power7Hpt):
             return True
         await ctx.point("mmu_notifier_retry: smp_rmb(), seq" if self.rmb else "mmu_notifier_retry: seq")
         return hpt.retry_seq(gfn, mmu_seq, ctx.name, rmb=self.rmb)
-
-    @step
-    async def order_end(self, ctx: ActorContext, start: int, end: int) -> None:
-        """End's ``smp_wmb()``, if the design has it."""
-        if self.wmb:
-            ctx.model.kvm.smp_wmb(ctx.name)
-
-    @step
-    async def invalidate_range_end(self, ctx: ActorContext, start: int, end: int) -> None:
-        """``kvm_mmu_notifier_invalidate_range_end`` under ``mmu_lock``; with ``swapped``,
-        ``in_progress--`` before ``seq++``."""
-        await _end(self, ctx, start, end, swapped=self.swapped)
 
 
 async def _end(design: SeqRetry, ctx: ActorContext, start: int, end: int, *, swapped: bool) -> None:
