@@ -88,6 +88,10 @@ class Order(enum.Enum):
     PREEMPTIONS = "preemptions"  # bounds 0, 1, 2 ...: a race found has the fewest preemptions
 
 
+#: the footprint of a step that read and wrote nothing the model records
+_NOTHING = Access()
+
+
 class PrunedRun(Exception):
     """Raised inside a run whose every runnable actor sleeps: nothing new down here."""
 
@@ -262,6 +266,10 @@ class _PathStrategy:
         node = self._pending
         if node is not None and actor == node.chosen:
             node.access, self._pending = access, None
+            if self.reduce and self.bound is None and access == _NOTHING:
+                # a step that touches nothing commutes with every step and stays enabled:
+                # {actor} is a persistent set here, the other actors' branches reorder it
+                node.skip = node.skip.union(a for a in node.runnable if a != actor)
         if actor in self._sleep:  # a forced step of a sleeping actor: covered elsewhere
             raise PrunedRun
         if self.reduce and self._sleep:

@@ -36,6 +36,28 @@ def shared_counter(actors: int = 3, steps: int = 1) -> World:
     return world(*(ActorSpec(f"w{i}", worker(i)) for i in range(actors)))
 
 
+def quiet_counter(actors: int = 2, steps: int = 2) -> World:
+    """``shared_counter`` with steps that touch nothing around each read-modify-write (a
+    marker step, as ``mmu_notifier_invalidate_range_start`` is): what the search may run
+    alone, without the other actors' branches (a persistent set)."""
+
+    def worker(i: int) -> Callable[[ActorContext], object]:
+        async def actor(ctx: ActorContext) -> None:
+            for _ in range(steps):
+                await ctx.point(f"w{i} begin")
+                await ctx.point(f"w{i} read")
+                ctx.model.fp.read(("kvm", "seq"))
+                seen = ctx.model.kvm.seq
+                await ctx.point(f"w{i} think")
+                await ctx.point(f"w{i} write")
+                ctx.model.fp.write(("kvm", "seq"))
+                ctx.model.kvm.seq = seen * 3 + i + 1
+
+        return actor
+
+    return world(*(ActorSpec(f"w{i}", worker(i)) for i in range(actors)))
+
+
 def locked_counter(workers: int = 3, rounds: int = 1) -> World:
     lock = SpinLock("L")
 

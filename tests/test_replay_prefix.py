@@ -66,13 +66,16 @@ def _drifting() -> Callable[[], World]:
     def build() -> World:
         steps = 3 if next(builds) % 2 == 0 else 1
 
+        # both touch one word: steps that touch nothing would leave a search nothing to branch on
         async def drifter(ctx: ActorContext) -> None:
             for i in range(steps):
                 await ctx.point(f"drift {i}")
+                ctx.model.fp.write(("word",))
 
         async def steady(ctx: ActorContext) -> None:
             for i in range(3):
                 await ctx.point(f"steady {i}")
+                ctx.model.fp.write(("word",))
 
         return world(ActorSpec("drifter", drifter), ActorSpec("steady", steady))
 

@@ -28,7 +28,7 @@ from mmurace.explore import Verdict, explore_direct
 from mmurace.library import applies, load_file
 from scenarios import CATALOG
 
-from .small_worlds import locked_counter, shared_counter, toy_config
+from .small_worlds import locked_counter, quiet_counter, shared_counter, toy_config
 from .toys import back_and_forth, stopped_late, world
 
 
@@ -292,6 +292,8 @@ SMALL_WORLDS = {
     "locked_counter_2x2": functools.partial(locked_counter, 2, 2),
     "back_and_forth": back_and_forth,
     "stopped_late": functools.partial(stopped_late, 4, 3),
+    "quiet_counter": quiet_counter,
+    "quiet_counter_2x1": functools.partial(quiet_counter, 2, 1),
 }
 
 

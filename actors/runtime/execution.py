@@ -222,7 +222,7 @@ class Execution:
         start = current.index if current is not None else 0
         # listed cyclically from the actor that ran last: choice 0 keeps it running
         runnable = [a for a in self._rotations[start] if a.parked and (a.guard is None or a.guard())]
-        if self.world.weak and all(a.finished or a.spec.daemon for a in self.actors):
+        if self.world.weak and self._last_to_finish():
             runnable = []  # nobody left to see what the memory actors would still do
         if not runnable:
             if any(not a.finished and not a.spec.daemon for a in self.actors):
@@ -263,6 +263,9 @@ class Execution:
         model = self.model
         replayed = self._replaying is not None and self._replaying()  # judged in an earlier run
         access = model.drain_footprint() if self._footprints and not replayed else _NO_ACCESS
+        if running.finished and self.world.weak and access is not _NO_ACCESS and self._last_to_finish():
+            # it ends what the memory actors could still commit (``decide``): no reordering past it
+            access = Access(access.reads, access.writes, unseen=True)
         name = running.spec.name
         step = Step(index, name, self._label, model.drain_log(), access, running.thread or name)
         self._steps.append(step)
@@ -282,6 +285,9 @@ class Execution:
                 self._observe(running.index, access)
             except Exception as exc:  # e.g. a search cutting a redundant run short
                 self.aborted = exc
+
+    def _last_to_finish(self) -> bool:
+        return all(a.finished or a.spec.daemon for a in self.actors)
 
     def _judge_end(self) -> None:
         """Every actor the run waits for finished: end-of-run oracles (leaked refs,
