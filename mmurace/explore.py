@@ -17,6 +17,11 @@ is changed and the search goes on. Two reductions keep it small:
   there would only reorder independent steps. An execution in which every
   runnable actor sleeps is redundant and cut short (pruned).
 
+Unbounded, a step that touches nothing (an empty footprint) is also run
+alone: the other actors' branches at its decision are skipped, since each of
+their schedules only moves that step later (a persistent set; it changes
+nothing an oracle reads, so no judged state is lost).
+
 The search is complete for the bound when it exhausts the tree: every
 interleaving with at most that many preemptions, up to reordering of
 independent steps, was run.

@@ -170,8 +170,9 @@ def explore_bfs(
         return end(Verdict.FOUND, found)
     if full or first.steps + _longest(root, edges) >= config.max_steps:
         # a cycle, or a run as long as the step bound: the step bound judges, as depth first does
+        shown = None if progress is None else lambda p: progress(attrs.evolve(p, runs=runs + p.runs))
         dfs = explore_direct(config, preemptions=None, limit=max(limit - runs, 1), accept=accept, stop=stop,
-                             max_states=max_states)
+                             max_states=max_states, progress=shown)
         return attrs.evolve(dfs, executions=dfs.executions + runs)
     return end(Verdict.EXHAUSTED)
 

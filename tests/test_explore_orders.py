@@ -81,3 +81,14 @@ def test_both_orders_prove_a_safe_design_as_depth_first_does() -> None:
     assert explore_bfs(config).verdict is Verdict.EXHAUSTED
     proof = explore_fewest_preemptions(config)
     assert (proof.verdict, proof.bound) == (Verdict.EXHAUSTED, None)
+
+
+def test_breadth_first_counts_on_when_it_falls_back_to_depth_first() -> None:
+    # a table of one state is full at once: the proof is finished depth first, and the
+    # progress line goes on counting from the runs breadth first made, not from one again
+    config = Config(CATALOG["race_remap"], "seq_retry", executor=Executor.DIRECT)
+    shown: list[int] = []
+    e = explore_bfs(config, max_states=1, progress=lambda p: shown.append(p.runs))
+    assert e.verdict is Verdict.EXHAUSTED and e.table_full
+    assert shown == sorted(shown) and len(set(shown)) == len(shown)
+    assert shown[-1] == e.executions + e.pruned
