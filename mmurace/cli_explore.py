@@ -112,6 +112,8 @@ def _print_exploration(config: api.Config, e: Exploration, no_reduction: bool, t
                        as_json: bool, order: Order = Order.DFS) -> None:
     bound = "unbounded" if e.bound is None else f"at most {count(e.bound, 'preemption')}"
     reduction = "off" if no_reduction or order is not Order.DFS else "sleep sets"
+    if reduction != "off" and e.bound is None:
+        reduction += ", persistent sets"  # of a step that touches nothing (docs/exploring.md, section 1)
     states = "" if e.states is None else f", {count(e.states, 'state')} remembered, {e.revisits} revisits cut"
     how = "" if order is Order.DFS else f", order {order.value}"
     summary = (f"{e.verdict.value}: {e.executions} executions, {e.pruned} pruned{states}"

@@ -227,7 +227,7 @@ def test_stress_json_carries_provenance(capsys: pytest.CaptureFixture[str]) -> N
 def test_explore_proves_seq_retry_and_finds_no_retry(capsys: pytest.CaptureFixture[str]) -> None:
     status, out, _ = cli(capsys, "explore", "race_remap", "--design", "seq_retry")
     assert status == 0
-    assert "exhausted:" in out and "(unbounded, partial-order reduction: sleep sets): no violation in any schedule" in out
+    assert "exhausted:" in out and "(unbounded, partial-order reduction: sleep sets, persistent sets): no violation in any schedule" in out
     status, out, _ = cli(capsys, "explore", "race_remap", "--design", "no_retry", "--preemptions", "1")
     assert status == 1
     assert "replay:   mmurace replay race_remap --design no_retry --schedule v1:11:2=1@99959b" in out
