@@ -69,9 +69,12 @@ def test_search_prints_every_section() -> None:
     assert len(verdicts) == 3 * len(CATALOG["race_remap"].designs)
     assert verdicts["seq_retry", "unbounded"] == "exhausted"
     assert verdicts["no_retry", "unbounded"] == "found a violation"
-    proved = rows(out, r"   race_remap --design seq_retry -p remaps=1 +[0-9]+ states +[0-9]+ runs +[0-9.]+s"
-                       r" \(baseline +[0-9.]+s: +[0-9.]+x\) +exhausted")
+    proved = rows(out, r"   race_remap --design seq_retry -p remaps=1 +([0-9]+) states +([0-9]+) runs +[0-9.]+s"
+                       r" +asking +[0-9.]+s: +[0-9.]+x +quiet +([0-9]+) states +([0-9]+) runs +[0-9.]+s: +[0-9.]+x"
+                       r" +exhausted")
     assert len(proved) == 1, out
+    states, runs, quiet_states, quiet_runs = map(int, proved[0].groups())
+    assert states < quiet_states and runs < quiet_runs  # the persistent sets of quiet steps prune
 
 
 
