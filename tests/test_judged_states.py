@@ -1,0 +1,76 @@
+"""The reductions skip schedules, never a state an oracle judges: every model state the
+oracles see in the full tree (every schedule, no reduction, nothing remembered) is seen
+by the sleep sets alone and by the default search (sleep sets, persistent sets of steps
+that touch nothing, remembered states). Oracles judge the model after every step, so a
+reduction that ran one order of two steps where another order passes through a state of
+its own would lose that state here (docs/exploring.md, section 1)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from actors import World
+from actors.runtime.fingerprint import Canon, digest
+from mmu import Model, Violation
+from mmurace import Config
+from mmurace.api import configure
+from mmurace.explore import Verdict, explore_direct
+
+from .small_worlds import quiet_counter, toy_config
+
+Judged = set[bytes]
+
+
+def _recording(monkeypatch: pytest.MonkeyPatch) -> Judged:
+    """Every world built from now on also has an oracle that records each state it is shown."""
+    judged: Judged = set()
+    canon = Canon()
+
+    def record(model: Model) -> Violation | None:
+        judged.add(digest(canon.form(model)))
+        canon.reset()
+        return None
+
+    build = Config.world
+
+    def world(self: Config) -> World:
+        w = build(self)
+        w.oracles = {**w.oracles, "zz_record": record}  # last: it sees what the others judged
+        return w
+
+    monkeypatch.setattr(Config, "world", world)
+    return judged
+
+
+def _judged(config: Config, judged: Judged, **search: object) -> frozenset[bytes]:
+    judged.clear()
+    e = explore_direct(config, preemptions=None, limit=20_000, accept=lambda r: False, **search)  # type: ignore[arg-type]
+    assert e.verdict is Verdict.EXHAUSTED
+    return frozenset(judged)
+
+
+CONFIGS: dict[str, Callable[[], Config]] = {
+    "race_remap/no_retry": lambda: configure("race_remap", "no_retry"),
+    "multi_vma/seq_retry": lambda: configure("multi_vma", "seq_retry"),
+    "quiet_counter": lambda: toy_config(quiet_counter),
+}
+
+
+def _modes() -> Iterator[tuple[str, dict[str, object]]]:
+    yield "sleep sets alone", {"stateful": False}
+    yield "the default search", {}
+
+
+@pytest.mark.parametrize("name", list(CONFIGS))
+def test_every_state_the_full_tree_judges_is_judged_by_the_reduced_searches(
+    monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
+    judged = _recording(monkeypatch)
+    config = CONFIGS[name]()
+    full = _judged(config, judged, reduce=False, stateful=False)
+    assert len(full) > 1
+    for mode, search in _modes():
+        seen = _judged(config, judged, **search)
+        assert full <= seen, f"{name}: {len(full - seen)} judged states lost by {mode}"
