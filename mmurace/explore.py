@@ -115,7 +115,8 @@ class _Node:
     key: object = None  # the state's key in the table (stateful search)
     steps: int = 0  # steps run before this decision
     height: int = 0  # the most steps of a run explored below it
-    skip: frozenset[int] = frozenset()  # explored from this state on an earlier visit
+    #: not to explore here: explored from this state on an earlier visit, or only reordering a quiet step
+    skip: frozenset[int] = frozenset()
 
     def cost(self, actor: int) -> int:
         """Preemptions used after choosing ``actor`` here."""
