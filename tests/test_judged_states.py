@@ -8,12 +8,13 @@ its own would lose that state here (docs/exploring.md, section 1)."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
-from actors import World
+from actors import Executor, World
 from actors.runtime.fingerprint import Canon, digest
-from mmu import Model, Violation
+from mmu import Memory, Model, Violation
 from mmurace import Config
 from mmurace.api import configure
 from mmurace.explore import Verdict, explore_direct
@@ -21,6 +22,7 @@ from mmurace.explore import Verdict, explore_direct
 from .small_worlds import quiet_counter, toy_config
 
 Judged = set[bytes]
+TOYS = Path(__file__).parent / "toys.py"
 
 
 def _recording(monkeypatch: pytest.MonkeyPatch) -> Judged:
@@ -55,6 +57,10 @@ CONFIGS: dict[str, Callable[[], Config]] = {
     "race_remap/no_retry": lambda: configure("race_remap", "no_retry"),
     "multi_vma/seq_retry": lambda: configure("multi_vma", "seq_retry"),
     "quiet_counter": lambda: toy_config(quiet_counter),
+    # weak memory: the memory actors' commits are steps too, and the run's last step ends them
+    "message_passing/no_rmb (weak)": lambda: configure(
+        f"{TOYS}:message_passing", "no_rmb", executor=Executor.DIRECT, memory=Memory.WEAK
+    ),
 }
 
 
