@@ -14,14 +14,14 @@ Every time figure is printed next to a baseline measured in the same run.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import functools
 import random
 import statistics
 import sys
 import time
-from collections.abc import Callable, Coroutine, Iterator, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
+from unittest import mock
 
 import attrs
 import trio
@@ -254,26 +254,15 @@ PROOFS = (
 )
 
 
-@contextlib.contextmanager
-def _asking_at_every_step() -> Iterator[None]:
+def _asking_at_every_step() -> Any:
     """The baseline of section 5: replayed steps ask the strategy, as before trails."""
-    fast = _PathStrategy.replay
-    _PathStrategy.replay = None  # type: ignore[assignment,method-assign]
-    try:
-        yield
-    finally:
-        _PathStrategy.replay = fast  # type: ignore[method-assign]
+    return mock.patch.object(_PathStrategy, "replay", None)
 
 
-@contextlib.contextmanager
-def _every_branch_of_a_quiet_step() -> Iterator[None]:
-    """The other baseline of section 5: a step that touches nothing gets no persistent set."""
-    nothing = explore_module._NOTHING
-    explore_module._NOTHING = object()  # type: ignore[assignment]  # no footprint equals it
-    try:
-        yield
-    finally:
-        explore_module._NOTHING = nothing
+def _every_branch_of_a_quiet_step() -> Any:
+    """The other baseline of section 5: a step that touches nothing gets no persistent set
+    (no footprint equals a bare ``object()``)."""
+    return mock.patch.object(explore_module, "_NOTHING", object())
 
 
 def _proof(config: Config, limit: int) -> tuple[float, explore_module.Exploration]:
