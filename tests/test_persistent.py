@@ -4,17 +4,16 @@ final state and every race (tests/test_stateful.py runs the small worlds both wa
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import pytest
 
 from actors import Executor
-from mmu import Access, Memory, Model, Violation
+from mmu import Memory, Model, Violation
 from mmurace import explore
 from mmurace.api import configure
 from mmurace.explore import Verdict, explore_direct
 
 from .small_worlds import quiet_counter, toy_config
+from .toys import Observing
 
 
 def _runs(e: explore.Exploration) -> int:
@@ -56,22 +55,11 @@ def test_the_rule_holds_off_under_a_preemption_bound(monkeypatch: pytest.MonkeyP
     assert _runs(explore_direct(config, preemptions=3)) == _runs(bounded)
 
 
-class _Observer:
-    def __init__(self) -> None:
-        self.accesses: list[tuple[int, Access]] = []
-
-    def choose(self, runnable: Sequence[int], current: int | None) -> int:
-        return 0
-
-    def observe(self, actor: int, access: Access) -> None:
-        self.accesses.append((actor, access))
-
-
 def test_in_weak_memory_the_last_step_of_the_run_is_ordered_with_every_step() -> None:
     """Once every actor but the memory's has finished, the stores still buffered are never
     committed (``Execution.decide``): the step that ends the run is dependent with a commit."""
     config = configure("race_remap", "seq_retry", executor=Executor.DIRECT, memory=Memory.WEAK)
-    observer = _Observer()
+    observer = Observing()
     result = config.run_direct(observer)
     assert result.finding is None
     daemons = {i for i, spec in enumerate(config.world().actors) if spec.daemon}

@@ -29,7 +29,7 @@ from mmurace.library import applies, load_file
 from scenarios import CATALOG
 
 from .small_worlds import locked_counter, quiet_counter, shared_counter, toy_config
-from .toys import back_and_forth, stopped_late, world
+from .toys import Observing, back_and_forth, stopped_late, world
 
 
 def _model_digest(model: Model) -> bytes:
@@ -319,19 +319,12 @@ def test_a_step_after_a_guard_is_dependent_with_every_step() -> None:
         flag[0] = True
 
     steps = world(ActorSpec("waiter", waiter), ActorSpec("setter", setter))
-    observed: dict[str, Access] = {}
-
-    @attrs.define
-    class Observing:
-        def choose(self, runnable: Any, current: int | None) -> int:
-            return 0
-
-        def observe(self, actor: int, access: Access) -> None:
-            observed[("waiter", "setter")[actor]] = access
+    observing = Observing()
 
     from actors.runtime.direct import DirectExecution
 
-    DirectExecution(steps, Observing(), 100).run()
+    DirectExecution(steps, observing, 100).run()
+    observed = {("waiter", "setter")[actor]: access for actor, access in observing.accesses}
     assert observed["waiter"].unseen and not observed["setter"].unseen
     assert observed["waiter"].conflicts(Access()) and Access().conflicts(observed["waiter"])
     assert not observed["setter"].conflicts(Access())

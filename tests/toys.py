@@ -8,7 +8,7 @@ import attrs
 
 from actors import ActorContext, ActorSpec, Design, Fault, World
 from actors.kvm.lockless import UnsafePrecheck
-from mmu import PAGE_SIZE, Model, SpinLock, Violation
+from mmu import PAGE_SIZE, Access, Model, SpinLock, Violation
 from scenarios import Scenario
 
 
@@ -23,6 +23,19 @@ class Fixed:
         n = len(runnable)
         self.asked.append(n)
         return self.answers.pop(0) if self.answers else 0
+
+
+@attrs.define
+class Observing:
+    """A strategy that keeps every actor running (choice 0) and records each step's footprint."""
+
+    accesses: list[tuple[int, Access]] = attrs.field(factory=list)  # (actor, what its step touched)
+
+    def choose(self, runnable: Sequence[int], current: int | None) -> int:
+        return 0
+
+    def observe(self, actor: int, access: Access) -> None:
+        self.accesses.append((actor, access))
 
 
 def recorder(record: list[str], name: str, steps: int) -> Callable[[ActorContext], object]:
