@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable
 
 from actors import ActorContext, ActorSpec, Design, Executor, World
@@ -75,6 +76,61 @@ def locked_counter(workers: int = 3, rounds: int = 1) -> World:
     return world(*(ActorSpec(f"w{i}", worker(i)) for i in range(workers)))
 
 
+
+
+#: the words ``random_world``'s actors read and write (``Kvm.words``)
+WORDS = ("x", "y", "z")
+
+
+def random_program(seed: int, actors: int = 3, ops: int = 3) -> list[list[tuple[str, str]]]:
+    """Each actor's operations, drawn from ``seed``: ``("read" | "write", word)``, and
+    ``("lock" | "unlock", name)`` of two locks the model did not make, nested and
+    balanced (every lock taken is dropped before the actor ends)."""
+    rng = random.Random(seed)
+    programs = []
+    for _ in range(actors):
+        program: list[tuple[str, str]] = []
+        held: list[str] = []
+        for _ in range(ops):
+            r = rng.random()
+            if r < 0.2 and not held:
+                held.append(rng.choice("LM"))
+                program.append(("lock", held[-1]))
+            elif r < 0.35 and held:
+                program.append(("unlock", held.pop()))
+            else:
+                program.append(("read" if r < 0.65 else "write", rng.choice(WORDS)))
+        program += [("unlock", lock) for lock in reversed(held)]
+        programs.append(program)
+    return programs
+
+
+def random_world(seed: int, actors: int = 3, ops: int = 3) -> World:
+    """``random_program(seed)`` as a world: each read or write is a step of its own, each
+    lock taken a point; a write stores what the actor has read so far, so that the
+    order of steps shows in the words. Its locks are its own, as a design's may be."""
+    locks = {"L": SpinLock("L"), "M": SpinLock("M")}
+
+    def actor_fn(i: int, program: list[tuple[str, str]]) -> Callable[[ActorContext], object]:
+        async def actor(ctx: ActorContext) -> None:
+            kvm, seen = ctx.model.kvm, i + 1
+            for k, (op, arg) in enumerate(program):
+                if op == "lock":
+                    await ctx.spin_lock(locks[arg])
+                elif op == "unlock":
+                    ctx.spin_unlock(locks[arg])
+                else:
+                    await ctx.point(f"{op} {arg} ({k})")
+                    if op == "read":
+                        seen = (seen * 3 + kvm.read_once(arg, ctx.name)) % 7
+                    else:
+                        kvm.write_once(arg, seen, ctx.name)
+
+        return actor
+
+    w = world(*(ActorSpec(f"a{i}", actor_fn(i, p)) for i, p in enumerate(random_program(seed, actors, ops))))
+    w.model.kvm.words.update(dict.fromkeys(WORDS, 0))
+    return w
 
 
 def lost_update(actors: int = 2, steps: int = 2) -> World:

@@ -110,6 +110,13 @@ class ActorContext:
         """The kernel thread this actor runs in now (a served request runs in its sender's)."""
         return self._serving or self.name
 
+    def _recorded(self, lock: SpinLock | RwSem) -> None:
+        """Make ``lock`` record what steps do to it in the model's footprint. A lock the
+        model did not make (a design's or a test's own) records in one of its own, and
+        two steps that take it would look independent to the search's reductions."""
+        if lock.fp is not self.model.fp:
+            lock.fp = self.model.fp
+
     def _acquired(self, lock: str, *, spins: bool, trylock: bool = False) -> None:
         ex = self._execution
         where = f"step {ex.step_index} ({self.name})"
@@ -124,6 +131,7 @@ class ActorContext:
         owner made before releasing it have left that CPU's store buffer, and
         taking it is an acquire. That guard reads the buffers, which no footprint
         records, so there the step goes through ``point`` (dependent with every step)."""
+        self._recorded(lock)
         memory = self.model.kvm.memory
         name = label or f"spin_lock({lock.name})"
         waits_for = lambda: f"{lock.name} (held by {lock.owner})"  # noqa: E731
@@ -145,6 +153,7 @@ class ActorContext:
         free and say whether it was; never waits, so lockdep orders nothing before it.
         In weak memory (``mmu.weak``) it is free only once its last owner's stores
         before the release have committed, and taking it is an acquire."""
+        self._recorded(lock)
         memory = self.model.kvm.memory
         if not lock.can_acquire(self.name) or (memory is not None and not memory.lock_visible(lock.name)):
             lock.fp.read(("lock", lock.name))
@@ -159,6 +168,7 @@ class ActorContext:
         """``spin_unlock``: a release in weak memory (``mmu.weak``); with ``release``
         False, a lock word cleared by a plain store with no barrier before it
         (``__clear_bit``), which the CPU's earlier stores may follow. SC: the same."""
+        self._recorded(lock)
         lock.release(self.name)
         if self.model.kvm.memory is not None:
             self.model.kvm.memory.lock_released(self.name, lock.name, release=release)
@@ -183,6 +193,7 @@ class ActorContext:
     async def _down(self, sem: RwSem, label: str, *, write: bool) -> None:
         # The wait begins in a step of its own, so that a waiter is queued at the
         # moment it starts waiting: the queue, not the scheduler, decides who is next.
+        self._recorded(sem)
         await self._park(label, None)
         self._acquired(sem.name, spins=False)
         if sem.can_acquire(self.name, write=write):
@@ -212,14 +223,17 @@ class ActorContext:
     def downgrade_write(self, sem: RwSem) -> None:
         """``downgrade_write`` (``mmap_write_downgrade``): keep ``sem`` for read, letting
         readers in; lockdep's ``lock_downgrade`` keeps it held."""
+        self._recorded(sem)
         sem.downgrade(self.name)
 
     def up_read(self, sem: RwSem) -> None:
+        self._recorded(sem)
         self._full_barrier()
         sem.release(self.name, write=False)
         self._execution.lockdep.released(self.thread, sem.name)
 
     def up_write(self, sem: RwSem) -> None:
+        self._recorded(sem)
         self._full_barrier()
         sem.release(self.name, write=True)
         self._execution.lockdep.released(self.thread, sem.name)
