@@ -25,15 +25,21 @@ Judged = set[bytes]
 TOYS = Path(__file__).parent / "toys.py"
 
 
+_JUDGED: Judged = set()
+_CANON = Canon()
+
+
+def _record(model: Model) -> Violation | None:
+    # a plain function, what it keeps outside it: a stateful search walks an oracle that
+    # keeps state into every fingerprint, and would never find two states alike
+    _JUDGED.add(digest(_CANON.form(model)))
+    _CANON.reset()
+    return None
+
+
 def _recording(monkeypatch: pytest.MonkeyPatch) -> Judged:
     """Every world built from now on also has an oracle that records each state it is shown."""
-    judged: Judged = set()
-    canon = Canon()
-
-    def record(model: Model) -> Violation | None:
-        judged.add(digest(canon.form(model)))
-        canon.reset()
-        return None
+    record = _record
 
     build = Config.world
 
@@ -43,13 +49,15 @@ def _recording(monkeypatch: pytest.MonkeyPatch) -> Judged:
         return w
 
     monkeypatch.setattr(Config, "world", world)
-    return judged
+    return _JUDGED
 
 
-def _judged(config: Config, judged: Judged, **search: object) -> frozenset[bytes]:
+def _judged(name: str, config: Config, judged: Judged, **search: object) -> frozenset[bytes]:
     judged.clear()
     e = explore_direct(config, preemptions=None, limit=20_000, accept=lambda r: False, **search)  # type: ignore[arg-type]
     assert e.verdict is Verdict.EXHAUSTED
+    if search.get("stateful", True) and name in CUTS:
+        assert e.revisits, f"{name}: the stateful search cut no visit, and the table went untested"
     return frozenset(judged)
 
 
@@ -64,6 +72,10 @@ CONFIGS: dict[str, Callable[[], Config]] = {
 }
 
 
+#: worlds where the stateful search reaches states again, and cuts those visits
+CUTS = {"race_remap/no_retry"}
+
+
 def _modes() -> Iterator[tuple[str, dict[str, object]]]:
     yield "sleep sets alone", {"stateful": False}
     yield "the default search", {}
@@ -75,8 +87,8 @@ def test_every_state_the_full_tree_judges_is_judged_by_the_reduced_searches(
 ) -> None:
     judged = _recording(monkeypatch)
     config = CONFIGS[name]()
-    full = _judged(config, judged, reduce=False, stateful=False)
+    full = _judged(name, config, judged, reduce=False, stateful=False)
     assert len(full) > 1
     for mode, search in _modes():
-        seen = _judged(config, judged, **search)
+        seen = _judged(name, config, judged, **search)
         assert full <= seen, f"{name}: {len(full - seen)} judged states lost by {mode}"
