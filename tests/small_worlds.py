@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 from actors import ActorContext, ActorSpec, Design, Executor, World
 from mmu import Model, SpinLock, Violation
+from mmu.locks import RwSem
 from mmurace import Config
 from scenarios import Scenario
 
@@ -82,11 +83,14 @@ def locked_counter(workers: int = 3, rounds: int = 1) -> World:
 WORDS = ("x", "y", "z")
 
 
-def random_program(seed: int, actors: int = 3, ops: int = 3) -> list[list[tuple[str, str]]]:
+def random_program(seed: int, actors: int = 3, ops: int = 3, *, rich: bool = False) -> list[list[tuple[str, str]]]:
     """Each actor's operations, drawn from ``seed``: ``("read" | "write", word)``, and
-    ``("lock" | "unlock", name)`` of two locks the model did not make, nested and
-    balanced (every lock taken is dropped before the actor ends)."""
+    ``("lock" | "unlock", name)`` of two spinlocks the model did not make, nested and
+    balanced (every lock taken is dropped before the actor ends). ``rich`` adds an
+    rwsem of the world's own (``"S"`` for read or ``"W"`` for write, as the lock
+    name), ``("trylock", name)`` and ``("wait", word)``: a read after a guard."""
     rng = random.Random(seed)
+    locks = "LMSW" if rich else "LM"
     programs = []
     for _ in range(actors):
         program: list[tuple[str, str]] = []
@@ -94,10 +98,12 @@ def random_program(seed: int, actors: int = 3, ops: int = 3) -> list[list[tuple[
         for _ in range(ops):
             r = rng.random()
             if r < 0.2 and not held:
-                held.append(rng.choice("LM"))
+                held.append(rng.choice(locks))
                 program.append(("lock", held[-1]))
             elif r < 0.35 and held:
                 program.append(("unlock", held.pop()))
+            elif rich and r < 0.45:
+                program.append(("trylock", rng.choice("LM")) if r < 0.4 else ("wait", rng.choice(WORDS)))
             else:
                 program.append(("read" if r < 0.65 else "write", rng.choice(WORDS)))
         program += [("unlock", lock) for lock in reversed(held)]
@@ -105,30 +111,51 @@ def random_program(seed: int, actors: int = 3, ops: int = 3) -> list[list[tuple[
     return programs
 
 
-def random_world(seed: int, actors: int = 3, ops: int = 3) -> World:
+def random_world(seed: int, actors: int = 3, ops: int = 3, *, rich: bool = False) -> World:
     """``random_program(seed)`` as a world: each read or write is a step of its own, each
     lock taken a point; a write stores what the actor has read so far, so that the
     order of steps shows in the words. Its locks are its own, as a design's may be."""
-    locks = {"L": SpinLock("L"), "M": SpinLock("M")}
+    spin = {"L": SpinLock("L"), "M": SpinLock("M")}
+    sem = RwSem("S")
+
+    async def lock(ctx: ActorContext, name: str) -> None:
+        if name in spin:
+            await ctx.spin_lock(spin[name])
+        else:
+            await (ctx.down_read if name == "S" else ctx.down_write)(sem)
+
+    def unlock(ctx: ActorContext, name: str) -> None:
+        if name in spin:
+            ctx.spin_unlock(spin[name])
+        else:
+            (ctx.up_read if name == "S" else ctx.up_write)(sem)
 
     def actor_fn(i: int, program: list[tuple[str, str]]) -> Callable[[ActorContext], object]:
         async def actor(ctx: ActorContext) -> None:
             kvm, seen = ctx.model.kvm, i + 1
             for k, (op, arg) in enumerate(program):
                 if op == "lock":
-                    await ctx.spin_lock(locks[arg])
+                    await lock(ctx, arg)
                 elif op == "unlock":
-                    ctx.spin_unlock(locks[arg])
+                    unlock(ctx, arg)
+                elif op == "trylock":
+                    await ctx.point(f"trylock {arg} ({k})")
+                    if ctx.try_spin_lock(spin[arg]):
+                        seen = (seen * 5 + 1) % 7
+                        ctx.spin_unlock(spin[arg])
                 else:
-                    await ctx.point(f"{op} {arg} ({k})")
-                    if op == "read":
-                        seen = (seen * 3 + kvm.read_once(arg, ctx.name)) % 7
-                    else:
+                    # a guard is code no footprint sees: the step after it is dependent with all
+                    guard = (lambda: True) if op == "wait" else None
+                    await ctx.point(f"{op} {arg} ({k})", guard=guard)
+                    if op == "write":
                         kvm.write_once(arg, seen, ctx.name)
+                    else:
+                        seen = (seen * 3 + kvm.read_once(arg, ctx.name)) % 7
 
         return actor
 
-    w = world(*(ActorSpec(f"a{i}", actor_fn(i, p)) for i, p in enumerate(random_program(seed, actors, ops))))
+    programs = random_program(seed, actors, ops, rich=rich)
+    w = world(*(ActorSpec(f"a{i}", actor_fn(i, p)) for i, p in enumerate(programs)))
     w.model.kvm.words.update(dict.fromkeys(WORDS, 0))
     return w
 
