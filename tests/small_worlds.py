@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import itertools
 import random
 from collections.abc import Callable
 
 from actors import ActorContext, ActorSpec, Design, Executor, World
+from actors.runtime.mailbox import Mailbox
 from mmu import Model, SpinLock, Violation
 from mmu.locks import RwSem
 from mmurace import Config
@@ -88,7 +90,8 @@ def random_program(seed: int, actors: int = 3, ops: int = 3, *, rich: bool = Fal
     ``("lock" | "unlock", name)`` of two spinlocks the model did not make, nested and
     balanced (every lock taken is dropped before the actor ends). ``rich`` adds an
     rwsem of the world's own (``"S"`` for read or ``"W"`` for write, as the lock
-    name), ``("trylock", name)`` and ``("wait", word)``: a read after a guard."""
+    name), ``("trylock", name)``, ``("wait", word)``: a read after a guard, and
+    ``("call", word)``: a request to a daemon that serves it in two steps."""
     rng = random.Random(seed)
     locks = "LMSW" if rich else "LM"
     programs = []
@@ -102,8 +105,9 @@ def random_program(seed: int, actors: int = 3, ops: int = 3, *, rich: bool = Fal
                 program.append(("lock", held[-1]))
             elif r < 0.35 and held:
                 program.append(("unlock", held.pop()))
-            elif rich and r < 0.45:
-                program.append(("trylock", rng.choice("LM")) if r < 0.4 else ("wait", rng.choice(WORDS)))
+            elif rich and r < 0.5:
+                op = "trylock" if r < 0.4 else "wait" if r < 0.45 else "call"
+                program.append((op, rng.choice("LM") if op == "trylock" else rng.choice(WORDS)))
             else:
                 program.append(("read" if r < 0.65 else "write", rng.choice(WORDS)))
         program += [("unlock", lock) for lock in reversed(held)]
@@ -117,6 +121,17 @@ def random_world(seed: int, actors: int = 3, ops: int = 3, *, rich: bool = False
     order of steps shows in the words. Its locks are its own, as a design's may be."""
     spin = {"L": SpinLock("L"), "M": SpinLock("M")}
     sem = RwSem("S")
+    box = Mailbox("box")
+
+    async def server(ctx: ActorContext) -> None:
+        kvm = ctx.model.kvm
+        for n in itertools.count():
+            request = await ctx.receive(box, f"serve ({n})")
+            word, value = request.message
+            read = kvm.read_once(word, ctx.name)
+            await ctx.point(f"serve write ({n})")
+            kvm.write_once(WORDS[n % len(WORDS)], (read + value) % 7, ctx.name)
+            ctx.answer(request, read)
 
     async def lock(ctx: ActorContext, name: str) -> None:
         if name in spin:
@@ -138,6 +153,9 @@ def random_world(seed: int, actors: int = 3, ops: int = 3, *, rich: bool = False
                     await lock(ctx, arg)
                 elif op == "unlock":
                     unlock(ctx, arg)
+                elif op == "call":  # the server answers with what it read, and writes a word
+                    got = await ctx.call(box, (arg, seen), label=f"call {arg} ({k})", resume=f"back ({k})")
+                    seen = (seen * 2 + got) % 7
                 elif op == "trylock":
                     await ctx.point(f"trylock {arg} ({k})")
                     if ctx.try_spin_lock(spin[arg]):
@@ -155,7 +173,10 @@ def random_world(seed: int, actors: int = 3, ops: int = 3, *, rich: bool = False
         return actor
 
     programs = random_program(seed, actors, ops, rich=rich)
-    w = world(*(ActorSpec(f"a{i}", actor_fn(i, p)) for i, p in enumerate(programs)))
+    specs = [ActorSpec(f"a{i}", actor_fn(i, p)) for i, p in enumerate(programs)]
+    if any(op == "call" for p in programs for op, _ in p):
+        specs.append(ActorSpec("server", server, daemon=True))
+    w = world(*specs)
     w.model.kvm.words.update(dict.fromkeys(WORDS, 0))
     return w
 
