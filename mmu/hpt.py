@@ -149,13 +149,14 @@ class Hpt:
 
     def weak_hpte(self, gfn: int) -> bool:
         """Whether the HPTE dwords of ``gfn`` are weak locations in this run."""
-        return self._weak_hpte(gfn)
+        memory = self.kvm.memory
+        return memory is not None and memory.holds(hpte_dword(gfn, 0))
 
     def valid_in_flight(self, gfn: int, write: bool) -> bool:
         """With the dwords weak: whether the walk missed an HPTE that is valid (and writable
         for a write) but whose dword 0 has not reached memory yet. ``kvmppc_hpte_hv_fault``
         finds it valid and lets the guest retry the access, with no fault path."""
-        if not self._weak_hpte(gfn):
+        if not self.weak_hpte(gfn):
             return False
         self.kvm.fp.read(("spte", gfn))
         spte = self.kvm.sptes.get(gfn)
@@ -170,10 +171,6 @@ class Hpt:
         valid = bool(self.kvm.memory.value(hpte_dword(gfn, 0)) & HPTE_V_VALID)
         return valid or gfn not in self.kvm.sptes
 
-    def _weak_hpte(self, gfn: int) -> bool:
-        memory = self.kvm.memory
-        return memory is not None and memory.holds(hpte_dword(gfn, 0))
-
     def _dword_store(self, gfn: int, n: int, value: int, who: str, what: str) -> None:
         """``hptep[n] = value`` in weak memory: into ``who``'s store buffer."""
         assert self.kvm.memory is not None
@@ -184,7 +181,7 @@ class Hpt:
         """``kvmppc_invalidate_hpte``: ``ptesync; tlbie; eieio; tlbsync; ptesync``. In weak
         memory the CPU's stores drain first (the ``ptesync``: an ``smp_mb``), so no walk
         finds the HPTE valid once the ``tlbie`` has dropped the TLBs' entries."""
-        if self._weak_hpte(gfn):
+        if self.weak_hpte(gfn):
             assert self.kvm.memory is not None
             self.kvm.memory.mb(who)
         self.kvm.tlbs.flush("kvmppc_invalidate_hpte: tlbie", range(gfn, gfn + 1))
@@ -289,7 +286,7 @@ class Hpt:
         kvm.fp.read(("frame", pfn))
         if kvm.sptes.pop(gfn, None) is not None:
             kvm.log.append("HPTE was previously valid: HPTE_V_ABSENT")
-            if self._weak_hpte(gfn):
+            if self.weak_hpte(gfn):
                 self._dword_store(gfn, 0, HPTE_V_ABSENT, who, "hptep[0] |= HPTE_V_ABSENT")
             self._invalidate(gfn, who)
         elif self._weak(gfn):  # *rmap = index | KVMPPC_RMAP_PRESENT, a plain store
@@ -299,7 +296,7 @@ class Hpt:
         spte = kvm.sptes[gfn] = Spte(pfn, writable, kvm.frames[pfn].generation)
         self._store(gfn)
         kvm.log.append(f"HPTE gfn {gfn:#x} -> pfn {pfn:#x}{' W' if writable else ' RO'} valid")
-        if self._weak_hpte(gfn):
+        if self.weak_hpte(gfn):
             assert kvm.memory is not None
             self._dword_store(gfn, 1, self._rpn(spte), who, f"hptep[1] = RPN of pfn {pfn:#x}")
             if eieio:
@@ -316,7 +313,7 @@ class Hpt:
             raise AssertionError(f"H_ENTER over the valid HPTE of gfn {gfn:#x}")
         self._store(gfn)
         self.kvm.log.append(f"HPTE gfn {gfn:#x} absent (HPTE_V_ABSENT)")
-        if self._weak_hpte(gfn):
+        if self.weak_hpte(gfn):
             self._dword_store(gfn, 0, HPTE_V_ABSENT, who, "hptep[0] = pteh | HPTE_V_ABSENT")
 
     # ---- the rmap chain ----
@@ -346,7 +343,7 @@ class Hpt:
         spte = kvm.sptes.pop(gfn)
         self._store(gfn)
         kvm.log.append(f"HPTE gfn {gfn:#x} -> pfn {spte.pfn:#x} off rmap[{gfn:#x}]: HPTE_V_ABSENT")
-        if self._weak_hpte(gfn):
+        if self.weak_hpte(gfn):
             self._dword_store(gfn, 0, HPTE_V_ABSENT, who, "hptep[0] |= HPTE_V_ABSENT")
         self._invalidate(gfn, who)
         kvm.fp.read(("changed", gfn))
@@ -402,7 +399,7 @@ class Hpt:
         kvm.fp.write(("spte", gfn))
         spte = kvm.sptes.pop(gfn)
         kvm.log.append(f"HPTE gfn {gfn:#x} -> pfn {spte.pfn:#x}: HPTE_V_ABSENT, to clear C")
-        if self._weak_hpte(gfn):
+        if self.weak_hpte(gfn):
             self._dword_store(gfn, 0, HPTE_V_ABSENT, who, "hptep[0] |= HPTE_V_ABSENT")
         return spte
 
@@ -431,7 +428,7 @@ class Hpt:
         kvm.sptes[gfn] = spte
         self._store(gfn)
         kvm.log.append(f"HPTE gfn {gfn:#x} -> pfn {spte.pfn:#x} valid again")
-        if self._weak_hpte(gfn):
+        if self.weak_hpte(gfn):
             assert kvm.memory is not None
             kvm.memory.wmb(who)  # the eieio before it
             self._dword_store(gfn, 0, HPTE_V_VALID, who, "eieio; hptep[0] = HPTE_V_VALID")
