@@ -11,9 +11,18 @@ from actors.runtime.mailbox import Mailbox
 from mmu import Model, SpinLock, Violation
 from mmu.locks import RwSem
 from mmurace import Config
+from mmurace.explore import Exploration, Verdict, explore_direct
 from scenarios import Scenario
 
 from .toys import world
+
+
+def exhausted(config: Config, **search: object) -> Exploration:
+    """An unbounded search of ``config`` run to the end, on past any finding (the runs
+    that end at one stop there, and the reductions must cope with them too)."""
+    e = explore_direct(config, preemptions=None, limit=20_000, accept=lambda r: False, **search)  # type: ignore[arg-type]
+    assert e.verdict is Verdict.EXHAUSTED
+    return e
 
 
 def toy_config(world_fn: Callable[[], World]) -> Config:

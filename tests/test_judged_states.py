@@ -17,9 +17,8 @@ from actors.runtime.fingerprint import Canon, digest
 from mmu import Memory, Model, Violation
 from mmurace import Config
 from mmurace.api import configure
-from mmurace.explore import Verdict, explore_direct
 
-from .small_worlds import quiet_counter, toy_config
+from .small_worlds import exhausted, quiet_counter, toy_config
 
 Judged = set[bytes]
 TOYS = Path(__file__).parent / "toys.py"
@@ -39,13 +38,11 @@ def _record(model: Model) -> Violation | None:
 
 def _recording(monkeypatch: pytest.MonkeyPatch) -> Judged:
     """Every world built from now on also has an oracle that records each state it is shown."""
-    record = _record
-
     build = Config.world
 
     def world(self: Config) -> World:
         w = build(self)
-        w.oracles = {**w.oracles, "zz_record": record}  # last: it sees what the others judged
+        w.oracles = {**w.oracles, "zz_record": _record}  # last: it sees what the others judged
         return w
 
     monkeypatch.setattr(Config, "world", world)
@@ -54,8 +51,7 @@ def _recording(monkeypatch: pytest.MonkeyPatch) -> Judged:
 
 def _judged(name: str, config: Config, judged: Judged, **search: object) -> frozenset[bytes]:
     judged.clear()
-    e = explore_direct(config, preemptions=None, limit=20_000, accept=lambda r: False, **search)  # type: ignore[arg-type]
-    assert e.verdict is Verdict.EXHAUSTED
+    e = exhausted(config, **search)
     if search.get("stateful", True) and name in CUTS:
         assert e.revisits, f"{name}: the stateful search cut no visit, and the table went untested"
     return frozenset(judged)
